@@ -1,0 +1,245 @@
+//! Configuration from the environment, validated at start.
+//!
+//! Every role reads the same [`CoreConfig`] the same way; a role with settings of its own
+//! reads them with [`from_env`] too, so a bad value anywhere ends the process the same way:
+//! one line naming the variable, exit code 2 (see [`ConfigError::exit`]).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// The settings every role shares (DESIGN §3).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub role: String,
+    pub host: IpAddr,
+    pub port: u16,
+    pub metrics_port: Option<u16>,
+    pub trace_id: String,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub metrics_prefix: String,
+    pub api_token: Option<String>,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_seconds: u64,
+    pub monitor_endpoint: Option<String>,
+    pub monitor_heartbeat_interval: u64,
+    pub state_dir: PathBuf,
+    /// HTTP worker threads; defaults to the number of cores.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The raw environment, before role defaults are applied.
+#[derive(Debug, Deserialize)]
+struct RawCoreConfig {
+    role: Option<String>,
+    #[serde(default = "default_host")]
+    host: IpAddr,
+    port: Option<u16>,
+    metrics_port: Option<u16>,
+    #[serde(default)]
+    trace_id: String,
+    #[serde(default = "default_log_level")]
+    log_level: String,
+    #[serde(default = "default_log_format")]
+    log_format: LogFormat,
+    #[serde(default = "default_metrics_prefix")]
+    metrics_prefix: String,
+    api_token: Option<String>,
+    #[serde(default = "default_max_body_bytes")]
+    max_body_bytes: usize,
+    #[serde(default = "default_shutdown_grace_seconds")]
+    shutdown_grace_seconds: u64,
+    monitor_endpoint: Option<String>,
+    #[serde(default = "default_heartbeat_interval")]
+    monitor_heartbeat_interval: u64,
+    state_dir: Option<PathBuf>,
+    workers: Option<usize>,
+}
+
+fn default_host() -> IpAddr {
+    IpAddr::from([0, 0, 0, 0])
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Json
+}
+fn default_metrics_prefix() -> String {
+    "hello_ai".into()
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_shutdown_grace_seconds() -> u64 {
+    10
+}
+fn default_heartbeat_interval() -> u64 {
+    10
+}
+
+/// A configuration value that cannot be used. Its `Display` is the one line printed at exit.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// Print the one line and leave with exit code 2 — no panic trace, no backtrace.
+    pub fn exit(&self) -> ! {
+        eprintln!("{self}");
+        std::process::exit(2)
+    }
+}
+
+/// Read a role's settings from the environment with envy, turning envy's error into a line
+/// that names the variable.
+pub fn from_env<T: DeserializeOwned>() -> Result<T, ConfigError> {
+    envy::from_env::<T>().map_err(describe_envy_error)
+}
+
+fn describe_envy_error(error: envy::Error) -> ConfigError {
+    match error {
+        envy::Error::MissingValue(field) => {
+            ConfigError(format!("{} is required but not set", field.to_uppercase()))
+        }
+        // envy says "<cause> while parsing value '<v>' provided by <VAR>"; put the variable first.
+        envy::Error::Custom(message) => match message.rsplit_once(" provided by ") {
+            Some((cause, variable)) => ConfigError(format!("{variable}: {cause}")),
+            None => ConfigError(message),
+        },
+    }
+}
+
+impl CoreConfig {
+    /// The shared settings for `role`, whose port is `default_port` unless PORT says otherwise.
+    pub fn from_env(role: &str, default_port: u16) -> Result<Self, ConfigError> {
+        let raw: RawCoreConfig = from_env()?;
+        let role = raw.role.unwrap_or_else(|| role.to_string());
+        let config = CoreConfig {
+            state_dir: raw
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from("./data").join(&role)),
+            role,
+            host: raw.host,
+            port: raw.port.unwrap_or(default_port),
+            metrics_port: raw.metrics_port,
+            trace_id: raw.trace_id,
+            log_level: raw.log_level,
+            log_format: raw.log_format,
+            metrics_prefix: raw.metrics_prefix,
+            api_token: raw.api_token.filter(|token| !token.is_empty()),
+            max_body_bytes: raw.max_body_bytes,
+            shutdown_grace_seconds: raw.shutdown_grace_seconds,
+            monitor_endpoint: raw
+                .monitor_endpoint
+                .filter(|url| !url.is_empty())
+                .map(|url| url.trim_end_matches('/').to_string()),
+            monitor_heartbeat_interval: raw.monitor_heartbeat_interval,
+            workers: raw.workers,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.role.is_empty() {
+            return Err(ConfigError::new("ROLE: must not be empty"));
+        }
+        if !is_metric_name(&self.metrics_prefix) {
+            return Err(ConfigError::new(format!(
+                "METRICS_PREFIX: '{}' is not a valid Prometheus metric name prefix ([a-zA-Z_][a-zA-Z0-9_]*)",
+                self.metrics_prefix
+            )));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::new("MAX_BODY_BYTES: must be at least 1"));
+        }
+        if self.monitor_heartbeat_interval == 0 {
+            return Err(ConfigError::new(
+                "MONITOR_HEARTBEAT_INTERVAL: must be at least 1 second",
+            ));
+        }
+        if self.workers == Some(0) {
+            return Err(ConfigError::new("WORKERS: must be at least 1"));
+        }
+        if let Some(endpoint) = &self.monitor_endpoint {
+            if reqwest::Url::parse(endpoint).is_err() {
+                return Err(ConfigError::new(format!(
+                    "MONITOR_ENDPOINT: '{endpoint}' is not a URL"
+                )));
+            }
+        }
+        if self.metrics_port.is_some() && self.metrics_port == Some(self.port) && self.port != 0 {
+            return Err(ConfigError::new(
+                "METRICS_PORT: must differ from PORT (it opens a second listener)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Settings for tests: loopback, port 0, quiet, state in `state_dir`.
+    pub fn for_tests(role: &str, state_dir: impl Into<PathBuf>) -> Self {
+        CoreConfig {
+            role: role.to_string(),
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            metrics_port: None,
+            trace_id: String::new(),
+            log_level: "warn".into(),
+            log_format: LogFormat::Json,
+            metrics_prefix: default_metrics_prefix(),
+            api_token: None,
+            max_body_bytes: default_max_body_bytes(),
+            shutdown_grace_seconds: 5,
+            monitor_endpoint: None,
+            monitor_heartbeat_interval: default_heartbeat_interval(),
+            state_dir: state_dir.into(),
+            workers: Some(1),
+        }
+    }
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envy_parse_errors_name_the_variable_first() {
+        let error = describe_envy_error(envy::Error::Custom(
+            "invalid digit found in string while parsing value 'abc' provided by PORT".into(),
+        ));
+        assert_eq!(
+            error.to_string(),
+            "configuration error: PORT: invalid digit found in string while parsing value 'abc'"
+        );
+    }
+
+    #[test]
+    fn metric_prefixes_are_checked() {
+        assert!(is_metric_name("hello_ai"));
+        assert!(is_metric_name("_x1"));
+        assert!(!is_metric_name("1x"));
+        assert!(!is_metric_name("a-b"));
+        assert!(!is_metric_name(""));
+    }
+}

@@ -1,0 +1,169 @@
+//! JSON errors, the same shape everywhere: `{"error":"<stable_code>","message":"<for a human>"}`.
+//!
+//! Handlers return [`ApiError`]; actix's own extractor failures (bad JSON, wrong content type,
+//! oversized body, bad query or path) are turned into it by the configs in [`extractor_configs`],
+//! so a client sees one shape whatever went wrong. The status is decided here and only here.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed input or an invalid field; the message names the field.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something failed on our side; the cause chain is logged, the client gets a generic line.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Stable machine-readable code, e.g. `invalid_json`.
+    pub error: &'a str,
+    /// What was wrong, for a human.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An invalid field: the message says which and why.
+    pub fn invalid_field(field: &str, why: impl std::fmt::Display) -> Self {
+        ApiError::BadRequest {
+            code: "invalid_field",
+            message: format!("{field}: {why}"),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError::NotFound(what.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        ApiError::Internal(error)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        })
+    }
+}
+
+/// Turn actix's JSON body errors into ours, naming the field where serde knows it.
+pub fn json_error(error: JsonPayloadError, limit: usize) -> ApiError {
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge { limit }
+        }
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+            "expected a JSON body with Content-Type: application/json".into(),
+        ),
+        JsonPayloadError::Deserialize(cause) => {
+            let code = if cause.is_data() {
+                "invalid_field"
+            } else {
+                "invalid_json"
+            };
+            ApiError::BadRequest {
+                code,
+                message: format!("request body: {cause}"),
+            }
+        }
+        JsonPayloadError::Payload(cause) => ApiError::BadRequest {
+            code: "invalid_body",
+            message: format!("request body could not be read: {cause}"),
+        },
+        other => ApiError::BadRequest {
+            code: "invalid_json",
+            message: format!("request body: {other}"),
+        },
+    }
+}
+
+/// The extractor configs every role app registers, so bad input always answers in JSON.
+pub fn extractor_configs(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(
+            web::JsonConfig::default()
+                .limit(max_body_bytes)
+                .error_handler(move |error, _req: &HttpRequest| {
+                    json_error(error, max_body_bytes).into()
+                }),
+        )
+        .app_data(web::PayloadConfig::default().limit(max_body_bytes))
+        .app_data(
+            web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()),
+        )
+        .app_data(web::PathConfig::default().error_handler(|error, _req| path_error(error).into()));
+    }
+}
+
+fn query_error(error: QueryPayloadError) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        message: format!("query string: {error}"),
+    }
+}
+
+fn path_error(error: PathError) -> ApiError {
+    ApiError::BadRequest {
+        code: "invalid_path",
+        message: format!("path: {error}"),
+    }
+}

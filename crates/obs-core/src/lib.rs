@@ -1,0 +1,35 @@
+//! obs-core: the kit that makes an actix-web service observable, the same way in every role.
+//!
+//! - [`config`]: env config (envy), one-line errors, exit code 2.
+//! - [`server`]: [`Service`] → [`Application`]: probes, metrics, docs, JSON errors, drain.
+//! - [`metrics`]: one registry per role, seed-compatible HTTP metrics.
+//! - [`error`]: [`ApiError`], the one JSON error shape.
+//! - [`telemetry`]: JSON or text logs with role, trace id and request id.
+//! - [`heartbeat`]: the client that reports a role alive to the watcher.
+//! - [`runtime`]: a role binary's whole `main`.
+
+pub mod config;
+pub mod docs;
+pub mod error;
+pub mod heartbeat;
+pub mod metrics;
+mod middleware;
+pub mod probes;
+pub mod runtime;
+pub mod server;
+pub mod telemetry;
+
+pub use config::{ConfigError, CoreConfig};
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use runtime::{exit_with, run_role};
+pub use server::{shutdown_signal, Application, Role, RoleContext, Service};
+
+/// Re-exported so roles use the same versions as the kit.
+pub use actix_web;
+pub use prometheus;
+pub use tokio_util::sync::CancellationToken;
+pub use utoipa;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("OBS_REVISION");

@@ -1,0 +1,103 @@
+//! The whole `main` of a role binary, so each main is one call:
+//! `obs_core::run_role("watcher", 8001, watcher::Watcher::new)`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::config::{ConfigError, CoreConfig};
+use crate::server::{shutdown_signal, Role, Service};
+
+/// Run one role until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 2 for bad
+/// configuration, 1 for anything else — each with one line on stderr.
+///
+/// `healthcheck` as the first argument asks the running role on this machine instead
+/// (the container HEALTHCHECK), exiting 0 when `/healthz` answers 200.
+pub fn run_role<F, R>(role: &'static str, default_port: u16, make_role: F) -> !
+where
+    F: AsyncFnOnce(&Service) -> anyhow::Result<R>,
+    R: Role,
+{
+    match std::env::args().nth(1).as_deref() {
+        Some("healthcheck") => std::process::exit(healthcheck(role, default_port)),
+        Some("--version" | "-V") => {
+            println!("{role} {} ({})", crate::VERSION, crate::REVISION);
+            std::process::exit(0)
+        }
+        Some("--help" | "-h") => {
+            println!(
+                "{role} {}: the obs-fleet {role} role.\n\nUsage: {role} [healthcheck]\n\n\
+                 Configured by environment variables (PORT, METRICS_PORT, LOG_FORMAT, ...);\n\
+                 see the README. Serves /healthz, /readyz, /metrics and /docs.",
+                crate::VERSION
+            );
+            std::process::exit(0)
+        }
+        Some(other) => {
+            eprintln!("{role}: unknown argument '{other}' (try --help)");
+            std::process::exit(2)
+        }
+        None => {}
+    }
+    let config = CoreConfig::from_env(role, default_port).unwrap_or_else(|error| error.exit());
+    crate::telemetry::init(&config).unwrap_or_else(|error| error.exit());
+    let result = actix_web::rt::System::new().block_on(async move {
+        let service = Service::new(config)?;
+        let role = make_role(&service).await?;
+        let app = service.bind(role).await?;
+        app.run_until(shutdown_signal()).await
+    });
+    exit_with(role, result)
+}
+
+/// One line and the right exit code for how a process ended.
+pub fn exit_with(program: &str, result: anyhow::Result<()>) -> ! {
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(error) => {
+            if let Some(config_error) = error.downcast_ref::<ConfigError>() {
+                config_error.exit();
+            }
+            tracing::error!(error = format!("{error:#}"), "{program} failed");
+            eprintln!("{program}: {error:#}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// GET /healthz on this machine's PORT with a plain socket: no runtime, no dependencies,
+/// fit for a `FROM scratch` image's HEALTHCHECK.
+fn healthcheck(role: &str, default_port: u16) -> i32 {
+    let port = match CoreConfig::from_env(role, default_port) {
+        Ok(config) => config.port,
+        Err(error) => {
+            eprintln!("{error}");
+            return 1;
+        }
+    };
+    match probe_healthz(SocketAddr::from(([127, 0, 0, 1], port))) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("healthcheck: {error}");
+            1
+        }
+    }
+}
+
+fn probe_healthz(address: SocketAddr) -> std::io::Result<()> {
+    let timeout = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if head.starts_with(b"HTTP/1.") && &head[9..12] == b"200" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "/healthz answered {}",
+            String::from_utf8_lossy(&head)
+        )))
+    }
+}

@@ -1,0 +1,318 @@
+//! Building and running a role: the same for a role binary, `obs-stack` and the tests.
+//!
+//! ```text
+//! let service = Service::new(config)?;          // registry, readiness, config
+//! let role = MyRole::new(&service)?;            // registers its metrics, loads its state
+//! let app = service.bind(role).await?;          // listeners bound; app.port() is known
+//! app.run_until(shutdown_signal()).await?;      // serve; drain and flush on shutdown
+//! ```
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{dev::Server, web, App, HttpServer};
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::CoreConfig;
+use crate::error::ApiError;
+use crate::heartbeat::HeartbeatClient;
+use crate::metrics::Metrics;
+use crate::middleware::{Observe, ObserveState};
+use crate::probes::Readiness;
+
+/// What a role adds to the kit: its routes, their description, background work and
+/// what it must save before exit.
+pub trait Role: Send + Sync + 'static {
+    /// Mount the role's own endpoints. Called once per HTTP worker.
+    fn routes(&self, cfg: &mut web::ServiceConfig);
+
+    /// The OpenAPI description of [`Role::routes`].
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApiBuilder::new().build()
+    }
+
+    /// Start background work (checkers, watchers, delivery). It must end once `shutdown`
+    /// is cancelled. Runs after the listeners are bound, before readiness turns 200.
+    fn start(&self, _context: &RoleContext) {}
+
+    /// Save what must survive a restart. Called once, after the HTTP drain.
+    fn flush(&self) -> impl Future<Output = anyhow::Result<()>> {
+        async { Ok(()) }
+    }
+}
+
+/// Handed to [`Role::start`].
+pub struct RoleContext {
+    pub shutdown: CancellationToken,
+    /// Spawned work should run inside this span so its lines carry the role.
+    pub span: tracing::Span,
+}
+
+impl RoleContext {
+    /// Spawn `task` in the role's span; it is expected to watch `self.shutdown`.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        actix_web::rt::spawn(task.instrument(self.span.clone()));
+    }
+}
+
+/// The kit before it is bound: config, metrics registry and readiness for one role.
+pub struct Service {
+    config: CoreConfig,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    span: tracing::Span,
+}
+
+impl Service {
+    pub fn new(config: CoreConfig) -> anyhow::Result<Self> {
+        let metrics = Arc::new(
+            Metrics::new(&config.metrics_prefix, &config.role)
+                .context("registering the HTTP metrics")?,
+        );
+        Ok(Service {
+            span: crate::telemetry::role_span(&config),
+            config,
+            metrics,
+            readiness: Readiness::default(),
+        })
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// Where roles register their own metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Bind the listeners (main port, and METRICS_PORT if set) and build the servers.
+    pub async fn bind<R: Role>(self, role: R) -> anyhow::Result<Application> {
+        let config = self.config;
+        let role = Arc::new(role);
+        let in_flight = Arc::new(AtomicI64::new(0));
+        let observe = Observe(Arc::new(ObserveState {
+            metrics: self.metrics.clone(),
+            api_token: config.api_token.clone(),
+            in_flight: in_flight.clone(),
+            role_span: self.span.clone(),
+        }));
+        let openapi = crate::docs::openapi(&config.role, role.openapi());
+        let metrics = web::Data::from(self.metrics.clone());
+        let readiness = web::Data::new(self.readiness.clone());
+        let max_body_bytes = config.max_body_bytes;
+
+        let address = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("binding {address} (PORT)"))?;
+        let port = listener.local_addr()?.port();
+
+        let app_role = role.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(observe.clone())
+                .app_data(metrics.clone())
+                .app_data(readiness.clone())
+                .configure(crate::error::extractor_configs(max_body_bytes))
+                .configure(crate::probes::routes)
+                .configure(crate::docs::routes(openapi.clone()))
+                .configure(|cfg| app_role.routes(cfg))
+                .default_service(web::to(not_found))
+        })
+        .shutdown_timeout(config.shutdown_grace_seconds)
+        .disable_signals()
+        .listen(listener)?;
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+
+        let (metrics_server, metrics_port) = match config.metrics_port {
+            Some(metrics_port) => {
+                let (server, port) =
+                    metrics_only_server(&config, metrics_port, self.metrics.clone())?;
+                (Some(server), Some(port))
+            }
+            None => (None, None),
+        };
+
+        Ok(Application {
+            config,
+            role,
+            server,
+            metrics_server,
+            port,
+            metrics_port,
+            in_flight,
+            readiness: self.readiness,
+            span: self.span,
+        })
+    }
+}
+
+async fn not_found(request: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    ApiError::not_found(format!("no route for {} {}", request.method(), request.path()))
+        .into_response()
+}
+
+/// The second listener: `/metrics` only, outside the request path of the main port.
+fn metrics_only_server(
+    config: &CoreConfig,
+    port: u16,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(Server, u16)> {
+    let address = SocketAddr::new(config.host, port);
+    let listener =
+        TcpListener::bind(address).with_context(|| format!("binding {address} (METRICS_PORT)"))?;
+    let port = listener.local_addr()?.port();
+    let metrics = web::Data::from(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .service(web::resource("/metrics").route(web::get().to(crate::probes::metrics)))
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, port))
+}
+
+/// A bound role, ready to serve.
+pub struct Application {
+    config: CoreConfig,
+    role: Arc<dyn RoleFlush>,
+    server: Server,
+    metrics_server: Option<Server>,
+    port: u16,
+    metrics_port: Option<u16>,
+    in_flight: Arc<AtomicI64>,
+    readiness: Readiness,
+    span: tracing::Span,
+}
+
+/// The part of [`Role`] the running application needs after binding, object-safe.
+trait RoleFlush {
+    fn start(&self, context: &RoleContext);
+    fn flush(&self) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + '_>>;
+}
+
+impl<R: Role> RoleFlush for R {
+    fn start(&self, context: &RoleContext) {
+        Role::start(self, context)
+    }
+    fn flush(&self) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + '_>> {
+        Box::pin(Role::flush(self))
+    }
+}
+
+impl Application {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    pub fn role(&self) -> &str {
+        &self.config.role
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Serve until `shutdown` resolves, then: readiness 503 at once, let in-flight requests
+    /// finish (up to SHUTDOWN_GRACE_SECONDS), stop background work, flush state.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let span = self.span.clone();
+        self.run_inner(shutdown).instrument(span).await
+    }
+
+    async fn run_inner(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.config.shutdown_grace_seconds);
+        let handle = self.server.handle();
+        let mut server_task = actix_web::rt::spawn(self.server);
+        let metrics_handle = self.metrics_server.map(|server| {
+            let handle = server.handle();
+            actix_web::rt::spawn(server);
+            handle
+        });
+
+        let background = CancellationToken::new();
+        let context = RoleContext {
+            shutdown: background.clone(),
+            span: self.span.clone(),
+        };
+        if let Some(client) = HeartbeatClient::from_config(&self.config)? {
+            context.spawn(client.run(background.clone()));
+        }
+        self.role.start(&context);
+        self.readiness.set(true);
+        tracing::info!(port = self.port, metrics_port = self.metrics_port, "ready");
+
+        tokio::pin!(shutdown);
+        tokio::select! {
+            _ = &mut shutdown => {}
+            result = &mut server_task => {
+                background.cancel();
+                result.context("HTTP server task")?.context("HTTP server")?;
+                anyhow::bail!("HTTP server stopped on its own");
+            }
+        }
+
+        self.readiness.set(false);
+        tracing::info!(grace_seconds = grace.as_secs(), "shutting down: not ready, draining");
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_flight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        handle.stop(true).await;
+        if let Some(handle) = metrics_handle {
+            handle.stop(true).await;
+        }
+        background.cancel();
+        self.role.flush().await.context("saving state on shutdown")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = int.recv() => tracing::info!("SIGINT received"),
+                }
+            }
+            _ => {
+                tracing::error!("cannot listen for signals; stopping only on Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

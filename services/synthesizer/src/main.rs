@@ -1,0 +1,3 @@
+fn main() {
+    obs_core::run_role(synthesizer::NAME, synthesizer::DEFAULT_PORT, synthesizer::Synthesizer::new)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    obs_core::run_role(watcher::NAME, watcher::DEFAULT_PORT, watcher::Watcher::new)
+}
