@@ -111,14 +111,26 @@ pub fn from_env<T: DeserializeOwned>() -> Result<T, ConfigError> {
     envy::from_env::<T>().map_err(describe_envy_error)
 }
 
+/// As [`from_env`], for variables that share a prefix (`CURATOR_PORT` → field `port`).
+pub fn from_env_prefixed<T: DeserializeOwned>(prefix: &str) -> Result<T, ConfigError> {
+    envy::prefixed(prefix)
+        .from_env::<T>()
+        .map_err(|error| describe_envy_error_prefixed(error, prefix))
+}
+
 fn describe_envy_error(error: envy::Error) -> ConfigError {
+    describe_envy_error_prefixed(error, "")
+}
+
+fn describe_envy_error_prefixed(error: envy::Error, prefix: &str) -> ConfigError {
     match error {
-        envy::Error::MissingValue(field) => {
-            ConfigError(format!("{} is required but not set", field.to_uppercase()))
-        }
+        envy::Error::MissingValue(field) => ConfigError(format!(
+            "{prefix}{} is required but not set",
+            field.to_uppercase()
+        )),
         // envy says "<cause> while parsing value '<v>' provided by <VAR>"; put the variable first.
         envy::Error::Custom(message) => match message.rsplit_once(" provided by ") {
-            Some((cause, variable)) => ConfigError(format!("{variable}: {cause}")),
+            Some((cause, variable)) => ConfigError(format!("{prefix}{variable}: {cause}")),
             None => ConfigError(message),
         },
     }

@@ -41,7 +41,10 @@ where
             .with_current_span(false)
             .with_span_list(true)
             .try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
     Ok(())
 }

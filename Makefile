@@ -1,0 +1,47 @@
+# obs-fleet: build, run, test, lint, bench, images, chart.
+# `make test` is the whole suite (CI runs it through .ci/run); `make run` starts obs-stack.
+
+CARGO ?= cargo
+PYTHON := .venv/bin/python
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: all build release run test test-deps test-rust test-python lint fmt bench image chart-test clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release --workspace
+
+## Run the embedded default: all five roles in one process.
+run:
+	$(CARGO) run --release -p obs-stack
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+## The whole test suite: lint, Rust tests (real servers, Prometheus, promtool), Python tests.
+test: test-deps lint test-rust test-python
+
+test-rust:
+	$(CARGO) test --workspace --all-targets
+
+test-python:
+	$(PYTHON) -m pytest -q tests
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Benchmarks: ratios against baselines measured in the same run -> docs/BENCHMARKS.md
+bench: test-deps
+	./bench/run.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .venv data

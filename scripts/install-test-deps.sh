@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, idempotently: Debian packages and a Python venv.
+# Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(prometheus busybox-static wrk)
+PY_VENV=.venv
+PY_REQUIREMENTS=tests/requirements.txt
+
+missing=()
+for package in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$PY_VENV/bin/python" ]; then
+    python3 -m venv "$PY_VENV"
+fi
+stamp="$PY_VENV/.requirements.sha"
+want=$(sha256sum "$PY_REQUIREMENTS" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    "$PY_VENV/bin/pip" install -q --disable-pip-version-check -r "$PY_REQUIREMENTS"
+    echo "$want" > "$stamp"
+fi

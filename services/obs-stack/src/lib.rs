@@ -1,0 +1,159 @@
+//! obs-stack: all five roles in one process, each on its own port, wired to each other.
+//!
+//! Same code as the role binaries; only the wiring differs (Loki's single-binary mode):
+//! every role heartbeats to the in-process watcher, and each keeps its state in its own
+//! folder under STATE_DIR (default `./data`).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use obs_core::config::{self, ConfigError, CoreConfig};
+use obs_core::{Application, CancellationToken, Role, Service};
+use serde::Deserialize;
+
+/// The roles in start order: the watcher first, so the others' heartbeats find it.
+pub const ROLES: [(&str, u16); 5] = [
+    (watcher::NAME, watcher::DEFAULT_PORT),
+    (curator::NAME, curator::DEFAULT_PORT),
+    (planner::NAME, planner::DEFAULT_PORT),
+    (synthesizer::NAME, synthesizer::DEFAULT_PORT),
+    (archivist::NAME, archivist::DEFAULT_PORT),
+];
+
+/// Per-role overrides: `<ROLE>_PORT`, `<ROLE>_METRICS_PORT`.
+#[derive(Debug, Deserialize)]
+struct RoleOverrides {
+    port: Option<u16>,
+    metrics_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StackEnv {
+    state_dir: Option<PathBuf>,
+}
+
+/// The configs of the five roles, from the environment.
+pub fn configs_from_env() -> Result<Vec<CoreConfig>, ConfigError> {
+    let stack: StackEnv = config::from_env()?;
+    let state_root = stack.state_dir.unwrap_or_else(|| PathBuf::from("./data"));
+    let mut configs = Vec::with_capacity(ROLES.len());
+    for (role, default_port) in ROLES {
+        let prefix = format!("{}_", role.to_uppercase());
+        let overrides: RoleOverrides = config::from_env_prefixed(&prefix)?;
+        let mut config = CoreConfig::from_env(role, default_port)?;
+        config.role = role.to_string();
+        config.port = overrides.port.unwrap_or(default_port);
+        config.metrics_port = overrides.metrics_port;
+        config.state_dir = state_root.join(role);
+        configs.push(config);
+    }
+    // Heartbeats go to the in-process watcher unless MONITOR_ENDPOINT says otherwise.
+    if configs.iter().all(|c| c.monitor_endpoint.is_none()) {
+        let watcher_port = configs[0].port;
+        for config in &mut configs[1..] {
+            config.monitor_endpoint = Some(format!("http://127.0.0.1:{watcher_port}"));
+        }
+    }
+    Ok(configs)
+}
+
+/// The five roles, bound and ready to run.
+pub struct Stack {
+    apps: Vec<Application>,
+}
+
+impl Stack {
+    /// Bind every role from its config, in [`ROLES`] order.
+    pub async fn build(configs: Vec<CoreConfig>) -> anyhow::Result<Stack> {
+        let mut apps = Vec::with_capacity(configs.len());
+        let mut watcher_port = None;
+        for mut config in configs {
+            // A watcher on port 0 learns its port only when bound; point the others at it.
+            if let (Some(port), Some(endpoint)) = (watcher_port, &config.monitor_endpoint) {
+                if endpoint == "http://127.0.0.1:0" {
+                    config.monitor_endpoint = Some(format!("http://127.0.0.1:{port}"));
+                }
+            }
+            let role = config.role.clone();
+            let app = match role.as_str() {
+                watcher::NAME => bind(config, watcher::Watcher::new).await,
+                curator::NAME => bind(config, curator::Curator::new).await,
+                planner::NAME => bind(config, planner::Planner::new).await,
+                synthesizer::NAME => bind(config, synthesizer::Synthesizer::new).await,
+                archivist::NAME => bind(config, archivist::Archivist::new).await,
+                other => anyhow::bail!("unknown role {other}"),
+            }
+            .with_context(|| format!("starting the {role}"))?;
+            if role == watcher::NAME {
+                watcher_port = Some(app.port());
+            }
+            apps.push(app);
+        }
+        Ok(Stack { apps })
+    }
+
+    /// (role, port, metrics port) of each bound role.
+    pub fn endpoints(&self) -> Vec<(String, u16, Option<u16>)> {
+        self.apps
+            .iter()
+            .map(|app| (app.role().to_string(), app.port(), app.metrics_port()))
+            .collect()
+    }
+
+    /// Run every role until `shutdown` resolves or one of them fails; then stop them all.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let runs = self.apps.into_iter().map(|app| {
+            let stop = stop.clone();
+            async move {
+                let role = app.role().to_string();
+                let result = app.run_until(stop.clone().cancelled_owned()).await;
+                // One role failing stops the others: a half-running stack is worse than none.
+                stop.cancel();
+                result.with_context(|| format!("{role} stopped with an error"))
+            }
+        });
+        let all = futures_util::future::join_all(runs);
+        tokio::pin!(all);
+        let results = tokio::select! {
+            results = &mut all => results,
+            _ = shutdown => {
+                stop.cancel();
+                all.await
+            }
+        };
+        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        Ok(())
+    }
+}
+
+async fn bind<F, R>(config: CoreConfig, make_role: F) -> anyhow::Result<Application>
+where
+    F: AsyncFnOnce(&Service) -> anyhow::Result<R>,
+    R: Role,
+{
+    let service = Service::new(config)?;
+    let role = make_role(&service).await?;
+    service.bind(role).await
+}
+
+/// The lines obs-stack prints at start: where each role is.
+pub fn describe(endpoints: &[(String, u16, Option<u16>)], configs: &[CoreConfig]) -> String {
+    let mut text = format!(
+        "obs-stack {}: five roles in one process (Ctrl-C stops them)\n",
+        obs_core::VERSION
+    );
+    for ((role, port, metrics_port), config) in endpoints.iter().zip(configs) {
+        let host = if config.host.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            config.host.to_string()
+        };
+        let metrics = format!("http://{host}:{}/metrics", metrics_port.unwrap_or(*port));
+        text.push_str(&format!(
+            "  {role:<12} http://{host}:{port}  docs http://{host}:{port}/docs/  metrics {metrics}  state {}\n",
+            config.state_dir.display()
+        ));
+    }
+    text
+}
