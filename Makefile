@@ -12,12 +12,15 @@ all: build
 build:
 	$(CARGO) build --workspace
 
+# Static (crt-static) release binaries: what the FROM-scratch images and the benchmarks run.
+TARGET := x86_64-unknown-linux-gnu
+RELEASE_DIR := target/$(TARGET)/release
 release:
-	$(CARGO) build --release --workspace
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --workspace --target $(TARGET)
 
 ## Run the embedded default: all five roles in one process.
 run:
-	$(CARGO) run --release -p obs-stack
+	$(CARGO) run --release -p obs-stack --bin obs-stack
 
 test-deps:
 	./scripts/install-test-deps.sh
