@@ -1,0 +1,54 @@
+//! A small role with one endpoint of each kind, to exercise the kit's contract.
+
+use std::time::Duration;
+
+use obs_core::actix_web::{web, HttpResponse};
+use obs_core::{ApiError, Role, Service};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, Serialize)]
+pub struct Greeting {
+    pub name: String,
+    #[serde(default)]
+    pub times: u32,
+}
+
+async fn echo(body: web::Json<Greeting>) -> Result<HttpResponse, ApiError> {
+    if body.name.len() > 64 {
+        return Err(ApiError::invalid_field("name", "longer than 64 characters"));
+    }
+    Ok(HttpResponse::Ok().json(body.into_inner()))
+}
+
+async fn item(id: web::Path<u32>) -> Result<HttpResponse, ApiError> {
+    match *id {
+        1 => Ok(HttpResponse::Ok().json(serde_json::json!({"id": 1}))),
+        other => Err(ApiError::not_found(format!("no item {other}"))),
+    }
+}
+
+#[derive(Deserialize)]
+struct SlowQuery {
+    ms: u64,
+}
+
+async fn slow(query: web::Query<SlowQuery>) -> HttpResponse {
+    tokio::time::sleep(Duration::from_millis(query.ms.min(10_000))).await;
+    HttpResponse::Ok().json(serde_json::json!({"slept_ms": query.ms}))
+}
+
+pub struct EchoRole;
+
+impl EchoRole {
+    pub async fn new(_service: &Service) -> anyhow::Result<Self> {
+        Ok(EchoRole)
+    }
+}
+
+impl Role for EchoRole {
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(web::resource("/v1/echo").route(web::post().to(echo)))
+            .service(web::resource("/v1/items/{id}").route(web::get().to(item)))
+            .service(web::resource("/v1/slow").route(web::get().to(slow)));
+    }
+}
