@@ -13,7 +13,10 @@ fn main() {
             .success()
             .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
     });
-    if let Ok(output) = Command::new("git").args(["rev-parse", "--git-dir"]).output() {
+    if let Ok(output) = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .output()
+    {
         let git_dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
         if !git_dir.is_empty() {
             println!("cargo:rerun-if-changed={git_dir}/HEAD");
@@ -22,6 +25,8 @@ fn main() {
     }
     println!(
         "cargo:rustc-env=OBS_REVISION={}",
-        revision.filter(|r| !r.is_empty()).unwrap_or_else(|| "unknown".into())
+        revision
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "unknown".into())
     );
 }

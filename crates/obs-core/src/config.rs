@@ -31,11 +31,24 @@ pub struct CoreConfig {
     pub workers: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
     Text,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        match value.to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "text" => Ok(LogFormat::Text),
+            _ => Err(ConfigError::new(format!(
+                "LOG_FORMAT: '{value}' is not one of json, text"
+            ))),
+        }
+    }
 }
 
 /// The raw environment, before role defaults are applied.
@@ -50,8 +63,9 @@ struct RawCoreConfig {
     trace_id: String,
     #[serde(default = "default_log_level")]
     log_level: String,
+    // A string, not the enum: envy cannot name the variable in an enum's error.
     #[serde(default = "default_log_format")]
-    log_format: LogFormat,
+    log_format: String,
     #[serde(default = "default_metrics_prefix")]
     metrics_prefix: String,
     api_token: Option<String>,
@@ -72,8 +86,8 @@ fn default_host() -> IpAddr {
 fn default_log_level() -> String {
     "info".into()
 }
-fn default_log_format() -> LogFormat {
-    LogFormat::Json
+fn default_log_format() -> String {
+    "json".into()
 }
 fn default_metrics_prefix() -> String {
     "hello_ai".into()
@@ -151,7 +165,7 @@ impl CoreConfig {
             metrics_port: raw.metrics_port,
             trace_id: raw.trace_id,
             log_level: raw.log_level,
-            log_format: raw.log_format,
+            log_format: raw.log_format.parse()?,
             metrics_prefix: raw.metrics_prefix,
             api_token: raw.api_token.filter(|token| !token.is_empty()),
             max_body_bytes: raw.max_body_bytes,

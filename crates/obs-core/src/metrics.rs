@@ -77,9 +77,9 @@ impl Metrics {
         build_info
             .with_label_values(&[role, crate::VERSION, crate::REVISION])
             .set(1);
-        metrics
-            .registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        metrics.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(metrics)
     }
 

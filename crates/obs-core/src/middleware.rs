@@ -95,7 +95,11 @@ where
             let method = method_label(request.method());
 
             let response = if state.is_unauthorized(&request) {
-                request.into_response(ApiError::Unauthorized.error_response().map_into_right_body())
+                request.into_response(
+                    ApiError::Unauthorized
+                        .error_response()
+                        .map_into_right_body(),
+                )
             } else {
                 match service.call(request).instrument(span.clone()).await {
                     Ok(response) => json_for_bare_errors(response),

@@ -111,8 +111,8 @@ impl Service {
         let max_body_bytes = config.max_body_bytes;
 
         let address = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(address)
-            .with_context(|| format!("binding {address} (PORT)"))?;
+        let listener =
+            TcpListener::bind(address).with_context(|| format!("binding {address} (PORT)"))?;
         let port = listener.local_addr()?.port();
 
         let app_role = role.clone();
@@ -159,8 +159,12 @@ impl Service {
 }
 
 async fn not_found(request: actix_web::HttpRequest) -> actix_web::HttpResponse {
-    ApiError::not_found(format!("no route for {} {}", request.method(), request.path()))
-        .into_response()
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.path()
+    ))
+    .into_response()
 }
 
 /// The second listener: `/metrics` only, outside the request path of the main port.
@@ -273,10 +277,12 @@ impl Application {
         }
 
         self.readiness.set(false);
-        tracing::info!(grace_seconds = grace.as_secs(), "shutting down: not ready, draining");
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: not ready, draining"
+        );
         let deadline = tokio::time::Instant::now() + grace;
-        while self.in_flight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline
-        {
+        while self.in_flight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         handle.stop(true).await;
@@ -284,7 +290,10 @@ impl Application {
             handle.stop(true).await;
         }
         background.cancel();
-        self.role.flush().await.context("saving state on shutdown")?;
+        self.role
+            .flush()
+            .await
+            .context("saving state on shutdown")?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -79,20 +79,26 @@ async fn every_error_is_json_with_the_right_status() {
     let (status, body) = json_body(app.get("/no/such/path").await).await;
     assert_error(status, &body, 404, "not_found");
 
-    let (status, body) = json_body(app.client.delete(app.url("/healthz")).send().await.unwrap()).await;
+    let (status, body) =
+        json_body(app.client.delete(app.url("/healthz")).send().await.unwrap()).await;
     assert_error(status, &body, 405, "method_not_allowed");
 
     let (status, body) = json_body(post("{\"name\": ", "application/json").await.unwrap()).await;
     assert_error(status, &body, 400, "invalid_json");
 
-    let (status, body) =
-        json_body(post("{\"name\": 5}", "application/json").await.unwrap()).await;
+    let (status, body) = json_body(post("{\"name\": 5}", "application/json").await.unwrap()).await;
     assert_error(status, &body, 400, "invalid_field");
-    assert!(body["message"].as_str().unwrap().contains("string"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("string"),
+        "{body}"
+    );
 
     let (status, body) = json_body(post("{}", "application/json").await.unwrap()).await;
     assert_error(status, &body, 400, "invalid_field");
-    assert!(body["message"].as_str().unwrap().contains("name"), "names the field: {body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("name"),
+        "names the field: {body}"
+    );
 
     let (status, body) = json_body(post("{\"name\":\"x\"}", "text/plain").await.unwrap()).await;
     assert_error(status, &body, 415, "unsupported_media_type");
@@ -111,10 +117,19 @@ async fn every_error_is_json_with_the_right_status() {
 
     // A handler's own validation names the field too.
     let long_name = json!({"name": "n".repeat(65)});
-    let response = app.client.post(app.url("/v1/echo")).json(&long_name).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/echo"))
+        .json(&long_name)
+        .send()
+        .await
+        .unwrap();
     let (status, body) = json_body(response).await;
     assert_error(status, &body, 400, "invalid_field");
-    assert!(body["message"].as_str().unwrap().starts_with("name:"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("name:"),
+        "{body}"
+    );
 
     let (status, body) = json_body(app.get("/v1/items/not-a-number").await).await;
     assert_error(status, &body, 400, "invalid_path");
@@ -124,7 +139,13 @@ async fn every_error_is_json_with_the_right_status() {
     assert_error(status, &body, 400, "invalid_query");
 
     // After all that, the role still serves, and good input still works.
-    let response = app.client.post(app.url("/v1/echo")).json(&json!({"name": "ok"})).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/echo"))
+        .json(&json!({"name": "ok"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
@@ -136,17 +157,43 @@ async fn api_token_guards_state_changes_but_not_probes_or_reads() {
     let app = spawn(config).await;
     let body = json!({"name": "x"});
 
-    let response = app.client.post(app.url("/v1/echo")).json(&body).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/echo"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     let (status, error) = json_body(response).await;
     assert_error(status, &error, 401, "unauthorized");
 
-    let response = app.client.post(app.url("/v1/echo")).bearer_auth("wrong").json(&body).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/echo"))
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
-    let response = app.client.post(app.url("/v1/echo")).bearer_auth("s3cret").json(&body).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/echo"))
+        .bearer_auth("s3cret")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
 
-    for path in ["/healthz", "/readyz", "/metrics", "/v1/items/1", "/openapi.json"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/items/1",
+        "/openapi.json",
+    ] {
         assert_eq!(app.get(path).await.status(), 200, "{path} needs no token");
     }
 }
@@ -169,36 +216,64 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 async fn http_metrics_use_route_templates_and_pass_promtool() {
     let (config, _state) = test_config("echo");
     let app = spawn(config).await;
-    for path in ["/healthz", "/v1/items/1", "/v1/items/2", "/v1/items/3", "/nowhere"] {
+    for path in [
+        "/healthz",
+        "/v1/items/1",
+        "/v1/items/2",
+        "/v1/items/3",
+        "/nowhere",
+    ] {
         app.get(path).await;
     }
     let metrics = app.get("/metrics").await.text().await.unwrap();
 
     assert_eq!(
-        sample(&metrics, r#"hello_ai_requests_total{code="200",method="GET",route="/healthz"}"#),
+        sample(
+            &metrics,
+            r#"hello_ai_requests_total{code="200",method="GET",route="/healthz"}"#
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&metrics, r#"hello_ai_requests_total{code="404",method="GET",route="/v1/items/{id}"}"#),
+        sample(
+            &metrics,
+            r#"hello_ai_requests_total{code="404",method="GET",route="/v1/items/{id}"}"#
+        ),
         Some(2.0),
         "the template, never the raw path:\n{metrics}"
     );
     assert_eq!(
-        sample(&metrics, r#"hello_ai_requests_total{code="404",method="GET",route="unmatched"}"#),
+        sample(
+            &metrics,
+            r#"hello_ai_requests_total{code="404",method="GET",route="unmatched"}"#
+        ),
         Some(1.0)
     );
-    assert!(metrics.contains(r#"hello_ai_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.0001"}"#));
+    assert!(metrics.contains(
+        r#"hello_ai_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.0001"}"#
+    ));
     assert_eq!(sample(&metrics, "hello_ai_up"), Some(1.0));
     // This very scrape is in flight while the registry is read.
     assert_eq!(sample(&metrics, "hello_ai_requests_in_flight"), Some(1.0));
     let build_info = series(&metrics, "hello_ai_build_info");
     assert_eq!(build_info.len(), 1);
     let build_info = build_info.into_iter().next().unwrap();
-    assert!(build_info.contains(r#"role="echo""#) && build_info.contains(r#"version="0.1.0""#), "{build_info}");
-    for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+    assert!(
+        build_info.contains(r#"role="echo""#) && build_info.contains(r#"version="0.1.0""#),
+        "{build_info}"
+    );
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
         assert!(sample(&metrics, name).is_some(), "{name} missing");
     }
-    assert!(!metrics.contains("/v1/items/1\""), "raw paths never become labels");
+    assert!(
+        !metrics.contains("/v1/items/1\""),
+        "raw paths never become labels"
+    );
     promtool_check_metrics(&metrics).expect("promtool accepts the exposition");
 }
 
@@ -210,11 +285,14 @@ async fn a_flood_of_random_paths_and_methods_does_not_grow_the_series() {
     let before = app.get("/metrics").await.text().await.unwrap();
     let before_count = series(&before, "hello_ai_requests_total").len();
 
-    let methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "PURGE", "BREW", "X-RANDOM"];
+    let methods = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "PURGE", "BREW", "X-RANDOM",
+    ];
     for chunk in 0..30 {
         let requests = (0..100).map(|i| {
             let n = chunk * 100 + i;
-            let method = reqwest::Method::from_bytes(methods[n % methods.len()].as_bytes()).unwrap();
+            let method =
+                reqwest::Method::from_bytes(methods[n % methods.len()].as_bytes()).unwrap();
             app.client
                 .request(method, app.url(&format!("/random/{n:x}/{}", n * 7919)))
                 .send()
@@ -254,13 +332,31 @@ async fn metrics_port_serves_only_metrics_and_prefix_is_configurable() {
     let metrics_port = app.metrics_port.expect("a metrics port");
     assert_ne!(metrics_port, app.port);
     let base = format!("http://127.0.0.1:{metrics_port}");
-    let metrics = app.client.get(format!("{base}/metrics")).send().await.unwrap();
+    let metrics = app
+        .client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let metrics = metrics.text().await.unwrap();
-    assert!(metrics.contains(r#"acme_requests_total{code="200",method="GET",route="/healthz"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"acme_requests_total{code="200",method="GET",route="/healthz"} 1"#),
+        "{metrics}"
+    );
     assert!(!metrics.contains("hello_ai_"));
-    let (status, body) = json_body(app.client.get(format!("{base}/healthz")).send().await.unwrap()).await;
+    let (status, body) = json_body(
+        app.client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_error(status, &body, 404, "not_found");
 }
 
@@ -269,9 +365,18 @@ async fn request_ids_are_returned_and_caller_ids_kept() {
     let (config, _state) = test_config("echo");
     let app = spawn(config).await;
     let generated = app.get("/healthz").await;
-    let id = generated.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(id.len(), 26, "a ULID: {id}");
-    let kept = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    let kept = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "abc-123");
 }
 
@@ -285,7 +390,10 @@ async fn openapi_and_docs_work_offline() {
     assert!(doc["paths"]["/healthz"]["get"].is_object(), "{doc}");
     assert!(doc["paths"]["/readyz"]["get"].is_object());
 
-    let redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let response = redirect.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(response.status(), 308);
     let page = app.get("/docs/").await;
@@ -293,7 +401,10 @@ async fn openapi_and_docs_work_offline() {
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
     for asset in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
-        assert!(!html.contains(asset), "no external assets ({asset}) in:\n{html}");
+        assert!(
+            !html.contains(asset),
+            "no external assets ({asset}) in:\n{html}"
+        );
     }
     // The page's own assets are served from the binary.
     let initializer = app.get("/docs/swagger-initializer.js").await;
@@ -352,7 +463,9 @@ async fn an_absent_monitor_is_tolerated() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(app.get("/healthz").await.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
-    app.shutdown().await.expect("a clean stop despite failed heartbeats");
+    app.shutdown()
+        .await
+        .expect("a clean stop despite failed heartbeats");
 }
 
 #[actix_web::test]
@@ -366,14 +479,18 @@ async fn shutdown_turns_readiness_off_at_once_and_drains_in_flight_requests() {
     });
     let metrics_url = app.url("/metrics");
     let client = app.client.clone();
-    eventually("the slow request to be in flight", Duration::from_secs(5), || {
-        let client = client.clone();
-        let url = metrics_url.clone();
-        async move {
-            let text = client.get(url).send().await.ok()?.text().await.ok()?;
-            (sample(&text, "hello_ai_requests_in_flight")? >= 2.0).then_some(())
-        }
-    })
+    eventually(
+        "the slow request to be in flight",
+        Duration::from_secs(5),
+        || {
+            let client = client.clone();
+            let url = metrics_url.clone();
+            async move {
+                let text = client.get(url).send().await.ok()?.text().await.ok()?;
+                (sample(&text, "hello_ai_requests_in_flight")? >= 2.0).then_some(())
+            }
+        },
+    )
     .await;
 
     let readyz = app.url("/readyz");
@@ -390,11 +507,24 @@ async fn shutdown_turns_readiness_off_at_once_and_drains_in_flight_requests() {
     })
     .await;
     assert_error(status, &body, 503, "unavailable");
-    assert_eq!(client.get(&healthz).send().await.unwrap().status(), 200, "still alive while draining");
+    assert_eq!(
+        client.get(&healthz).send().await.unwrap().status(),
+        200,
+        "still alive while draining"
+    );
 
-    let slow = slow.await.unwrap().expect("the in-flight request completes");
+    let slow = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     assert_eq!(slow.status(), 200);
-    assert_eq!(slow.json::<Value>().await.unwrap(), json!({"slept_ms": 1500}));
+    assert_eq!(
+        slow.json::<Value>().await.unwrap(),
+        json!({"slept_ms": 1500})
+    );
     stopping.await.unwrap().expect("a clean stop");
-    assert!(client.get(&healthz).send().await.is_err(), "the listener is closed after the drain");
+    assert!(
+        client.get(&healthz).send().await.is_err(),
+        "the listener is closed after the drain"
+    );
 }

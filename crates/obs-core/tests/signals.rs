@@ -31,13 +31,20 @@ async fn sigterm_drains_an_in_flight_request_then_stops_cleanly() {
     unsafe {
         libc::kill(libc::getpid(), libc::SIGTERM);
     }
-    eventually("readiness to turn 503 after SIGTERM", Duration::from_secs(2), || {
-        let request = client.get(format!("{base}/readyz")).send();
-        async move { (request.await.ok()?.status() == 503).then_some(()) }
-    })
+    eventually(
+        "readiness to turn 503 after SIGTERM",
+        Duration::from_secs(2),
+        || {
+            let request = client.get(format!("{base}/readyz")).send();
+            async move { (request.await.ok()?.status() == 503).then_some(()) }
+        },
+    )
     .await;
 
-    let slow = slow.await.unwrap().expect("the in-flight request is not cut off");
+    let slow = slow
+        .await
+        .unwrap()
+        .expect("the in-flight request is not cut off");
     assert_eq!(slow.status(), 200);
     let outcome = tokio::time::timeout(Duration::from_secs(10), running)
         .await

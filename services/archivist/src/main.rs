@@ -1,3 +1,7 @@
 fn main() {
-    obs_core::run_role(archivist::NAME, archivist::DEFAULT_PORT, archivist::Archivist::new)
+    obs_core::run_role(
+        archivist::NAME,
+        archivist::DEFAULT_PORT,
+        archivist::Archivist::new,
+    )
 }

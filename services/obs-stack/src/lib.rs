@@ -47,13 +47,6 @@ pub fn configs_from_env() -> Result<Vec<CoreConfig>, ConfigError> {
         config.state_dir = state_root.join(role);
         configs.push(config);
     }
-    // Heartbeats go to the in-process watcher unless MONITOR_ENDPOINT says otherwise.
-    if configs.iter().all(|c| c.monitor_endpoint.is_none()) {
-        let watcher_port = configs[0].port;
-        for config in &mut configs[1..] {
-            config.monitor_endpoint = Some(format!("http://127.0.0.1:{watcher_port}"));
-        }
-    }
     Ok(configs)
 }
 
@@ -63,16 +56,14 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Bind every role from its config, in [`ROLES`] order.
+    /// Bind every role from its config, in [`ROLES`] order (the watcher first). Roles with
+    /// no MONITOR_ENDPOINT of their own heartbeat to the watcher bound here.
     pub async fn build(configs: Vec<CoreConfig>) -> anyhow::Result<Stack> {
         let mut apps = Vec::with_capacity(configs.len());
         let mut watcher_port = None;
         for mut config in configs {
-            // A watcher on port 0 learns its port only when bound; point the others at it.
-            if let (Some(port), Some(endpoint)) = (watcher_port, &config.monitor_endpoint) {
-                if endpoint == "http://127.0.0.1:0" {
-                    config.monitor_endpoint = Some(format!("http://127.0.0.1:{port}"));
-                }
+            if let (Some(port), None) = (watcher_port, &config.monitor_endpoint) {
+                config.monitor_endpoint = Some(format!("http://127.0.0.1:{port}"));
             }
             let role = config.role.clone();
             let app = match role.as_str() {
@@ -101,7 +92,10 @@ impl Stack {
     }
 
     /// Run every role until `shutdown` resolves or one of them fails; then stop them all.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let runs = self.apps.into_iter().map(|app| {
             let stop = stop.clone();
@@ -156,4 +150,12 @@ pub fn describe(endpoints: &[(String, u16, Option<u16>)], configs: &[CoreConfig]
         ));
     }
     text
+}
+
+/// The five roles on loopback port 0 with state under `root`: what the tests run.
+pub fn configs_for_tests(root: &std::path::Path) -> Vec<CoreConfig> {
+    ROLES
+        .iter()
+        .map(|(role, _)| CoreConfig::for_tests(role, root.join(role)))
+        .collect()
 }

@@ -1,3 +1,7 @@
 fn main() {
-    obs_core::run_role(synthesizer::NAME, synthesizer::DEFAULT_PORT, synthesizer::Synthesizer::new)
+    obs_core::run_role(
+        synthesizer::NAME,
+        synthesizer::DEFAULT_PORT,
+        synthesizer::Synthesizer::new,
+    )
 }

@@ -1,0 +1,201 @@
+//! All five roles in one process, as obs-stack runs them: each keeps the obs-core contract on
+//! its own port, and a real Prometheus scrapes them all.
+
+use std::time::Duration;
+
+use obs_stack::{configs_for_tests, Stack, ROLES};
+use obs_testkit::{client, eventually, promtool_check_metrics, Prometheus};
+use serde_json::Value;
+
+struct RunningStack {
+    /// (role, port)
+    roles: Vec<(String, u16)>,
+    stop: obs_core::CancellationToken,
+    finished: tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+    _state: tempfile::TempDir,
+}
+
+async fn start_stack() -> RunningStack {
+    let state = tempfile::tempdir().unwrap();
+    let stack = Stack::build(configs_for_tests(state.path()))
+        .await
+        .expect("the stack starts");
+    let roles = stack
+        .endpoints()
+        .into_iter()
+        .map(|(role, port, _)| (role, port))
+        .collect();
+    let stop = obs_core::CancellationToken::new();
+    let (sender, finished) = tokio::sync::oneshot::channel();
+    let until = stop.clone().cancelled_owned();
+    obs_core::actix_web::rt::spawn(async move {
+        let _ = sender.send(stack.run_until(until).await);
+    });
+    RunningStack {
+        roles,
+        stop,
+        finished,
+        _state: state,
+    }
+}
+
+impl RunningStack {
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.finished.await?
+    }
+}
+
+#[actix_web::test]
+async fn every_role_keeps_the_contract_on_its_own_port() {
+    let stack = start_stack().await;
+    let http = client();
+    let names: Vec<&str> = stack.roles.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(names, ROLES.map(|(r, _)| r));
+
+    for (role, port) in &stack.roles {
+        let base = format!("http://127.0.0.1:{port}");
+        for probe in ["/healthz", "/health"] {
+            let response = http.get(format!("{base}{probe}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{role} {probe}");
+            assert_eq!(response.text().await.unwrap(), r#"{"status":"ok"}"#);
+        }
+        let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200, "{role} is ready");
+
+        let doc: Value = http
+            .get(format!("{base}/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["info"]["title"], format!("obs-fleet {role}"));
+        assert_eq!(
+            http.get(format!("{base}/docs/"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+
+        let missing: Value = http
+            .get(format!("{base}/nope"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(missing["error"], "not_found", "{role}");
+
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let build_info: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("hello_ai_build_info{"))
+            .collect();
+        assert_eq!(
+            build_info.len(),
+            1,
+            "{role}: one build_info, its own: {build_info:?}"
+        );
+        assert!(
+            build_info[0].contains(&format!("role=\"{role}\"")),
+            "{build_info:?}"
+        );
+        assert!(
+            metrics
+                .contains(r#"hello_ai_requests_total{code="200",method="GET",route="/healthz"} 1"#),
+            "{role}: {metrics}"
+        );
+        promtool_check_metrics(&metrics).unwrap_or_else(|e| panic!("{role}: {e}"));
+    }
+    stack.stop().await.expect("the stack stops cleanly");
+}
+
+#[actix_web::test]
+async fn a_real_prometheus_scrapes_all_five_roles() {
+    let stack = start_stack().await;
+    let scrape_configs: String = stack
+        .roles
+        .iter()
+        .map(|(role, port)| {
+            format!("  - job_name: {role}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+        })
+        .collect();
+    let prometheus = Prometheus::start(&scrape_configs)
+        .await
+        .expect("prometheus starts");
+
+    let up = eventually(
+        "up == 1 for all five jobs",
+        Duration::from_secs(30),
+        || async {
+            let up = prometheus.values_by("up", "job").await.ok()?;
+            (up.len() == 5 && up.values().all(|v| *v == 1.0)).then_some(up)
+        },
+    )
+    .await;
+    assert_eq!(up.keys().cloned().collect::<Vec<_>>(), {
+        let mut roles: Vec<String> = ROLES.iter().map(|(r, _)| r.to_string()).collect();
+        roles.sort();
+        roles
+    });
+    let hello_up = prometheus.values_by("hello_ai_up", "job").await.unwrap();
+    assert_eq!(hello_up.len(), 5, "{hello_up:?}");
+    assert!(hello_up.values().all(|v| *v == 1.0), "{hello_up:?}");
+    let info = prometheus
+        .values_by("hello_ai_build_info", "role")
+        .await
+        .unwrap();
+    assert_eq!(info.len(), 5, "one build_info per role: {info:?}");
+
+    // The request counter moves: traffic to /healthz shows up in Prometheus for every role.
+    let healthz = r#"hello_ai_requests_total{route="/healthz",method="GET",code="200"}"#;
+    let before = prometheus.values_by(healthz, "job").await.unwrap();
+    let http = client();
+    for (_, port) in &stack.roles {
+        for _ in 0..25 {
+            http.get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let after = eventually(
+        "the healthz counter to move in every job",
+        Duration::from_secs(30),
+        || async {
+            let now = prometheus.values_by(healthz, "job").await.ok()?;
+            let moved = now.len() == 5
+                && now
+                    .iter()
+                    .all(|(job, v)| *v >= before.get(job).copied().unwrap_or(0.0) + 25.0);
+            moved.then_some(now)
+        },
+    )
+    .await;
+    assert_eq!(after.len(), 5);
+    let scrapes = prometheus
+        .values_by(
+            r#"hello_ai_requests_total{route="/metrics",code="200"}"#,
+            "job",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        scrapes.len(),
+        5,
+        "Prometheus's own scrapes are counted under the /metrics route"
+    );
+    stack.stop().await.unwrap();
+}
