@@ -43,9 +43,8 @@ impl Severity {
 
 // ---------------------------------------------------------------- watcher: input
 
-/// `POST /heartbeat`.
+/// `POST /heartbeat`. Unknown fields are ignored, as the original service did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HeartbeatIn {
     pub service: String,
     /// Free text: where the service's pipeline is (`edge_loop`, `working_phase`, …).
