@@ -208,6 +208,9 @@ pub struct ServiceStatus {
     pub phase: Option<String>,
     pub last_seen: DateTime<Utc>,
     pub timeout_seconds: f64,
+    /// When it went down; absent while up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_since: Option<DateTime<Utc>>,
 }
 
 /// A container, as `GET /containers` and `/container?name=` show it.
@@ -247,6 +250,56 @@ pub struct WatcherStatus {
     pub docker: bool,
     pub open_issues: usize,
     pub timestamp: DateTime<Utc>,
+    /// The HTTP probes of PROBE_TARGETS (and, in obs-stack, of the other roles).
+    #[serde(default)]
+    pub probes: Vec<ProbeStatus>,
+}
+
+/// One HTTP probe target, as `GET /status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub name: String,
+    pub url: String,
+    /// None until the first probe has answered or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<bool>,
+    pub consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_duration_seconds: Option<f64>,
+    /// Why the last probe failed: `status 503`, `timeout`, `connection refused`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// `GET /events`: the most recent events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventList {
+    pub events: Vec<Event>,
+}
+
+/// `GET /issues`: open issues first, then resolved ones, each group newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssueList {
+    pub issues: Vec<Issue>,
+}
+
+/// `GET /containers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerList {
+    /// Whether the Docker engine is being followed right now; if not, the list is the last known.
+    pub docker: bool,
+    pub containers: Vec<Container>,
+}
+
+/// `GET /logs?container=&lines=`: the container's last lines, stdout and stderr interleaved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerLogs {
+    pub container: String,
+    pub lines: Vec<String>,
 }
 
 #[cfg(test)]
@@ -280,7 +333,11 @@ mod tests {
 
     #[test]
     fn issue_kinds_serialize_as_their_names() {
-        for kind in [IssueKind::HeartbeatMissed, IssueKind::OomKilled, IssueKind::ProbeFailed] {
+        for kind in [
+            IssueKind::HeartbeatMissed,
+            IssueKind::OomKilled,
+            IssueKind::ProbeFailed,
+        ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
     }
