@@ -1,0 +1,368 @@
+{{/*
+Names, labels and the per-role settings every template shares.
+Role templates receive the context
+  (dict "root" $ "name" "<role>" "role" <the role's values>)
+*/}}
+
+{{- define "obs-fleet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "obs-fleet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The fullname shortened so "<it>-synthesizer-metrics" and Knative's revision names
+     ("<it>-synthesizer-00001") stay within 63 characters. */}}
+{{- define "obs-fleet.prefix" -}}
+{{- include "obs-fleet.fullname" . | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "obs-fleet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "obs-fleet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "obs-fleet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "obs-fleet.labels" -}}
+helm.sh/chart: {{ include "obs-fleet.chart" . }}
+{{ include "obs-fleet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: obs-fleet
+{{- end }}
+
+{{/* ---- per role ---- */}}
+
+{{/* Name of a role's workload (Knative Service or Deployment + Service). */}}
+{{- define "obs-fleet.roleName" -}}
+{{- printf "%s-%s" (include "obs-fleet.prefix" .root) .name }}
+{{- end }}
+
+{{- define "obs-fleet.metricsServiceName" -}}
+{{- printf "%s-%s-metrics" (include "obs-fleet.prefix" .root) .name }}
+{{- end }}
+
+{{- define "obs-fleet.roleSelectorLabels" -}}
+{{ include "obs-fleet.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "obs-fleet.roleLabels" -}}
+{{ include "obs-fleet.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{/* knative or deployment: the role's own mode, else the global one. */}}
+{{- define "obs-fleet.roleMode" -}}
+{{- default .root.Values.mode .role.mode }}
+{{- end }}
+
+{{- define "obs-fleet.image" -}}
+{{- $root := .root }}
+{{- printf "%s/%s:%s" $root.Values.image.repository .name (default $root.Chart.AppVersion $root.Values.image.tag) }}
+{{- end }}
+
+{{/* A role's in-cluster base URL: the Knative Service's cluster-local address or the
+     ClusterIP Service's, both on port 80. */}}
+{{- define "obs-fleet.roleURL" -}}
+{{- printf "http://%s-%s.%s.svc.%s" (include "obs-fleet.prefix" .root) .name .root.Release.Namespace .root.Values.clusterDomain }}
+{{- end }}
+
+{{- define "obs-fleet.apiTokenSecret" -}}
+{{- default (printf "%s-api-token" (include "obs-fleet.prefix" .)) .Values.apiToken.existingSecret }}
+{{- end }}
+
+{{/* The prometheus job of a role's metrics: the metrics Service's name, which is what a
+     ServiceMonitor names the job and what the bundled Prometheus calls it too. */}}
+{{- define "obs-fleet.job" -}}
+{{- include "obs-fleet.metricsServiceName" . }}
+{{- end }}
+
+{{/* The environment of a role: the data of its ConfigMap. */}}
+{{- define "obs-fleet.roleEnv" -}}
+{{- $root := .root }}
+{{- $values := $root.Values }}
+{{- $env := dict
+  "ROLE" .name
+  "HOST" "0.0.0.0"
+  "PORT" (toString (int64 .role.port))
+  "METRICS_PORT" (toString (int64 .role.metricsPort))
+  "TRACE_ID" $values.config.traceId
+  "LOG_LEVEL" $values.config.logLevel
+  "LOG_FORMAT" $values.config.logFormat
+  "METRICS_PREFIX" $values.config.metricsPrefix
+  "MAX_BODY_BYTES" (toString (int64 $values.config.maxBodyBytes))
+  "SHUTDOWN_GRACE_SECONDS" (toString (int64 $values.config.shutdownGraceSeconds))
+  "MONITOR_HEARTBEAT_INTERVAL" (toString (int64 $values.config.heartbeatInterval))
+  "STATE_DIR" "/var/lib/obs-fleet"
+}}
+{{- /* Every enabled role's URL, so each role can reach the ones downstream of it. */}}
+{{- range $peer, $peerValues := $values.roles }}
+{{- if $peerValues.enabled }}
+{{- $_ := set $env (printf "%s_URL" (upper $peer)) (include "obs-fleet.roleURL" (dict "root" $root "name" $peer)) }}
+{{- end }}
+{{- end }}
+{{- if eq .name "watcher" }}
+{{- $_ := set $env "DOCKER_WATCH" (ternary "on" "off" .role.docker.enabled) }}
+{{- if .role.docker.enabled }}
+{{- $_ := set $env "DOCKER_HOST" "unix:///var/run/docker.sock" }}
+{{- end }}
+{{- if .role.probeRoles }}
+{{- $targets := list }}
+{{- range $peer, $peerValues := $values.roles }}
+{{- if and $peerValues.enabled (ne $peer "watcher") }}
+{{- $targets = append $targets (printf "%s=%s/healthz" $peer (include "obs-fleet.roleURL" (dict "root" $root "name" $peer))) }}
+{{- end }}
+{{- end }}
+{{- if $targets }}
+{{- $_ := set $env "PROBE_TARGETS" (join "," $targets) }}
+{{- end }}
+{{- end }}
+{{- else if $values.roles.watcher.enabled }}
+{{- /* Heartbeats go to the watcher. */}}
+{{- $_ := set $env "MONITOR_ENDPOINT" (include "obs-fleet.roleURL" (dict "root" $root "name" "watcher")) }}
+{{- end }}
+{{- range $key, $value := $values.config.env }}
+{{- $_ := set $env $key (toString $value) }}
+{{- end }}
+{{- range $key, $value := .role.env }}
+{{- $_ := set $env $key (toString $value) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/* Fail early on settings that cannot work together. */}}
+{{- define "obs-fleet.validate" -}}
+{{- $root := . }}
+{{- $enabled := 0 }}
+{{- range $name, $role := .Values.roles }}
+{{- if $role.enabled }}
+{{- $enabled = add1 $enabled }}
+{{- $mode := include "obs-fleet.roleMode" (dict "root" $root "role" $role) }}
+{{- if eq $role.port $role.metricsPort }}
+{{- fail (printf "roles.%s: port and metricsPort must differ (the metrics port is a second listener), both are %v" $name $role.port) }}
+{{- end }}
+{{- if and (gt (int $role.autoscaling.maxScale) 0) (gt (int $role.autoscaling.minScale) (int $role.autoscaling.maxScale)) }}
+{{- fail (printf "roles.%s.autoscaling: minScale (%d) is above maxScale (%d)" $name (int $role.autoscaling.minScale) (int $role.autoscaling.maxScale)) }}
+{{- end }}
+{{- if and (eq $mode "knative") $role.persistence.enabled (gt (int $role.autoscaling.maxScale) 1) }}
+{{- fail (printf "roles.%s: persistence needs a single instance (autoscaling.maxScale: 1) in knative mode" $name) }}
+{{- end }}
+{{- if and (eq $mode "deployment") $role.persistence.enabled (gt (int $role.replicas) 1) }}
+{{- fail (printf "roles.%s: persistence (a ReadWriteOnce volume) needs replicas: 1" $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq $enabled 0 }}
+{{- fail "roles: enable at least one role" }}
+{{- end }}
+{{- $watcher := .Values.roles.watcher }}
+{{- if and $watcher.enabled $watcher.docker.enabled (eq (include "obs-fleet.roleMode" (dict "root" $root "role" $watcher)) "knative") }}
+{{- fail "roles.watcher.docker.enabled mounts the host's Docker socket, which a Knative revision cannot: set roles.watcher.mode=deployment (and roles.watcher.nodeSelector to the node with the socket)" }}
+{{- end }}
+{{- if and .Values.apiToken.value .Values.apiToken.existingSecret }}
+{{- fail "apiToken: set value or existingSecret, not both" }}
+{{- end }}
+{{- end }}
+
+{{/* The role's container, the same in both modes but for ports and probes. */}}
+{{- define "obs-fleet.container" -}}
+{{- $root := .root }}
+{{- $values := $root.Values }}
+{{- $mode := include "obs-fleet.roleMode" . -}}
+- name: {{ .name }}
+  image: {{ include "obs-fleet.image" . }}
+  imagePullPolicy: {{ $values.image.pullPolicy }}
+  ports:
+  {{- if eq $mode "knative" }}
+    {{- /* A Knative container declares one port; METRICS_PORT stays undeclared and is
+           scraped on the pod directly, outside Knative's request path. */}}
+    - name: http1
+      containerPort: {{ .role.port }}
+  {{- else }}
+    - name: http
+      containerPort: {{ .role.port }}
+      protocol: TCP
+    - name: http-metrics
+      containerPort: {{ .role.metricsPort }}
+      protocol: TCP
+  {{- end }}
+  envFrom:
+    - configMapRef:
+        name: {{ include "obs-fleet.roleName" . }}
+  {{- if or $values.apiToken.value $values.apiToken.existingSecret }}
+  env:
+    - name: API_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "obs-fleet.apiTokenSecret" $root }}
+          key: {{ $values.apiToken.key }}
+  {{- end }}
+  {{- if eq $mode "knative" }}
+  {{- /* Knative probes the serving port itself (through queue-proxy); the seeds' readiness
+         is /healthz, and Knative drains a revision's pods on its own. */}}
+  readinessProbe:
+    httpGet:
+      path: /healthz
+    periodSeconds: 5
+    failureThreshold: 3
+  livenessProbe:
+    httpGet:
+      path: /healthz
+    periodSeconds: 10
+    failureThreshold: 3
+  {{- else }}
+  {{- /* /readyz turns 503 the moment SIGTERM arrives, taking the pod out of the Service
+         before the drain. */}}
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: http
+    periodSeconds: 5
+    failureThreshold: 3
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: http
+    periodSeconds: 10
+    failureThreshold: 3
+  {{- end }}
+  resources:
+    {{- toYaml (default $values.resources .role.resources) | nindent 4 }}
+  securityContext:
+    {{- toYaml $values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: state
+      mountPath: /var/lib/obs-fleet
+    {{- if and (eq .name "watcher") .role.docker.enabled }}
+    - name: docker-socket
+      mountPath: /var/run/docker.sock
+    {{- end }}
+{{- end }}
+
+{{/* The role's volumes: its state (emptyDir or PVC) and, for a Docker-watching watcher,
+     the host's socket. */}}
+{{- define "obs-fleet.volumes" -}}
+- name: state
+  {{- if .role.persistence.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "obs-fleet.roleName" . }}-state
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
+{{- if and (eq .name "watcher") .role.docker.enabled }}
+- name: docker-socket
+  hostPath:
+    path: {{ .role.docker.socketPath }}
+    type: Socket
+{{- end }}
+{{- end }}
+
+{{/* ---- alert rules ---- */}}
+
+{{/* The alert rule groups, as the `groups:` list of a Prometheus rule file. Used by the
+     PrometheusRule and by the bundled Prometheus. */}}
+{{- define "obs-fleet.ruleGroups" -}}
+{{- $root := . }}
+{{- $values := .Values }}
+{{- $alerts := $values.alerts }}
+{{- $prefix := $values.config.metricsPrefix }}
+{{- $ns := .Release.Namespace }}
+{{- $window := $alerts.rateWindow }}
+{{- range $name, $role := $values.roles -}}
+{{- if $role.enabled }}
+{{- $ctx := dict "root" $root "name" $name "role" $role }}
+{{- $job := include "obs-fleet.job" $ctx }}
+{{- $mode := include "obs-fleet.roleMode" $ctx }}
+{{- $selector := printf "job=%q,namespace=%q" $job $ns }}
+{{- $traffic := printf "%s,route!~%q" $selector $alerts.excludeRoutes }}
+{{- $labels := merge (dict "service" $name) $alerts.labels }}
+- name: obs-fleet.{{ $name }}
+  rules:
+  {{- /* A Knative role allowed to scale to zero has no target while idle: no ServiceDown. */}}
+  {{- if and $alerts.serviceDown.enabled (or (eq $mode "deployment") (ge (int $role.autoscaling.minScale) 1) (eq $name "watcher")) }}
+    - alert: ServiceDown
+      expr: up{ {{- $selector -}} } == 0 or absent(up{ {{- $selector -}} })
+      for: {{ $alerts.serviceDown.for }}
+      labels:
+        {{- toYaml (merge (dict "severity" $alerts.serviceDown.severity) $labels) | nindent 8 }}
+      annotations:
+        summary: {{ printf "obs-fleet %s is down" $name | quote }}
+        description: {{ printf "The %s metrics endpoint (job %s) has not answered a scrape for %s." $name $job $alerts.serviceDown.for | quote }}
+  {{- end }}
+  {{- if $alerts.highLatency.enabled }}
+    - alert: HighLatency
+      expr: histogram_quantile({{ $alerts.highLatency.quantile }}, sum by (namespace, job, le) (rate({{ $prefix }}_request_duration_seconds_bucket{ {{- $traffic -}} }[{{ $window }}]))) > {{ $alerts.highLatency.thresholdSeconds }}
+      for: {{ $alerts.highLatency.for }}
+      labels:
+        {{- toYaml (merge (dict "severity" $alerts.highLatency.severity) $labels) | nindent 8 }}
+      annotations:
+        summary: {{ printf "obs-fleet %s is slow" $name | quote }}
+        description: {{ printf "p%v latency of %s is {{ $value | humanizeDuration }} (threshold %vs) over %s." (mulf $alerts.highLatency.quantile 100) $name $alerts.highLatency.thresholdSeconds $window | quote }}
+  {{- end }}
+  {{- if $alerts.highErrorRate.enabled }}
+    - alert: HighErrorRate
+      expr: sum by (namespace, job) (rate({{ $prefix }}_requests_total{ {{- $traffic -}} ,code=~"5.."}[{{ $window }}])) / sum by (namespace, job) (rate({{ $prefix }}_requests_total{ {{- $traffic -}} }[{{ $window }}])) > {{ $alerts.highErrorRate.threshold }}
+      for: {{ $alerts.highErrorRate.for }}
+      labels:
+        {{- toYaml (merge (dict "severity" $alerts.highErrorRate.severity) $labels) | nindent 8 }}
+      annotations:
+        summary: {{ printf "obs-fleet %s answers too many 5xx" $name | quote }}
+        description: {{ printf "{{ $value | humanizePercentage }} of %s's requests failed with 5xx over %s (threshold %v)." $name $window $alerts.highErrorRate.threshold | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- $watcher := $values.roles.watcher }}
+{{- $curator := $values.roles.curator }}
+{{- if or (and $watcher.enabled (or $alerts.heartbeatLost.enabled $alerts.watcherIssues.enabled)) (and $curator.enabled $alerts.criticalIncident.enabled) }}
+- name: obs-fleet.fleet
+  rules:
+  {{- if $watcher.enabled }}
+  {{- $watcherSelector := printf "job=%q,namespace=%q" (include "obs-fleet.job" (dict "root" $root "name" "watcher")) $ns }}
+  {{- if $alerts.heartbeatLost.enabled }}
+    - alert: HeartbeatLost
+      expr: monitoring_service_status{ {{- $watcherSelector -}} } == 0
+      for: {{ $alerts.heartbeatLost.for }}
+      labels:
+        {{- toYaml (merge (dict "severity" $alerts.heartbeatLost.severity) $alerts.labels) | nindent 8 }}
+      annotations:
+        summary: "{{ "{{ $labels.service }}" }} stopped sending heartbeats"
+        description: "The watcher marks {{ "{{ $labels.service }}" }} down: no heartbeat within its timeout, or an explicit failure ping."
+  {{- end }}
+  {{- if $alerts.watcherIssues.enabled }}
+    - alert: WatcherCriticalIssuesOpen
+      expr: sum by (namespace, kind) ({{ $alerts.watcherIssues.metric }}{ {{- $watcherSelector -}} ,severity="critical"}) > 0
+      for: {{ $alerts.watcherIssues.for }}
+      labels:
+        {{- toYaml (merge (dict "severity" $alerts.watcherIssues.severity) $alerts.labels) | nindent 8 }}
+      annotations:
+        summary: "The watcher holds {{ "{{ $value }}" }} critical {{ "{{ $labels.kind }}" }} issue(s) open"
+        description: {{ printf "Critical issues of kind {{ $labels.kind }} have been open for %s; see the watcher's /issues." $alerts.watcherIssues.for | quote }}
+  {{- end }}
+  {{- end }}
+  {{- if and $curator.enabled $alerts.criticalIncident.enabled }}
+  {{- $curatorSelector := printf "job=%q,namespace=%q" (include "obs-fleet.job" (dict "root" $root "name" "curator")) $ns }}
+    - alert: CriticalIncidentOpen
+      expr: sum by (namespace) ({{ $alerts.criticalIncident.metric }}{ {{- $curatorSelector -}} ,severity="critical"}) > 0
+      for: {{ $alerts.criticalIncident.for }}
+      labels:
+        {{- toYaml (merge (dict "severity" $alerts.criticalIncident.severity) $alerts.labels) | nindent 8 }}
+      annotations:
+        summary: "{{ "{{ $value }}" }} critical incident(s) open"
+        description: "The curator holds critical incidents open; see its /v1/incidents?state=open&severity=critical."
+  {{- end }}
+{{- end }}
+{{- end }}

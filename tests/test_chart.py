@@ -1,0 +1,484 @@
+"""charts/obs-fleet: linted and rendered by Helm's own SDK, every object validated, the alert
+rules and the bundled Prometheus's config put through promtool.
+
+Value sets live in tests/chart/values/; promtool unit tests in tests/chart/*_test.yml.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import tomllib
+
+import pytest
+import yaml
+
+from shipping import (
+    CHART,
+    CHART_TESTS,
+    NAMESPACE,
+    RELEASE,
+    ROLES,
+    ROOT,
+    find,
+    helm,
+    one,
+    prometheus_yml,
+    render,
+    render_files,
+    rules_file,
+    run,
+    tool,
+    validation_errors,
+    value_set,
+    value_set_names,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+VALUE_SETS = value_set_names()
+KNATIVE = "serving.knative.dev/v1"
+ROLE_PORTS = {role: (8001 + i, 9001 + i) for i, role in enumerate(ROLES)}
+
+
+def workloads(objects: list[dict]) -> list[dict]:
+    return find(objects, "Service", api_version=KNATIVE) + find(objects, "Deployment")
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def pod_labels(workload: dict) -> dict:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def role_workload(objects: list[dict], role: str, prefix: str = RELEASE) -> dict:
+    found = [w for w in workloads(objects) if w["metadata"]["name"] == f"{prefix}-{role}"]
+    assert len(found) == 1, f"expected one workload for {role}, found {len(found)}"
+    return found[0]
+
+
+def rule_groups(objects: list[dict]) -> dict[str, list[dict]]:
+    rule = one(objects, "PrometheusRule", RELEASE)
+    return {group["name"]: group["rules"] for group in rule["spec"]["groups"]}
+
+
+# ---- lint and render ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_helm_lint_finds_no_errors_or_warnings(name):
+    report = helm().lint(str(CHART), value_set(name), kube_version="v1.30.0", namespace=NAMESPACE)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]  # 2 warning, 3 error
+    assert report["errors"] == [] and problems == [], report
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_rendered_object_validates(name):
+    objects = render(value_set(name))
+    assert objects, "nothing rendered"
+    problems = {
+        f"{o['apiVersion']} {o['kind']}/{o['metadata']['name']}": errors
+        for o in objects
+        if (errors := validation_errors(o))
+    }
+    assert problems == {}
+    names = [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(names) == len(set(names)), "two objects share a kind and name"
+    assert all(o["metadata"].get("namespace") == NAMESPACE for o in objects)
+
+
+def test_validation_catches_a_broken_object():
+    """The validators are not a rubber stamp: a misplaced field is reported."""
+    service = role_workload(render(), "watcher")
+    service["spec"]["template"]["spec"]["containers"][0]["port"] = 8001
+    assert any("port" in error for error in validation_errors(service))
+    config_map = one(render(), "ConfigMap", f"{RELEASE}-watcher")
+    config_map["data"]["PORT"] = 8001
+    assert validation_errors(config_map)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_notes_name_every_enabled_role(name):
+    values = value_set(name)
+    notes = render_files(values)[f"{CHART.name}/templates/NOTES.txt"]
+    enabled = [r for r in ROLES if values.get("roles", {}).get(r, {}).get("enabled", True)]
+    for role in enabled:
+        assert f"-{role}.{NAMESPACE}.svc.cluster.local" in notes
+    assert "{{" not in notes and "<no value>" not in notes
+
+
+# ---- roles --------------------------------------------------------------------------------
+
+
+def test_knative_mode_renders_a_knative_service_per_role():
+    objects = render()
+    assert find(objects, "Deployment") == []
+    for role, (port, metrics_port) in ROLE_PORTS.items():
+        service = one(objects, "Service", f"{RELEASE}-{role}", KNATIVE)
+        template = service["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        for key in ("min-scale", "max-scale", "metric", "target"):
+            assert f"autoscaling.knative.dev/{key}" in annotations
+        assert service["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
+        (container,) = template["spec"]["containers"]
+        assert container["image"] == f"ghcr.io/obs-fleet/obs-fleet/{role}:0.1.0"
+        # One declared port (Knative's rule); METRICS_PORT stays undeclared.
+        assert container["ports"] == [{"name": "http1", "containerPort": port}]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["envFrom"] == [{"configMapRef": {"name": f"{RELEASE}-{role}"}}]
+        env = one(objects, "ConfigMap", f"{RELEASE}-{role}")["data"]
+        assert env["ROLE"] == role and env["PORT"] == str(port)
+        assert env["METRICS_PORT"] == str(metrics_port) and env["TRACE_ID"] == ""
+        assert env["STATE_DIR"] == "/var/lib/obs-fleet"
+        if role != "watcher":
+            assert env["MONITOR_ENDPOINT"] == f"http://{RELEASE}-watcher.{NAMESPACE}.svc.cluster.local"
+
+
+def test_the_watcher_never_scales_to_zero():
+    for name in VALUE_SETS:
+        for service in find(render(value_set(name)), "Service", api_version=KNATIVE):
+            if service["metadata"]["name"].endswith("-watcher"):
+                annotations = service["spec"]["template"]["metadata"]["annotations"]
+                assert int(annotations["autoscaling.knative.dev/min-scale"]) >= 1
+    with pytest.raises(helm().HelmValuesError, match=r"roles/watcher/autoscaling/minScale"):
+        render({"roles": {"watcher": {"autoscaling": {"minScale": 0}}}})
+
+
+def test_a_role_may_scale_to_zero_and_then_has_no_service_down_alert():
+    objects = render(value_set("knative-docker-watcher"))
+    curator = one(objects, "Service", "fleet-curator", KNATIVE)
+    annotations = curator["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    assert annotations["autoscaling.knative.dev/metric"] == "rps"
+    groups = {g["name"]: g["rules"] for g in one(objects, "PrometheusRule", "fleet")["spec"]["groups"]}
+    assert "ServiceDown" not in [r["alert"] for r in groups["obs-fleet.curator"]]
+    assert "ServiceDown" in [r["alert"] for r in groups["obs-fleet.planner"]]
+
+
+def test_deployment_mode_renders_deployments_and_services():
+    objects = render(value_set("deployment-bundled-prometheus"))
+    assert find(objects, "Service", api_version=KNATIVE) == []
+    for role, (port, metrics_port) in ROLE_PORTS.items():
+        deployment = one(objects, "Deployment", f"{RELEASE}-{role}")
+        (container,) = pod_spec(deployment)["containers"]
+        assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+            "http": port,
+            "http-metrics": metrics_port,
+        }
+        # /readyz turns 503 on SIGTERM: the pod leaves the Service before draining.
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert pod_spec(deployment)["terminationGracePeriodSeconds"] > 10
+        service = one(objects, "Service", f"{RELEASE}-{role}", "v1")
+        assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+        assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
+    assert one(objects, "Deployment", f"{RELEASE}-curator")["spec"]["replicas"] == 2
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_metrics_services_reach_each_roles_metrics_port(name):
+    values = value_set(name)
+    objects = render(values)
+    prefix = values.get("fullnameOverride", RELEASE)
+    for service in find(objects, "Service", api_version="v1"):
+        if not service["metadata"]["name"].endswith("-metrics"):
+            continue
+        role = service["metadata"]["labels"]["app.kubernetes.io/component"]
+        (port,) = service["spec"]["ports"]
+        assert port["name"] == "http-metrics"
+        env = one(objects, "ConfigMap", f"{prefix}-{role}")["data"]
+        assert port["targetPort"] == port["port"] == int(env["METRICS_PORT"])
+        workload = role_workload(objects, role, prefix)
+        assert service["spec"]["selector"].items() <= pod_labels(workload).items()
+    enabled = [r for r in ROLES if values.get("roles", {}).get(r, {}).get("enabled", True)]
+    assert len([s for s in find(objects, "Service", api_version="v1") if s["metadata"]["name"].endswith("-metrics")]) == len(enabled)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_pod_runs_non_root_on_a_read_only_root_filesystem(name):
+    objects = render(value_set(name))
+    for workload in workloads(objects):
+        spec = pod_spec(workload)
+        assert spec["automountServiceAccountToken"] is False
+        pod_context = spec.get("securityContext", {})
+        for container in spec["containers"]:
+            context = {**pod_context, **container["securityContext"]}
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            assert context["runAsNonRoot"] is True, where
+            assert context["runAsUser"] != 0, where
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False, where
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], where
+            mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+            # The only writable paths are volumes: the role's state, Prometheus's TSDB.
+            assert mounts & {"/var/lib/obs-fleet", "/prometheus"}, where
+
+
+def test_config_changes_roll_the_pods():
+    def checksum(values):
+        service = one(render(values), "Service", f"{RELEASE}-planner", KNATIVE)
+        return service["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum({}) == checksum({})
+    assert checksum({}) != checksum({"config": {"traceId": "run-42"}})
+
+
+def test_a_docker_watching_watcher_runs_as_a_deployment_by_the_socket():
+    objects = render(value_set("knative-docker-watcher"))
+    watcher = one(objects, "Deployment", "fleet-watcher")
+    spec = pod_spec(watcher)
+    assert spec["nodeSelector"] == {"obs-fleet/docker": "true"}
+    assert spec["securityContext"]["supplementalGroups"] == [999]
+    assert {"name": "docker-socket", "hostPath": {"path": "/var/run/docker.sock", "type": "Socket"}} in spec["volumes"]
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": "fleet-watcher-state"}} in spec["volumes"]
+    assert watcher["spec"]["strategy"] == {"type": "Recreate"}
+    env = one(objects, "ConfigMap", "fleet-watcher")["data"]
+    assert env["DOCKER_WATCH"] == "on" and env["DOCKER_HOST"] == "unix:///var/run/docker.sock"
+    assert env["PROBE_TARGETS"].split(",") == [
+        f"{role}=http://fleet-{role}.{NAMESPACE}.svc.cluster.local/healthz"
+        for role in sorted(ROLES)
+        if role != "watcher"
+    ]
+    # The others still find it at the same URL, through its Service.
+    one(objects, "Service", "fleet-watcher", "v1")
+    assert one(objects, "ConfigMap", "fleet-curator")["data"]["MONITOR_ENDPOINT"] == (
+        f"http://fleet-watcher.{NAMESPACE}.svc.cluster.local"
+    )
+    for role in ROLES[1:]:
+        container = pod_spec(one(objects, "Service", f"fleet-{role}", KNATIVE))["containers"][0]
+        assert container["image"] == f"registry.example.com/obs/{role}:0.1.0-rc1"
+        assert container["imagePullPolicy"] == "Always"
+
+
+def test_api_token_comes_from_a_secret():
+    objects = render(value_set("deployment-bundled-prometheus"))
+    secret = one(objects, "Secret", f"{RELEASE}-api-token")
+    assert "API_TOKEN" in secret["data"]
+    for deployment in find(objects, "Deployment"):
+        if deployment["metadata"]["name"].endswith("-prometheus"):
+            continue
+        (container,) = pod_spec(deployment)["containers"]
+        assert container["env"] == [
+            {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": f"{RELEASE}-api-token", "key": "API_TOKEN"}}}
+        ]
+    objects = render(value_set("deployment-two-roles"))
+    assert find(objects, "Secret") == []
+    (container,) = pod_spec(one(objects, "Deployment", f"{RELEASE}-curator"))["containers"]
+    assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "obs-fleet-token", "key": "token"}
+    assert [d["metadata"]["name"] for d in find(objects, "Deployment")] == [f"{RELEASE}-curator", f"{RELEASE}-watcher"]
+
+
+# ---- monitoring ---------------------------------------------------------------------------
+
+
+def test_service_monitor_carries_its_release_label_and_selects_the_metrics_services():
+    objects = render(value_set("knative-kube-prometheus-stack"))
+    monitor = one(objects, "ServiceMonitor", RELEASE)
+    assert monitor["metadata"]["labels"]["release"] == "monitoring-stack"
+    assert monitor["metadata"]["labels"]["team"] == "sre"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    selected = [s for s in find(objects, "Service", api_version="v1") if selector.items() <= s["metadata"]["labels"].items()]
+    assert sorted(s["metadata"]["name"] for s in selected) == sorted(f"{RELEASE}-{r}-metrics" for r in ROLES)
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http-metrics" and endpoint["interval"] == "30s"
+    # The watcher's own `service` label must survive the target's.
+    assert endpoint["honorLabels"] is True
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_prometheus_rule_has_the_seed_alerts_per_role_plus_heartbeat_and_incidents():
+    objects = render(value_set("knative-kube-prometheus-stack"))
+    rule = one(objects, "PrometheusRule", RELEASE)
+    assert rule["metadata"]["labels"]["release"] == "monitoring-stack"
+    groups = rule_groups(objects)
+    for role in ROLES:
+        rules = {r["alert"]: r for r in groups[f"obs-fleet.{role}"]}
+        assert sorted(rules) == ["HighErrorRate", "HighLatency", "ServiceDown"]
+        job = f'job="{RELEASE}-{role}-metrics",namespace="{NAMESPACE}"'
+        assert job in rules["ServiceDown"]["expr"]
+        assert "hello_ai_request_duration_seconds_bucket" in rules["HighLatency"]["expr"]
+        assert 'code=~"5.."' in rules["HighErrorRate"]["expr"]
+        for alert in rules.values():
+            assert alert["labels"]["service"] == role and alert["labels"]["team"] == "sre"
+    fleet = {r["alert"]: r for r in groups["obs-fleet.fleet"]}
+    assert sorted(fleet) == ["CriticalIncidentOpen", "HeartbeatLost", "WatcherCriticalIssuesOpen"]
+    assert fleet["HeartbeatLost"]["expr"].startswith("monitoring_service_status{") and fleet["HeartbeatLost"]["expr"].endswith("== 0")
+    assert 'obs_curator_incidents_open{job="obs-fleet-curator-metrics",namespace="monitoring",severity="critical"}' in fleet["CriticalIncidentOpen"]["expr"]
+    assert "obs_watcher_issues_open" in fleet["WatcherCriticalIssuesOpen"]["expr"]
+
+
+def test_prometheus_rule_and_bundled_prometheus_load_the_same_rules():
+    objects = render({"prometheusRule": {"enabled": True}, "prometheus": {"enabled": True}})
+    bundled = yaml.safe_load(rules_file(objects))["groups"]
+    assert one(objects, "PrometheusRule", RELEASE)["spec"]["groups"] == bundled
+
+
+def test_rules_follow_the_metrics_prefix():
+    objects = render(value_set("knative-docker-watcher"))
+    text = json.dumps(one(objects, "PrometheusRule", "fleet")["spec"])
+    assert "obs_http_requests_total" in text and "hello_ai" not in text
+    dashboard = one(objects, "ConfigMap", "fleet-dashboard")["data"]["obs-fleet.json"]
+    assert "obs_http_request_duration_seconds_bucket" in dashboard and "hello_ai" not in dashboard
+
+
+def test_bundled_prometheus():
+    objects = render(value_set("deployment-bundled-prometheus"))
+    name = f"{RELEASE}-prometheus"
+    config = yaml.safe_load(prometheus_yml(objects))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert sorted(jobs) == sorted(["prometheus"] + [f"{RELEASE}-{r}-metrics" for r in ROLES])
+    for role, (_, metrics_port) in ROLE_PORTS.items():
+        (static,) = jobs[f"{RELEASE}-{role}-metrics"]["static_configs"]
+        assert static["targets"] == [f"{RELEASE}-{role}-metrics.{NAMESPACE}.svc.cluster.local:{metrics_port}"]
+        assert static["labels"] == {"namespace": NAMESPACE}
+    assert config["rule_files"] == ["obs-fleet.rules.yml"]
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager.monitoring.svc:9093"]
+
+    deployment = one(objects, "Deployment", name)
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    (container,) = pod_spec(deployment)["containers"]
+    args = container["args"]
+    for flag in (
+        "--config.file=/etc/prometheus/prometheus.yml",
+        "--storage.tsdb.path=/prometheus",
+        "--storage.tsdb.retention.time=30d",
+        "--storage.tsdb.retention.size=4GB",
+    ):
+        assert flag in args
+    assert container["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http"}
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == name
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == name
+    claim = one(objects, "PersistentVolumeClaim", name)
+    assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    service = one(objects, "Service", name, "v1")
+    assert service["spec"]["ports"][0]["port"] == 9090
+    assert service["spec"]["selector"].items() <= pod_labels(deployment).items()
+
+    without_pvc = render(value_set("knative-docker-watcher"))
+    assert find(without_pvc, "PersistentVolumeClaim", "fleet-prometheus") == []
+    volumes = {v["name"]: v for v in pod_spec(one(without_pvc, "Deployment", "fleet-prometheus"))["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+
+
+def test_grafana_dashboard():
+    objects = render(value_set("knative-kube-prometheus-stack"))
+    config_map = one(objects, "ConfigMap", f"{RELEASE}-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "obs-fleet"}
+    dashboard = json.loads(config_map["data"]["obs-fleet.json"])
+    assert dashboard["uid"] == "obs-fleet"
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert len(expressions) == len(dashboard["panels"]) >= 8
+    for metric in ("up", "hello_ai_requests_total", "hello_ai_request_duration_seconds_bucket", "monitoring_service_status"):
+        assert any(re.search(rf"\b{metric}\{{", e) for e in expressions), metric
+    assert find(render(value_set("deployment-two-roles")), "ConfigMap", f"{RELEASE}-dashboard") == []
+
+
+def test_chart_app_version_is_the_workspace_version():
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
+    with helm().Chart.load(str(CHART)) as chart:
+        assert chart.metadata["appVersion"] == workspace
+
+
+# ---- bad values -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"mode": "lambda"}, r"at '/mode': value must be one of 'knative', 'deployment'"),
+        ({"roles": {"curator": {"port": "8002"}}}, r"at '/roles/curator/port': got string, want integer"),
+        ({"roles": {"planner": {"metricsPort": 70000}}}, r"at '/roles/planner/metricsPort': maximum"),
+        ({"roles": {"watcher": {"autoscaling": {"minScale": 0}}}}, r"/roles/watcher/autoscaling/minScale': minimum: got 0, want 1"),
+        ({"roles": {"oracle": {"enabled": True}}}, r"at '/roles': additional properties 'oracle' not allowed"),
+        ({"serviceMonitor": {"enabled": True, "interval": "soon"}}, r"at '/serviceMonitor/interval': 'soon' does not match pattern"),
+        ({"alerts": {"highErrorRate": {"threshold": 5}}}, r"at '/alerts/highErrorRate/threshold': maximum"),
+        ({"config": {"logFormat": "xml"}}, r"at '/config/logFormat': value must be one of 'json', 'text'"),
+        ({"prometheus": {"retention": {"size": "4 gigs"}}}, r"at '/prometheus/retention/size'"),
+        ({"replicaCount": 3}, r"additional properties 'replicaCount' not allowed"),
+    ],
+)
+def test_bad_values_are_rejected_by_the_schema(values, message):
+    with pytest.raises(helm().HelmValuesError, match=message):
+        render(values)
+    with helm().Chart.load(str(CHART)) as chart:
+        with pytest.raises(helm().HelmValuesError):
+            chart.validate_schema(chart.merge_values(values))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"roles": {"watcher": {"docker": {"enabled": True}}}}, r"set roles.watcher.mode=deployment"),
+        ({"roles": {"curator": {"metricsPort": 8002}}}, r"roles.curator: port and metricsPort must differ"),
+        ({"roles": {"curator": {"autoscaling": {"minScale": 5}}}}, r"minScale \(5\) is above maxScale \(3\)"),
+        ({"roles": {r: {"enabled": False} for r in ROLES}}, r"enable at least one role"),
+        ({"apiToken": {"value": "a", "existingSecret": "b"}}, r"value or existingSecret, not both"),
+        ({"mode": "deployment", "roles": {"curator": {"replicas": 2, "persistence": {"enabled": True}}}}, r"needs replicas: 1"),
+    ],
+)
+def test_values_that_cannot_work_together_fail_with_a_clear_message(values, message):
+    with pytest.raises(helm().HelmRenderError, match=message):
+        render(values)
+
+
+# ---- promtool -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [n for n in VALUE_SETS if n != "knative-defaults"])
+def test_rendered_rules_pass_promtool_check_rules(name, tmp_path):
+    objects = render(value_set(name))
+    files = []
+    for rule in find(objects, "PrometheusRule"):
+        path = tmp_path / "prometheusrule.yml"
+        path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+        files.append(path)
+    for config_map in find(objects, "ConfigMap"):
+        if "obs-fleet.rules.yml" in config_map.get("data", {}):
+            path = tmp_path / "bundled.rules.yml"
+            path.write_text(config_map["data"]["obs-fleet.rules.yml"])
+            files.append(path)
+    assert files, f"{name} renders no rules"
+    result = run([tool("promtool"), "check", "rules", *map(str, files)])
+    assert "SUCCESS" in result.stdout
+
+
+@pytest.mark.parametrize("name", [n for n in VALUE_SETS if value_set(n).get("prometheus", {}).get("enabled")])
+def test_rendered_prometheus_config_passes_promtool_check_config(name, tmp_path):
+    objects = render(value_set(name))
+    config_map = next(c for c in find(objects, "ConfigMap") if "prometheus.yml" in c.get("data", {}))
+    for key, text in config_map["data"].items():
+        (tmp_path / key).write_text(text)
+    result = run([tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")])
+    assert "SUCCESS" in result.stdout and "rule files found" in result.stdout
+
+
+def test_alerts_fire_when_they_should_and_not_otherwise(tmp_path):
+    """promtool test rules: tests/chart/fleet_alerts_test.yml and, for every role,
+    tests/chart/role_alerts_test.yml, against the rules the chart renders by default."""
+    objects = render({"prometheus": {"enabled": True}})
+    (tmp_path / "obs-fleet.rules.yml").write_text(rules_file(objects))
+    template = string.Template((CHART_TESTS / "role_alerts_test.yml").read_text())
+    test_files = [CHART_TESTS / "fleet_alerts_test.yml"]
+    for index, role in enumerate(ROLES):
+        others = "\n".join(
+            f"      - series: 'up{{job=\"{RELEASE}-{other}-metrics\",namespace=\"{NAMESPACE}\",instance=\"10.0.1.{i}:900{i}\"}}'\n"
+            f"        values: '1x20'"
+            for i, other in enumerate(ROLES, start=1)
+            if other != role
+        )
+        text = template.substitute(role=role, job=f"{RELEASE}-{role}-metrics", other_roles_up=others)
+        path = tmp_path / f"role_{index}_{role}_test.yml"
+        path.write_text(text)
+        test_files.append(path)
+    (tmp_path / "fleet_alerts_test.yml").write_text(test_files[0].read_text())
+    test_files[0] = tmp_path / "fleet_alerts_test.yml"
+    result = run([tool("promtool"), "test", "rules", *map(str, test_files)], cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(test_files), result.stdout
