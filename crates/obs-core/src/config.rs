@@ -6,9 +6,12 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+
+use crate::outbox::OutboxSettings;
 
 /// The settings every role shares (DESIGN §3).
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub struct CoreConfig {
     pub state_dir: PathBuf,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
+    /// OUTBOX_MAX_RECORDS, OUTBOX_BATCH_SIZE, OUTBOX_RETRY_MAX_SECONDS.
+    pub outbox: OutboxSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +83,12 @@ struct RawCoreConfig {
     monitor_heartbeat_interval: u64,
     state_dir: Option<PathBuf>,
     workers: Option<usize>,
+    #[serde(default = "default_outbox_max_records")]
+    outbox_max_records: usize,
+    #[serde(default = "default_outbox_batch_size")]
+    outbox_batch_size: usize,
+    #[serde(default = "default_outbox_retry_max_seconds")]
+    outbox_retry_max_seconds: u64,
 }
 
 fn default_host() -> IpAddr {
@@ -100,6 +111,22 @@ fn default_shutdown_grace_seconds() -> u64 {
 }
 fn default_heartbeat_interval() -> u64 {
     10
+}
+fn default_outbox_max_records() -> usize {
+    100_000
+}
+fn default_outbox_batch_size() -> usize {
+    100
+}
+fn default_outbox_retry_max_seconds() -> u64 {
+    30
+}
+fn default_outbox() -> OutboxSettings {
+    OutboxSettings {
+        max_records: default_outbox_max_records(),
+        batch_size: default_outbox_batch_size(),
+        max_retry_delay: Duration::from_secs(default_outbox_retry_max_seconds()),
+    }
 }
 
 /// A configuration value that cannot be used. Its `Display` is the one line printed at exit.
@@ -176,6 +203,11 @@ impl CoreConfig {
                 .map(|url| url.trim_end_matches('/').to_string()),
             monitor_heartbeat_interval: raw.monitor_heartbeat_interval,
             workers: raw.workers,
+            outbox: OutboxSettings {
+                max_records: raw.outbox_max_records,
+                batch_size: raw.outbox_batch_size,
+                max_retry_delay: Duration::from_secs(raw.outbox_retry_max_seconds),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -197,6 +229,17 @@ impl CoreConfig {
         if self.monitor_heartbeat_interval == 0 {
             return Err(ConfigError::new(
                 "MONITOR_HEARTBEAT_INTERVAL: must be at least 1 second",
+            ));
+        }
+        if self.outbox.max_records == 0 {
+            return Err(ConfigError::new("OUTBOX_MAX_RECORDS: must be at least 1"));
+        }
+        if self.outbox.batch_size == 0 {
+            return Err(ConfigError::new("OUTBOX_BATCH_SIZE: must be at least 1"));
+        }
+        if self.outbox.max_retry_delay.is_zero() {
+            return Err(ConfigError::new(
+                "OUTBOX_RETRY_MAX_SECONDS: must be at least 1",
             ));
         }
         if self.workers == Some(0) {
@@ -235,6 +278,7 @@ impl CoreConfig {
             monitor_heartbeat_interval: default_heartbeat_interval(),
             state_dir: state_dir.into(),
             workers: Some(1),
+            outbox: default_outbox(),
         }
     }
 }

@@ -5,15 +5,19 @@
 //! - [`metrics`]: one registry per role, seed-compatible HTTP metrics.
 //! - [`error`]: [`ApiError`], the one JSON error shape.
 //! - [`telemetry`]: JSON or text logs with role, trace id and request id.
+//! - [`outbox`]: persisted, retried, bounded delivery of records to another role.
+//! - [`durable`]: atomic file writes for state that must survive a crash.
 //! - [`heartbeat`]: the client that reports a role alive to the watcher.
 //! - [`runtime`]: a role binary's whole `main`.
 
 pub mod config;
 pub mod docs;
+pub mod durable;
 pub mod error;
 pub mod heartbeat;
 pub mod metrics;
 mod middleware;
+pub mod outbox;
 pub mod probes;
 pub mod runtime;
 pub mod server;
@@ -22,6 +26,7 @@ pub mod telemetry;
 pub use config::{ConfigError, CoreConfig};
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use outbox::Outbox;
 pub use runtime::{exit_with, run_role};
 pub use server::{shutdown_signal, Application, Role, RoleContext, Service};
 

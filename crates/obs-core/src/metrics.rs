@@ -22,6 +22,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     pub(crate) http: HttpMetrics,
+    pub(crate) outbox: crate::outbox::OutboxMetrics,
 }
 
 /// The seed-compatible HTTP metrics, named `<METRICS_PREFIX>_…`.
@@ -56,11 +57,13 @@ impl Metrics {
                     "HTTP requests being handled right now.",
                 )?,
             },
+            outbox: crate::outbox::OutboxMetrics::new()?,
             registry,
         };
         metrics.register(metrics.http.requests.clone())?;
         metrics.register(metrics.http.duration.clone())?;
         metrics.register(metrics.http.in_flight.clone())?;
+        metrics.outbox.register(&metrics)?;
 
         let up = metrics.register(IntGauge::new(
             format!("{prefix}_up"),

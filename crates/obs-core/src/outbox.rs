@@ -1,0 +1,552 @@
+//! The outbox: how a role hands records to a downstream role without ever losing them.
+//!
+//! `push` returns only once the records are on disk under STATE_DIR/outbox/<destination>
+//! (appends from concurrent callers share one fsync). A delivery task posts them in batches,
+//! as a JSON array, to the destination URL, retrying with exponential backoff and jitter
+//! while the receiver is down or cold-starting. Delivery is at-least-once: receivers dedupe
+//! by the records' ids. The queue is bounded; past the bound the oldest records are dropped,
+//! counted and logged, so a long outage costs history, never the sender's memory or disk.
+//!
+//! On disk: `queue.log`, lines of `<seq>\t<json>`, and `cursor`, the highest seq delivered
+//! or dropped. Because every line carries its seq, compacting the log and moving the cursor
+//! need no common transaction: after a crash at any point, replaying the lines above the
+//! cursor gives exactly the undelivered records. A torn last line (a crash mid-append, never
+//! acknowledged) is cut off on open.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use serde::Serialize;
+use tokio::sync::{oneshot, Notify};
+
+use crate::durable::write_atomically;
+use crate::server::{RoleContext, Service};
+
+/// Compact the log once this many delivered lines precede the undelivered ones.
+const COMPACT_AFTER_LINES: u64 = 4096;
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+
+/// The outbox metrics, labelled by destination; registered once per role.
+#[derive(Clone)]
+pub(crate) struct OutboxMetrics {
+    pending: IntGaugeVec,
+    delivered: IntCounterVec,
+    retries: IntCounterVec,
+    dropped: IntCounterVec,
+}
+
+impl OutboxMetrics {
+    pub(crate) fn new() -> prometheus::Result<Self> {
+        Ok(OutboxMetrics {
+            pending: IntGaugeVec::new(
+                Opts::new("outbox_pending", "Records persisted and not yet delivered."),
+                &["destination"],
+            )?,
+            delivered: IntCounterVec::new(
+                Opts::new("outbox_delivered_total", "Records the receiver acknowledged."),
+                &["destination"],
+            )?,
+            retries: IntCounterVec::new(
+                Opts::new(
+                    "outbox_retries_total",
+                    "Delivery attempts that failed and will be retried.",
+                ),
+                &["destination"],
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "outbox_dropped_total",
+                    "Records given up: overflow (the queue bound was hit, oldest first) or rejected (the receiver refused them as invalid).",
+                ),
+                &["destination", "reason"],
+            )?,
+        })
+    }
+
+    pub(crate) fn register(&self, metrics: &crate::Metrics) -> anyhow::Result<()> {
+        metrics.register(self.pending.clone())?;
+        metrics.register(self.delivered.clone())?;
+        metrics.register(self.retries.clone())?;
+        metrics.register(self.dropped.clone())?;
+        Ok(())
+    }
+}
+
+/// Tunables, from OUTBOX_* in [`crate::CoreConfig`].
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub max_records: usize,
+    pub batch_size: usize,
+    pub max_retry_delay: Duration,
+}
+
+/// A persisted, retried, bounded queue of records for one destination. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<Append>,
+}
+
+struct Shared {
+    destination: String,
+    url: String,
+    api_token: Option<String>,
+    settings: OutboxSettings,
+    /// Undelivered records, oldest first, mirrored from disk.
+    queue: Mutex<VecDeque<Entry>>,
+    journal: Mutex<Journal>,
+    wake: Notify,
+    metrics: OutboxMetrics,
+    http: reqwest::Client,
+}
+
+struct Entry {
+    seq: u64,
+    json: String,
+}
+
+struct Append {
+    lines: Vec<String>,
+    done: oneshot::Sender<anyhow::Result<()>>,
+}
+
+impl Outbox {
+    /// Open (or create) the outbox for `destination`, posting to `url`. Records left from
+    /// a previous run are loaded and will be delivered.
+    pub fn open(service: &Service, destination: &str, url: &str) -> anyhow::Result<Outbox> {
+        anyhow::ensure!(
+            !destination.is_empty()
+                && destination
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "outbox destination '{destination}' must be [A-Za-z0-9_-]+"
+        );
+        reqwest::Url::parse(url).with_context(|| format!("outbox URL '{url}'"))?;
+        let config = service.config();
+        let dir = config.state_dir.join("outbox").join(destination);
+        let (journal, entries) = Journal::open(&dir)?;
+        let metrics = service.metrics().outbox.clone();
+        metrics
+            .pending
+            .with_label_values(&[destination])
+            .set(entries.len() as i64);
+        if !entries.is_empty() {
+            tracing::info!(
+                destination,
+                pending = entries.len(),
+                "outbox holds records from before the restart; delivering them"
+            );
+        }
+        let shared = Arc::new(Shared {
+            destination: destination.to_string(),
+            url: url.to_string(),
+            api_token: config.api_token.clone(),
+            settings: config.outbox.clone(),
+            queue: Mutex::new(entries),
+            journal: Mutex::new(journal),
+            wake: Notify::new(),
+            metrics,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+        });
+        let (writer, appends) = mpsc::channel();
+        let writer_shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("outbox-{destination}"))
+            .spawn(move || writer_shared.write_appends(appends))
+            .context("starting the outbox writer thread")?;
+        Ok(Outbox { shared, writer })
+    }
+
+    /// Persist `items` (each serialized as one JSON value); returns once they are durable.
+    pub async fn push<T: Serialize>(&self, items: &[T]) -> anyhow::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let lines = items
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .context("serializing outbox records")?;
+        let (done, durable) = oneshot::channel();
+        self.writer
+            .send(Append { lines, done })
+            .map_err(|_| anyhow::anyhow!("the outbox writer has stopped"))?;
+        durable
+            .await
+            .context("the outbox writer has stopped")?
+            .with_context(|| format!("persisting records for {}", self.shared.destination))
+    }
+
+    /// Records persisted and not yet delivered.
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.queue).len()
+    }
+
+    /// Start delivering, until the role shuts down.
+    pub fn start(&self, context: &RoleContext) {
+        let shared = self.shared.clone();
+        let shutdown = context.shutdown.clone();
+        context.spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = shared.deliver_forever() => {}
+            }
+        });
+    }
+}
+
+impl Shared {
+    /// The writer thread: group commit. Every append waiting when a write starts shares
+    /// its fsync, so many small pushes cost one disk flush.
+    fn write_appends(self: Arc<Self>, appends: mpsc::Receiver<Append>) {
+        while let Ok(first) = appends.recv() {
+            let mut group = vec![first];
+            group.extend(appends.try_iter());
+            let lines: Vec<&str> = group
+                .iter()
+                .flat_map(|a| a.lines.iter().map(String::as_str))
+                .collect();
+            let result = lock(&self.journal).append(&lines);
+            match result {
+                Ok(first_seq) => {
+                    let mut seq = first_seq;
+                    let mut queue = lock(&self.queue);
+                    for append in &group {
+                        for line in &append.lines {
+                            queue.push_back(Entry {
+                                seq,
+                                json: line.clone(),
+                            });
+                            seq += 1;
+                        }
+                    }
+                    let overflow = queue.len().saturating_sub(self.settings.max_records);
+                    if overflow > 0 {
+                        self.drop_oldest(&mut queue, overflow);
+                    }
+                    self.pending_gauge().set(queue.len() as i64);
+                    drop(queue);
+                    self.wake.notify_one();
+                    for append in group {
+                        let _ = append.done.send(Ok(()));
+                    }
+                }
+                Err(error) => {
+                    let message = format!("{error:#}");
+                    for append in group {
+                        let _ = append.done.send(Err(anyhow::anyhow!(message.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    fn drop_oldest(&self, queue: &mut VecDeque<Entry>, count: usize) {
+        let mut last = None;
+        for _ in 0..count {
+            last = queue.pop_front().map(|entry| entry.seq);
+        }
+        if let Some(seq) = last {
+            if let Err(error) = lock(&self.journal).consume_through(seq) {
+                tracing::error!(destination = %self.destination, error = format!("{error:#}"), "outbox cursor not saved");
+            }
+        }
+        let dropped = self
+            .metrics
+            .dropped
+            .with_label_values(&[&self.destination, "overflow"]);
+        // One line when dropping starts and one per thousand after, not one per record.
+        if dropped.get() == 0 || (dropped.get() + count as u64) / 1000 > dropped.get() / 1000 {
+            tracing::warn!(
+                destination = %self.destination,
+                dropped = count,
+                bound = self.settings.max_records,
+                "outbox is full: dropping the oldest records"
+            );
+        }
+        dropped.inc_by(count as u64);
+    }
+
+    fn pending_gauge(&self) -> prometheus::IntGauge {
+        self.metrics.pending.with_label_values(&[&self.destination])
+    }
+
+    async fn deliver_forever(&self) {
+        let mut batch_limit = self.settings.batch_size;
+        let mut failures: u32 = 0;
+        loop {
+            let batch: Vec<(u64, String)> = {
+                let queue = lock(&self.queue);
+                queue
+                    .iter()
+                    .take(batch_limit)
+                    .map(|entry| (entry.seq, entry.json.clone()))
+                    .collect()
+            };
+            let Some(&(last_seq, _)) = batch.last() else {
+                self.wake.notified().await;
+                continue;
+            };
+            match self.post(&batch).await {
+                Delivery::Delivered => {
+                    if failures > 0 {
+                        tracing::info!(destination = %self.destination, "delivering again");
+                    }
+                    failures = 0;
+                    batch_limit = self.settings.batch_size;
+                    let delivered = self.consume_through(last_seq);
+                    self.metrics
+                        .delivered
+                        .with_label_values(&[&self.destination])
+                        .inc_by(delivered);
+                }
+                Delivery::Rejected(reason) if batch.len() > 1 => {
+                    // Find the bad record by halving, so the good ones still get through.
+                    batch_limit = batch.len() / 2;
+                    tracing::warn!(destination = %self.destination, %reason, size = batch.len(), "batch rejected; retrying in halves");
+                }
+                Delivery::Rejected(reason) => {
+                    tracing::error!(destination = %self.destination, %reason, record = %batch[0].1, "record rejected by the receiver; dropping it");
+                    let dropped = self.consume_through(last_seq);
+                    self.metrics
+                        .dropped
+                        .with_label_values(&[&self.destination, "rejected"])
+                        .inc_by(dropped);
+                    batch_limit = self.settings.batch_size;
+                }
+                Delivery::Retry(reason) => {
+                    if failures == 0 {
+                        tracing::warn!(destination = %self.destination, url = %self.url, %reason, "delivery failed; retrying with backoff");
+                    }
+                    failures = failures.saturating_add(1);
+                    self.metrics
+                        .retries
+                        .with_label_values(&[&self.destination])
+                        .inc();
+                    tokio::time::sleep(self.retry_delay(failures)).await;
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half fixed, half random, so many senders
+    /// waiting on one cold-starting receiver do not return in lockstep.
+    fn retry_delay(&self, failures: u32) -> Duration {
+        let exponential = FIRST_RETRY.saturating_mul(1 << failures.min(16).saturating_sub(1));
+        let capped = exponential.min(self.settings.max_retry_delay);
+        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+    }
+
+    /// Forget every queued record up to `seq`; returns how many were removed.
+    fn consume_through(&self, seq: u64) -> u64 {
+        let mut removed = 0;
+        let mut queue = lock(&self.queue);
+        while queue.front().is_some_and(|entry| entry.seq <= seq) {
+            queue.pop_front();
+            removed += 1;
+        }
+        self.pending_gauge().set(queue.len() as i64);
+        drop(queue);
+        if let Err(error) = lock(&self.journal).consume_through(seq) {
+            // The records were delivered; a stale cursor only means a redelivery after a
+            // restart, which receivers dedupe.
+            tracing::error!(destination = %self.destination, error = format!("{error:#}"), "outbox cursor not saved");
+        }
+        removed
+    }
+
+    async fn post(&self, batch: &[(u64, String)]) -> Delivery {
+        let mut body =
+            String::with_capacity(batch.iter().map(|(_, j)| j.len() + 1).sum::<usize>() + 2);
+        body.push('[');
+        for (index, (_, json)) in batch.iter().enumerate() {
+            if index > 0 {
+                body.push(',');
+            }
+            body.push_str(json);
+        }
+        body.push(']');
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = &self.api_token {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Delivery::Delivered,
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                let reason = format!("{status}: {}", text.chars().take(300).collect::<String>());
+                let retryable = status.is_server_error()
+                    || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                    // A receiver behind a proxy may 404 while it is being (re)deployed, and
+                    // 401 is a token mismatch an operator will fix: keep the records.
+                    || status == reqwest::StatusCode::NOT_FOUND
+                    || status == reqwest::StatusCode::UNAUTHORIZED;
+                if retryable {
+                    Delivery::Retry(reason)
+                } else {
+                    Delivery::Rejected(reason)
+                }
+            }
+            Err(error) => Delivery::Retry(error.to_string()),
+        }
+    }
+}
+
+enum Delivery {
+    Delivered,
+    /// The receiver refused the batch as invalid: retrying it as is cannot succeed.
+    Rejected(String),
+    /// Down, cold-starting, overloaded or unreachable: try again later.
+    Retry(String),
+}
+
+/// The files behind an outbox.
+struct Journal {
+    dir: PathBuf,
+    log: File,
+    /// Highest seq delivered or dropped.
+    consumed: u64,
+    next_seq: u64,
+    /// Lines in the log at or below `consumed`: dead weight until the next compaction.
+    dead_lines: u64,
+}
+
+impl Journal {
+    fn open(dir: &Path) -> anyhow::Result<(Journal, VecDeque<Entry>)> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let cursor_path = dir.join("cursor");
+        let consumed = match std::fs::read_to_string(&cursor_path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .with_context(|| format!("{} is not a number", cursor_path.display()))?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(error).context(format!("reading {}", cursor_path.display())),
+        };
+        let log_path = dir.join("queue.log");
+        let mut entries = VecDeque::new();
+        let mut next_seq = consumed + 1;
+        let mut dead_lines = 0;
+        let mut good_bytes = 0u64;
+        if let Ok(file) = File::open(&log_path) {
+            let mut reader = BufReader::new(file);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let read = reader
+                    .read_line(&mut line)
+                    .with_context(|| format!("reading {}", log_path.display()))?;
+                // A line without its newline is a torn append that was never acknowledged.
+                if read == 0 || !line.ends_with('\n') {
+                    break;
+                }
+                let Some((seq, json)) = line.trim_end_matches('\n').split_once('\t') else {
+                    break;
+                };
+                let Ok(seq) = seq.parse::<u64>() else { break };
+                good_bytes += read as u64;
+                next_seq = next_seq.max(seq + 1);
+                if seq <= consumed {
+                    dead_lines += 1;
+                } else {
+                    entries.push_back(Entry {
+                        seq,
+                        json: json.to_string(),
+                    });
+                }
+            }
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        if log.metadata()?.len() > good_bytes {
+            tracing::warn!(path = %log_path.display(), "cutting off a torn write at the end of the outbox log");
+            log.set_len(good_bytes)?;
+        }
+        Ok((
+            Journal {
+                dir: dir.to_path_buf(),
+                log,
+                consumed,
+                next_seq,
+                dead_lines,
+            },
+            entries,
+        ))
+    }
+
+    /// Append lines durably; returns the seq of the first.
+    fn append(&mut self, lines: &[&str]) -> anyhow::Result<u64> {
+        let first = self.next_seq;
+        let mut buffer = String::with_capacity(lines.iter().map(|l| l.len() + 24).sum());
+        for (offset, line) in lines.iter().enumerate() {
+            use std::fmt::Write as _;
+            let _ = writeln!(buffer, "{}\t{line}", first + offset as u64);
+        }
+        self.log
+            .write_all(buffer.as_bytes())
+            .context("appending to the outbox log")?;
+        self.log.sync_data().context("syncing the outbox log")?;
+        self.next_seq += lines.len() as u64;
+        Ok(first)
+    }
+
+    fn consume_through(&mut self, seq: u64) -> anyhow::Result<()> {
+        if seq <= self.consumed {
+            return Ok(());
+        }
+        self.dead_lines += seq - self.consumed;
+        self.consumed = seq;
+        write_atomically(&self.dir.join("cursor"), seq.to_string().as_bytes())?;
+        if self.dead_lines >= COMPACT_AFTER_LINES {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Rewrite the log without the lines already consumed.
+    fn compact(&mut self) -> anyhow::Result<()> {
+        let log_path = self.dir.join("queue.log");
+        let reader = BufReader::new(File::open(&log_path)?);
+        let mut kept = Vec::new();
+        for line in reader.lines() {
+            let line = line?;
+            let live = line
+                .split_once('\t')
+                .and_then(|(seq, _)| seq.parse::<u64>().ok())
+                .is_some_and(|seq| seq > self.consumed);
+            if live {
+                kept.extend_from_slice(line.as_bytes());
+                kept.push(b'\n');
+            }
+        }
+        write_atomically(&log_path, &kept)?;
+        self.log = OpenOptions::new().append(true).open(&log_path)?;
+        self.dead_lines = 0;
+        Ok(())
+    }
+}
+
+/// A poisoned lock means a panic elsewhere mid-update; the queue data itself stays
+/// consistent (every update is a single push/pop), so carry on with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
