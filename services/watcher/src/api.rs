@@ -1,0 +1,440 @@
+//! The watcher's HTTP API: the seeds' paths and payloads.
+//!
+//! Input is checked here, before anything is stored: names (service, event type,
+//! component) by `validate::name`, free text by length, numbers by range. Every refusal is
+//! a 400 naming the field; malformed JSON, a wrong content type and oversized bodies are
+//! answered by the kit (400/415/413) before a handler runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use obs_core::actix_web::{web, HttpResponse};
+use obs_core::utoipa::{self, OpenApi};
+use obs_core::ApiError;
+use obs_model::{
+    ContainerList, EventIn, EventList, EventSource, HeartbeatIn, IssueList, IssueState,
+};
+use serde::Deserialize;
+
+use crate::checker::contact_changed;
+use crate::heartbeats::Contact;
+use crate::validate::{self, MAX_DETAIL_CHARS, MAX_PHASE_CHARS};
+use crate::{docker, Shared};
+
+/// Largest `limit` of `/events` and `/issues`, and `lines` of `/logs`.
+pub const MAX_LIMIT: usize = 10_000;
+const DEFAULT_EVENTS_LIMIT: usize = 100;
+const DEFAULT_ISSUES_LIMIT: usize = 1000;
+const DEFAULT_LOG_LINES: usize = 100;
+const MAX_RESTART_TIMEOUT_SECONDS: u32 = 300;
+
+const OK: &str = r#"{"status":"ok"}"#;
+
+pub fn routes(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
+    cfg.app_data(web::Data::from(shared))
+        .service(web::resource("/heartbeat").route(web::post().to(heartbeat)))
+        .service(
+            web::resource("/ping/{service}")
+                .route(web::get().to(ping))
+                .route(web::post().to(ping)),
+        )
+        .service(
+            web::resource("/ping/{service}/fail")
+                .route(web::get().to(ping_fail))
+                .route(web::post().to(ping_fail)),
+        )
+        .service(
+            web::resource("/events")
+                .route(web::post().to(post_event))
+                .route(web::get().to(list_events)),
+        )
+        .service(web::resource("/status").route(web::get().to(status)))
+        .service(web::resource("/issues").route(web::get().to(list_issues)))
+        .service(web::resource("/containers").route(web::get().to(list_containers)))
+        .service(web::resource("/container").route(web::get().to(container)))
+        .service(web::resource("/logs").route(web::get().to(logs)))
+        .service(web::resource("/containers/{name}/restart").route(web::post().to(restart)));
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        heartbeat, ping, ping_fail, post_event, list_events, status, list_issues,
+        list_containers, container, logs, restart
+    ),
+    tags(
+        (name = "heartbeats", description = "Services saying they are alive (or failed)"),
+        (name = "events", description = "Things that happened"),
+        (name = "read", description = "What the watcher knows: status, events, issues"),
+        (name = "containers", description = "The Docker engine's containers")
+    )
+)]
+struct WatcherApi;
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    WatcherApi::openapi()
+}
+
+fn ok() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(OK)
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
+    validate::name(value).map_err(|why| ApiError::invalid_field(field, why))
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    validate::text(value, max).map_err(|why| ApiError::invalid_field(field, why))
+}
+
+/// A per-service timeout: positive, finite, at most a month.
+fn timeout(field: &str, seconds: Option<f64>) -> Result<Option<Duration>, ApiError> {
+    let Some(seconds) = seconds else {
+        return Ok(None);
+    };
+    let max = crate::config::MAX_HEARTBEAT_TIMEOUT;
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > max.as_secs_f64() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!(
+                "{seconds} is not a number of seconds above 0 and at most {}",
+                max.as_secs()
+            ),
+        ));
+    }
+    Ok(Some(Duration::from_secs_f64(seconds)))
+}
+
+/// A count from the query string, 1..=max; its default when absent.
+fn count(field: &str, value: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(ApiError::invalid_field(
+            field,
+            format!("'{value}' is not a whole number from 1 to {max}"),
+        )),
+    }
+}
+
+/// Record a contact and act on what it changed.
+async fn contact(
+    shared: &Shared,
+    service: &str,
+    outcome: Result<(Contact, bool), crate::heartbeats::Full>,
+    detail: Option<&str>,
+) -> Result<(), ApiError> {
+    let (contact, earlier) = outcome.map_err(|full| ApiError::Conflict(full.to_string()))?;
+    shared.metrics.heartbeats.inc();
+    if earlier {
+        shared.checker_wake.notify_one();
+    }
+    if contact == Contact::Alive {
+        shared.store.touch();
+    } else {
+        shared.store.changed();
+        contact_changed(shared, service, contact, detail).await;
+    }
+    Ok(())
+}
+
+/// Report a service alive. `timeout_seconds` overrides MONITOR_HEARTBEAT_TIMEOUT for it from
+/// this beat on; unknown fields are ignored.
+#[utoipa::path(post, path = "/heartbeat", tag = "heartbeats",
+    request_body(content = serde_json::Value, description = "HeartbeatIn",
+        example = json!({"service": "edge-cam01", "phase": "edge_loop", "timeout_seconds": 30})),
+    responses(
+        (status = 200, description = "recorded", example = json!({"status": "ok"})),
+        (status = 400, description = "invalid field", body = obs_core::error::ErrorBody),
+        (status = 409, description = "MAX_SERVICES reached", body = obs_core::error::ErrorBody)))]
+async fn heartbeat(
+    shared: web::Data<Shared>,
+    body: web::Json<HeartbeatIn>,
+) -> Result<HttpResponse, ApiError> {
+    let beat = body.into_inner();
+    check_name("service", &beat.service)?;
+    if let Some(phase) = &beat.phase {
+        check_text("phase", phase, MAX_PHASE_CHARS)?;
+    }
+    let timeout = timeout("timeout_seconds", beat.timeout_seconds)?;
+    let outcome = shared.tracker().beat(
+        &beat.service,
+        beat.phase.as_deref(),
+        timeout,
+        tokio::time::Instant::now(),
+        chrono::Utc::now(),
+    );
+    contact(&shared, &beat.service, outcome, None).await?;
+    Ok(ok())
+}
+
+#[derive(Deserialize)]
+struct PingQuery {
+    timeout_seconds: Option<String>,
+    detail: Option<String>,
+}
+
+fn ping_timeout(query: &PingQuery) -> Result<Option<Duration>, ApiError> {
+    let Some(text) = query.timeout_seconds.as_deref() else {
+        return Ok(None);
+    };
+    let seconds = text.trim().parse::<f64>().map_err(|_| {
+        ApiError::invalid_field("timeout_seconds", format!("'{text}' is not a number"))
+    })?;
+    timeout("timeout_seconds", Some(seconds))
+}
+
+/// Cron-friendly heartbeat: `curl -fsS http://watcher:8001/ping/backup` after a job.
+#[utoipa::path(get, path = "/ping/{service}", tag = "heartbeats",
+    params(("service" = String, Path, description = "the service's name"),
+        ("timeout_seconds" = Option<f64>, Query, description = "overrides the timeout for this service")),
+    responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody)))]
+async fn ping(
+    shared: web::Data<Shared>,
+    service: web::Path<String>,
+    query: web::Query<PingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    check_name("service", &service)?;
+    let timeout = ping_timeout(&query)?;
+    let outcome = shared.tracker().beat(
+        &service,
+        None,
+        timeout,
+        tokio::time::Instant::now(),
+        chrono::Utc::now(),
+    );
+    contact(&shared, &service, outcome, None).await?;
+    Ok(ok())
+}
+
+/// The service says it failed: down (reason `failed`, issue `service_failed`) until its next
+/// successful ping or heartbeat.
+#[utoipa::path(get, path = "/ping/{service}/fail", tag = "heartbeats",
+    params(("service" = String, Path, description = "the service's name"),
+        ("detail" = Option<String>, Query, description = "what failed, for the issue")),
+    responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody)))]
+async fn ping_fail(
+    shared: web::Data<Shared>,
+    service: web::Path<String>,
+    query: web::Query<PingQuery>,
+) -> Result<HttpResponse, ApiError> {
+    check_name("service", &service)?;
+    let timeout = ping_timeout(&query)?;
+    if let Some(detail) = &query.detail {
+        check_text("detail", detail, MAX_DETAIL_CHARS)?;
+    }
+    let outcome = shared.tracker().fail(
+        &service,
+        timeout,
+        tokio::time::Instant::now(),
+        chrono::Utc::now(),
+    );
+    contact(&shared, &service, outcome, query.detail.as_deref()).await?;
+    Ok(ok())
+}
+
+/// Record an event. `failure`/`success` with a `component` also count in
+/// `monitoring_task_failures_total` / `monitoring_task_success_total`.
+#[utoipa::path(post, path = "/events", tag = "events",
+    request_body(content = serde_json::Value, description = "EventIn",
+        example = json!({"service": "edge-cam01", "event_type": "error", "detail": "model timeout"})),
+    responses((status = 200, description = "recorded; the event's id",
+        example = json!({"status": "ok", "id": "01J9Z3NDEKTSV4RRFFQ69G5FAV"})),
+        (status = 400, body = obs_core::error::ErrorBody)))]
+async fn post_event(
+    shared: web::Data<Shared>,
+    body: web::Json<EventIn>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    check_name("service", &input.service)?;
+    check_name("event_type", &input.event_type)?;
+    if let Some(detail) = &input.detail {
+        check_text("detail", detail, MAX_DETAIL_CHARS)?;
+    }
+    if let Some(component) = &input.component {
+        check_name("component", component)?;
+    }
+    let mut event = shared.new_event(&input.service, &input.event_type, EventSource::Api);
+    event.detail = input.detail;
+    event.component = input.component;
+    let id = event.id;
+    shared.record_event(event).await;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok", "id": id})))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    limit: Option<String>,
+    service: Option<String>,
+}
+
+/// The most recent events, oldest first (`limit` 1–10000, default 100; `service` filters).
+#[utoipa::path(get, path = "/events", tag = "read",
+    params(("limit" = Option<usize>, Query, description = "1 to 10000, default 100"),
+        ("service" = Option<String>, Query, description = "only this service's events")),
+    responses((status = 200, description = "EventList: {\"events\": [Event]}", body = serde_json::Value),
+        (status = 400, body = obs_core::error::ErrorBody)))]
+async fn list_events(
+    shared: web::Data<Shared>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = count(
+        "limit",
+        query.limit.as_deref(),
+        DEFAULT_EVENTS_LIMIT,
+        MAX_LIMIT,
+    )?;
+    if let Some(service) = &query.service {
+        check_name("service", service)?;
+    }
+    let events = shared.events().recent(limit, query.service.as_deref());
+    Ok(HttpResponse::Ok().json(EventList { events }))
+}
+
+/// Services, containers, probes, deployment id / app name, open issue count.
+#[utoipa::path(get, path = "/status", tag = "read",
+    responses((status = 200, description = "WatcherStatus", body = serde_json::Value)))]
+async fn status(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.status())
+}
+
+#[derive(Deserialize)]
+struct IssuesQuery {
+    state: Option<String>,
+    limit: Option<String>,
+}
+
+/// Issues with severity, recommendation, first/last seen and state: open ones first.
+#[utoipa::path(get, path = "/issues", tag = "read",
+    params(("state" = Option<String>, Query, description = "open, resolved or all (default)"),
+        ("limit" = Option<usize>, Query, description = "1 to 10000, default 1000")),
+    responses((status = 200, description = "IssueList: {\"issues\": [Issue]}", body = serde_json::Value),
+        (status = 400, body = obs_core::error::ErrorBody)))]
+async fn list_issues(
+    shared: web::Data<Shared>,
+    query: web::Query<IssuesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let state = match query.state.as_deref().map(str::trim) {
+        None | Some("") | Some("all") => None,
+        Some("open") => Some(IssueState::Open),
+        Some("resolved") => Some(IssueState::Resolved),
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "state",
+                format!("'{other}' is not one of open, resolved, all"),
+            ))
+        }
+    };
+    let limit = count(
+        "limit",
+        query.limit.as_deref(),
+        DEFAULT_ISSUES_LIMIT,
+        MAX_LIMIT,
+    )?;
+    let issues = shared.issues().list(state, limit);
+    Ok(HttpResponse::Ok().json(IssueList { issues }))
+}
+
+/// The containers, as last seen (`docker` says whether the engine is followed right now).
+#[utoipa::path(get, path = "/containers", tag = "containers",
+    responses((status = 200, description = "ContainerList", body = serde_json::Value)))]
+async fn list_containers(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(ContainerList {
+        docker: shared.docker.is_connected(),
+        containers: shared.containers().list(),
+    })
+}
+
+#[derive(Deserialize)]
+struct ContainerQuery {
+    name: Option<String>,
+}
+
+fn container_name(field: &str, value: Option<&str>) -> Result<String, ApiError> {
+    let name = value
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| ApiError::invalid_field(field, "is required"))?;
+    check_name(field, name.trim_start_matches('/'))?;
+    Ok(name.to_string())
+}
+
+/// One container, inspected afresh when the engine is connected.
+#[utoipa::path(get, path = "/container", tag = "containers",
+    params(("name" = String, Query, description = "container name or id")),
+    responses((status = 200, description = "Container", body = serde_json::Value),
+        (status = 400, body = obs_core::error::ErrorBody), (status = 404, body = obs_core::error::ErrorBody)))]
+async fn container(
+    shared: web::Data<Shared>,
+    query: web::Query<ContainerQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = container_name("name", query.name.as_deref())?;
+    let container = docker::container(&shared.into_inner(), &name).await?;
+    Ok(HttpResponse::Ok().json(container))
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    container: Option<String>,
+    lines: Option<String>,
+}
+
+/// A container's last lines, stdout and stderr interleaved (`lines` 1–10000, default 100).
+#[utoipa::path(get, path = "/logs", tag = "containers",
+    params(("container" = String, Query, description = "container name or id"),
+        ("lines" = Option<usize>, Query, description = "1 to 10000, default 100")),
+    responses((status = 200, description = "ContainerLogs", body = serde_json::Value),
+        (status = 400, body = obs_core::error::ErrorBody), (status = 404, body = obs_core::error::ErrorBody),
+        (status = 503, description = "no Docker engine", body = obs_core::error::ErrorBody)))]
+async fn logs(
+    shared: web::Data<Shared>,
+    query: web::Query<LogsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = container_name("container", query.container.as_deref())?;
+    let lines = count(
+        "lines",
+        query.lines.as_deref(),
+        DEFAULT_LOG_LINES,
+        MAX_LIMIT,
+    )?;
+    let logs = docker::logs(&shared.into_inner(), &name, lines).await?;
+    Ok(HttpResponse::Ok().json(logs))
+}
+
+#[derive(Deserialize)]
+struct RestartQuery {
+    timeout_seconds: Option<String>,
+}
+
+/// Restart a container (needs the API token when API_TOKEN is set). Its exit is requested,
+/// so it is not reported as a crash.
+#[utoipa::path(post, path = "/containers/{name}/restart", tag = "containers",
+    params(("name" = String, Path, description = "container name or id"),
+        ("timeout_seconds" = Option<u32>, Query, description = "grace before SIGKILL, 0 to 300, default 10")),
+    responses((status = 200, description = "restarted", example = json!({"status": "restarted", "container": "app"})),
+        (status = 401, body = obs_core::error::ErrorBody), (status = 404, body = obs_core::error::ErrorBody),
+        (status = 503, description = "no Docker engine", body = obs_core::error::ErrorBody)))]
+async fn restart(
+    shared: web::Data<Shared>,
+    name: web::Path<String>,
+    query: web::Query<RestartQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let name = container_name("name", Some(&name))?;
+    let grace =
+        match query.timeout_seconds.as_deref() {
+            None => 10,
+            Some(text) => match text.trim().parse::<u32>() {
+                Ok(seconds) if seconds <= MAX_RESTART_TIMEOUT_SECONDS => seconds,
+                _ => return Err(ApiError::invalid_field(
+                    "timeout_seconds",
+                    format!(
+                        "'{text}' is not a whole number from 0 to {MAX_RESTART_TIMEOUT_SECONDS}"
+                    ),
+                )),
+            },
+        };
+    docker::restart(&shared.into_inner(), &name, grace as i32).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "restarted", "container": name})))
+}

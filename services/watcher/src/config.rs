@@ -1,0 +1,361 @@
+//! The watcher's own settings (DESIGN §4), read from the environment like every role's.
+//!
+//! Env names are the seeds' (MONITOR_HEARTBEAT_*, DEPLOYMENT_ID, APP_NAME) plus the design's
+//! (DOCKER_*, PROBE_*, RESTART_LOOP_*, HOST_METRICS_INTERVAL). Durations are seconds and may
+//! be fractional. Enums and lists are read as strings and parsed here, so a bad value names
+//! its variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use obs_core::config::{self, ConfigError};
+use serde::Deserialize;
+
+/// Longest timeout a heartbeat may ask for: a monthly cron job still fits.
+pub const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(31 * 24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct WatcherConfig {
+    pub heartbeat: HeartbeatSettings,
+    pub docker: DockerSettings,
+    pub probes: ProbeSettings,
+    /// HOST_METRICS_INTERVAL; 0 turns the host gauges off.
+    pub host_metrics_interval: Option<Duration>,
+    /// HOST_DISK_PATH: the filesystem whose used ratio is reported.
+    pub host_disk_path: PathBuf,
+    pub deployment_id: Option<String>,
+    pub app_name: Option<String>,
+    /// EVENTS_MAX: events kept in memory (and in state.json) for `GET /events`.
+    pub events_max: usize,
+    /// RESOLVED_ISSUES_MAX: resolved issues kept for `GET /issues`; open ones are all kept.
+    pub resolved_issues_max: usize,
+    /// STATE_SAVE_INTERVAL: how often heartbeat times reach state.json; issue changes are
+    /// saved at once.
+    pub state_save_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeartbeatSettings {
+    /// MONITOR_HEARTBEAT_ENABLED: whether missed heartbeats mark services down.
+    pub enabled: bool,
+    /// MONITOR_HEARTBEAT_TIMEOUT: silence after which a service is down, unless its
+    /// heartbeats say otherwise (`timeout_seconds`).
+    pub timeout: Duration,
+    /// MONITOR_HEARTBEAT_CHECK_INTERVAL: the checker wakes at most this often (it wakes at the
+    /// next deadline, not on a fixed tick), so thousands of deadlines cost one pass.
+    pub check_interval: Duration,
+    /// MAX_SERVICES: services tracked at most; a heartbeat from one more is refused.
+    pub max_services: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DockerMode {
+    /// Follow the engine if one answers; otherwise run without it (and keep looking).
+    Auto,
+    /// Refuse to start without an engine.
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    /// DOCKER_HOST: `unix:///var/run/docker.sock` (default), `tcp://host:2375`, `http://…`.
+    pub host: String,
+    pub mode: DockerMode,
+    /// RESTART_LOOP_THRESHOLD starts within RESTART_LOOP_WINDOW make a restart loop.
+    pub restart_loop_threshold: usize,
+    pub restart_loop_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    pub targets: Vec<(String, String)>,
+    pub interval: Duration,
+    /// PROBE_TIMEOUT; defaults to the interval, at most 5 s.
+    pub timeout: Duration,
+    /// PROBE_FAILURE_THRESHOLD consecutive failures open a `probe_failed` issue.
+    pub failure_threshold: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawWatcherEnv {
+    #[serde(default = "default_enabled")]
+    monitor_heartbeat_enabled: String,
+    #[serde(default = "default_heartbeat_timeout")]
+    monitor_heartbeat_timeout: f64,
+    #[serde(default = "default_check_interval")]
+    monitor_heartbeat_check_interval: f64,
+    #[serde(default = "default_max_services")]
+    max_services: usize,
+    docker_host: Option<String>,
+    #[serde(default = "default_docker_watch")]
+    docker_watch: String,
+    #[serde(default = "default_restart_loop_threshold")]
+    restart_loop_threshold: usize,
+    #[serde(default = "default_restart_loop_window")]
+    restart_loop_window: f64,
+    #[serde(default)]
+    probe_targets: String,
+    #[serde(default = "default_probe_interval")]
+    probe_interval: f64,
+    probe_timeout: Option<f64>,
+    #[serde(default = "default_probe_failure_threshold")]
+    probe_failure_threshold: u32,
+    #[serde(default = "default_host_metrics_interval")]
+    host_metrics_interval: f64,
+    #[serde(default = "default_host_disk_path")]
+    host_disk_path: PathBuf,
+    deployment_id: Option<String>,
+    app_name: Option<String>,
+    #[serde(default = "default_events_max")]
+    events_max: usize,
+    #[serde(default = "default_resolved_issues_max")]
+    resolved_issues_max: usize,
+    #[serde(default = "default_state_save_interval")]
+    state_save_interval: f64,
+}
+
+fn default_enabled() -> String {
+    "1".into()
+}
+fn default_heartbeat_timeout() -> f64 {
+    30.0
+}
+fn default_check_interval() -> f64 {
+    5.0
+}
+fn default_max_services() -> usize {
+    100_000
+}
+fn default_docker_watch() -> String {
+    "auto".into()
+}
+fn default_restart_loop_threshold() -> usize {
+    3
+}
+fn default_restart_loop_window() -> f64 {
+    300.0
+}
+fn default_probe_interval() -> f64 {
+    10.0
+}
+fn default_probe_failure_threshold() -> u32 {
+    3
+}
+fn default_host_metrics_interval() -> f64 {
+    60.0
+}
+fn default_host_disk_path() -> PathBuf {
+    PathBuf::from("/")
+}
+fn default_events_max() -> usize {
+    1000
+}
+fn default_resolved_issues_max() -> usize {
+    1000
+}
+fn default_state_save_interval() -> f64 {
+    5.0
+}
+
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+impl WatcherConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let raw: RawWatcherEnv = config::from_env()?;
+        let interval = seconds("PROBE_INTERVAL", raw.probe_interval)?;
+        let probe_timeout = match raw.probe_timeout {
+            Some(value) => seconds("PROBE_TIMEOUT", value)?,
+            None => interval.min(Duration::from_secs(5)),
+        };
+        let config = WatcherConfig {
+            heartbeat: HeartbeatSettings {
+                enabled: flag("MONITOR_HEARTBEAT_ENABLED", &raw.monitor_heartbeat_enabled)?,
+                timeout: seconds("MONITOR_HEARTBEAT_TIMEOUT", raw.monitor_heartbeat_timeout)?,
+                check_interval: seconds(
+                    "MONITOR_HEARTBEAT_CHECK_INTERVAL",
+                    raw.monitor_heartbeat_check_interval,
+                )?,
+                max_services: at_least_one("MAX_SERVICES", raw.max_services)?,
+            },
+            docker: DockerSettings {
+                host: docker_host(raw.docker_host)?,
+                mode: docker_mode(&raw.docker_watch)?,
+                restart_loop_threshold: at_least_one(
+                    "RESTART_LOOP_THRESHOLD",
+                    raw.restart_loop_threshold,
+                )?,
+                restart_loop_window: seconds("RESTART_LOOP_WINDOW", raw.restart_loop_window)?,
+            },
+            probes: ProbeSettings {
+                targets: probe_targets(&raw.probe_targets)?,
+                interval,
+                timeout: probe_timeout,
+                failure_threshold: at_least_one(
+                    "PROBE_FAILURE_THRESHOLD",
+                    raw.probe_failure_threshold as usize,
+                )? as u32,
+            },
+            host_metrics_interval: if raw.host_metrics_interval == 0.0 {
+                None
+            } else {
+                Some(seconds("HOST_METRICS_INTERVAL", raw.host_metrics_interval)?)
+            },
+            host_disk_path: raw.host_disk_path,
+            deployment_id: raw.deployment_id.filter(|id| !id.is_empty()),
+            app_name: raw.app_name.filter(|name| !name.is_empty()),
+            events_max: at_least_one("EVENTS_MAX", raw.events_max)?,
+            resolved_issues_max: raw.resolved_issues_max,
+            state_save_interval: seconds("STATE_SAVE_INTERVAL", raw.state_save_interval)?,
+        };
+        Ok(config)
+    }
+
+    /// The defaults with Docker off: what tests start from.
+    pub fn for_tests() -> Self {
+        WatcherConfig {
+            heartbeat: HeartbeatSettings {
+                enabled: true,
+                timeout: Duration::from_secs(30),
+                check_interval: Duration::from_millis(50),
+                max_services: default_max_services(),
+            },
+            docker: DockerSettings {
+                host: DEFAULT_DOCKER_HOST.into(),
+                mode: DockerMode::Off,
+                restart_loop_threshold: 3,
+                restart_loop_window: Duration::from_secs(300),
+            },
+            probes: ProbeSettings {
+                targets: Vec::new(),
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(5),
+                failure_threshold: 3,
+            },
+            host_metrics_interval: None,
+            host_disk_path: default_host_disk_path(),
+            deployment_id: None,
+            app_name: None,
+            events_max: default_events_max(),
+            resolved_issues_max: default_resolved_issues_max(),
+            state_save_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+fn flag(variable: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(format!(
+            "{variable}: '{value}' is not one of 1, 0, true, false"
+        ))),
+    }
+}
+
+/// Positive, finite and at most a month: anything else is a typo, not a setting.
+fn seconds(variable: &str, value: f64) -> Result<Duration, ConfigError> {
+    if !value.is_finite() || value <= 0.0 || value > MAX_HEARTBEAT_TIMEOUT.as_secs_f64() {
+        return Err(ConfigError::new(format!(
+            "{variable}: {value} is not a number of seconds between 0 and {}",
+            MAX_HEARTBEAT_TIMEOUT.as_secs()
+        )));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn at_least_one(variable: &str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(format!("{variable}: must be at least 1")));
+    }
+    Ok(value)
+}
+
+fn docker_mode(value: &str) -> Result<DockerMode, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(DockerMode::Auto),
+        "on" | "1" | "true" => Ok(DockerMode::On),
+        "off" | "0" | "false" => Ok(DockerMode::Off),
+        _ => Err(ConfigError::new(format!(
+            "DOCKER_WATCH: '{value}' is not one of auto, on, off"
+        ))),
+    }
+}
+
+fn docker_host(value: Option<String>) -> Result<String, ConfigError> {
+    let host = value
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| DEFAULT_DOCKER_HOST.into());
+    let supported = ["unix://", "tcp://", "http://"];
+    if !supported.iter().any(|scheme| host.starts_with(scheme)) {
+        return Err(ConfigError::new(format!(
+            "DOCKER_HOST: '{host}' must start with unix://, tcp:// or http://"
+        )));
+    }
+    Ok(host)
+}
+
+/// `name=url,name=url`; names follow the service-name rules, URLs are http(s).
+pub fn probe_targets(value: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for item in value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let (name, url) = item
+            .split_once('=')
+            .ok_or_else(|| ConfigError::new(format!("PROBE_TARGETS: '{item}' is not name=url")))?;
+        let (name, url) = (name.trim(), url.trim());
+        crate::validate::name(name)
+            .map_err(|why| ConfigError::new(format!("PROBE_TARGETS: name '{name}': {why}")))?;
+        crate::probes::parse_url(url)
+            .map_err(|why| ConfigError::new(format!("PROBE_TARGETS: {name}: {why}")))?;
+        if targets.iter().any(|(existing, _)| existing == name) {
+            return Err(ConfigError::new(format!(
+                "PROBE_TARGETS: '{name}' appears twice"
+            )));
+        }
+        targets.push((name.to_string(), url.to_string()));
+    }
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_targets_parse_and_name_their_mistakes() {
+        let targets = probe_targets(" api=http://127.0.0.1:8080/healthz, db=https://db/ready ")
+            .expect("valid targets");
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0].0, "api");
+        for (bad, why) in [
+            ("api", "not name=url"),
+            ("api=ftp://x", "http"),
+            ("bad name=http://x", "name"),
+            ("a=http://x,a=http://y", "twice"),
+        ] {
+            let error = probe_targets(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains("PROBE_TARGETS") && error.contains(why),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_and_flags_are_checked() {
+        assert!(seconds("X", 0.0).is_err());
+        assert!(seconds("X", f64::NAN).is_err());
+        assert!(seconds("X", -1.0).is_err());
+        assert_eq!(seconds("X", 0.5).unwrap(), Duration::from_millis(500));
+        assert!(flag("X", "yes").unwrap());
+        assert!(!flag("X", "0").unwrap());
+        assert!(flag("X", "maybe").unwrap_err().to_string().contains("X:"));
+        assert!(docker_mode("sometimes").is_err());
+        assert!(docker_host(Some("ssh://x".into())).is_err());
+        assert_eq!(docker_host(None).unwrap(), DEFAULT_DOCKER_HOST);
+    }
+}

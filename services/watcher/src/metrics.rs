@@ -1,0 +1,202 @@
+//! The watcher's metrics: the seed's `monitoring_*` names, kept for existing dashboards and
+//! alerts, and `watcher_*` for what the seeds did not have.
+//!
+//! The per-service gauges (`monitoring_service_status`, `monitoring_service_last_seen_seconds`)
+//! are not stored as gauges at all: a collector reads them from the heartbeat table at scrape
+//! time. A heartbeat then costs no metric update, and a service's series exist exactly as long
+//! as the service does.
+
+use std::sync::{Arc, Mutex};
+
+use obs_core::prometheus::core::{Collector, Desc};
+use obs_core::prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use obs_core::prometheus::{
+    Gauge as GaugeValue, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
+use obs_core::Metrics;
+use obs_model::ServiceState;
+
+use crate::heartbeats::Tracker;
+
+#[derive(Clone)]
+pub struct WatcherMetrics {
+    pub events: IntCounterVec,
+    pub task_failures: IntCounterVec,
+    pub task_successes: IntCounterVec,
+    pub heartbeats: IntCounter,
+    pub issues_open: IntGaugeVec,
+    pub container_restarts: IntCounterVec,
+    pub container_oom_kills: IntCounterVec,
+    pub docker_connected: IntGauge,
+    pub probe_success: IntGaugeVec,
+    pub probe_duration: GaugeVec,
+    pub probes: IntCounterVec,
+    pub host_load1: GaugeValue,
+    pub host_load5: GaugeValue,
+    pub host_load15: GaugeValue,
+    pub host_memory_used_ratio: GaugeValue,
+    pub host_disk_used_ratio: GaugeValue,
+    pub state_save_failures: IntCounter,
+}
+
+impl WatcherMetrics {
+    pub fn register(metrics: &Metrics, tracker: Arc<Mutex<Tracker>>) -> anyhow::Result<Self> {
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            metrics.register(IntCounterVec::new(Opts::new(name, help), labels)?)
+        };
+        let gauge = |name: &str, help: &str| metrics.register(GaugeValue::new(name, help)?);
+        let registered = WatcherMetrics {
+            events: counter_vec(
+                "monitoring_events_total",
+                "Events recorded, by service and event type.",
+                &["service", "event_type"],
+            )?,
+            task_failures: counter_vec(
+                "monitoring_task_failures_total",
+                "Events of type failure that named a component.",
+                &["service", "component"],
+            )?,
+            task_successes: counter_vec(
+                "monitoring_task_success_total",
+                "Events of type success that named a component.",
+                &["service", "component"],
+            )?,
+            heartbeats: metrics.register(IntCounter::new(
+                "watcher_heartbeats_total",
+                "Heartbeats and pings received.",
+            )?)?,
+            issues_open: metrics.register(IntGaugeVec::new(
+                Opts::new("watcher_issues_open", "Open issues, by kind and severity."),
+                &["kind", "severity"],
+            )?)?,
+            container_restarts: counter_vec(
+                "watcher_container_restarts_total",
+                "Container starts after the first one the watcher saw.",
+                &["container"],
+            )?,
+            container_oom_kills: counter_vec(
+                "watcher_container_oom_kills_total",
+                "Containers killed for running out of memory.",
+                &["container"],
+            )?,
+            docker_connected: metrics.register(IntGauge::new(
+                "watcher_docker_connected",
+                "1 while the Docker engine's event stream is followed.",
+            )?)?,
+            probe_success: metrics.register(IntGaugeVec::new(
+                Opts::new(
+                    "watcher_probe_success",
+                    "1 if the last HTTP probe of the target answered 2xx in time.",
+                ),
+                &["target"],
+            )?)?,
+            probe_duration: metrics.register(GaugeVec::new(
+                Opts::new(
+                    "watcher_probe_duration_seconds",
+                    "How long the last HTTP probe of the target took.",
+                ),
+                &["target"],
+            )?)?,
+            probes: counter_vec(
+                "watcher_probes_total",
+                "HTTP probes made, by target and result (success, failure).",
+                &["target", "result"],
+            )?,
+            host_load1: gauge("watcher_host_load1", "Host load average over 1 minute.")?,
+            host_load5: gauge("watcher_host_load5", "Host load average over 5 minutes.")?,
+            host_load15: gauge("watcher_host_load15", "Host load average over 15 minutes.")?,
+            host_memory_used_ratio: gauge(
+                "watcher_host_memory_used_ratio",
+                "Host memory in use (1 - MemAvailable / MemTotal).",
+            )?,
+            host_disk_used_ratio: gauge(
+                "watcher_host_disk_used_ratio",
+                "Used share of the filesystem at HOST_DISK_PATH, as df counts it.",
+            )?,
+            state_save_failures: metrics.register(IntCounter::new(
+                "watcher_state_save_failures_total",
+                "Failed attempts to write state.json (retried at the next change).",
+            )?)?,
+        };
+        metrics.register(ServiceGauges::new(tracker)?)?;
+        Ok(registered)
+    }
+}
+
+/// `monitoring_service_status{service}` and `monitoring_service_last_seen_seconds{service}`,
+/// read from the heartbeat table at scrape time.
+#[derive(Clone)]
+pub struct ServiceGauges {
+    tracker: Arc<Mutex<Tracker>>,
+    descs: Vec<Desc>,
+}
+
+const STATUS: &str = "monitoring_service_status";
+const STATUS_HELP: &str = "1 while the service is up (heartbeats arriving), 0 when down.";
+const LAST_SEEN: &str = "monitoring_service_last_seen_seconds";
+const LAST_SEEN_HELP: &str = "Unix time of the service's last heartbeat.";
+
+impl ServiceGauges {
+    pub fn new(tracker: Arc<Mutex<Tracker>>) -> anyhow::Result<Self> {
+        let desc = |name: &str, help: &str| {
+            Desc::new(
+                name.into(),
+                help.into(),
+                vec!["service".into()],
+                Default::default(),
+            )
+        };
+        Ok(ServiceGauges {
+            tracker,
+            descs: vec![desc(STATUS, STATUS_HELP)?, desc(LAST_SEEN, LAST_SEEN_HELP)?],
+        })
+    }
+}
+
+impl Collector for ServiceGauges {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut status = family(STATUS, STATUS_HELP);
+        let mut last_seen = family(LAST_SEEN, LAST_SEEN_HELP);
+        {
+            let Ok(tracker) = self.tracker.lock() else {
+                return Vec::new();
+            };
+            status.mut_metric().reserve(tracker.len());
+            last_seen.mut_metric().reserve(tracker.len());
+            tracker.for_each(|service, tracked| {
+                let up = if tracked.state == ServiceState::Up {
+                    1.0
+                } else {
+                    0.0
+                };
+                status.mut_metric().push(sample(service, up));
+                let seen = tracked.last_seen.timestamp_millis() as f64 / 1000.0;
+                last_seen.mut_metric().push(sample(service, seen));
+            });
+        }
+        vec![status, last_seen]
+    }
+}
+
+fn family(name: &str, help: &str) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.into());
+    family.set_help(help.into());
+    family.set_field_type(MetricType::GAUGE);
+    family
+}
+
+fn sample(service: &str, value: f64) -> Metric {
+    let mut label = LabelPair::default();
+    label.set_name("service".into());
+    label.set_value(service.into());
+    let mut gauge = Gauge::default();
+    gauge.set_value(value);
+    let mut metric = Metric::from_gauge(gauge);
+    metric.set_label(vec![label]);
+    metric
+}

@@ -1,0 +1,72 @@
+//! Bounds on what clients send. Everything kept in memory or put in a metric label passes
+//! through here first, so neither memory nor the series count can be blown up by one client.
+
+/// Service, component, event type and probe names.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Free text: an event's detail, a heartbeat's phase.
+pub const MAX_DETAIL_CHARS: usize = 4096;
+pub const MAX_PHASE_CHARS: usize = 128;
+
+/// A name: 1 to 128 characters from letters, digits and `-_.:@`. No spaces, no `/` (it
+/// separates the parts of an issue's fingerprint and cannot travel in `/ping/{service}`).
+pub fn name(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    let length = value.chars().count();
+    if length > MAX_NAME_CHARS {
+        return Err(format!(
+            "is {length} characters long; at most {MAX_NAME_CHARS} are allowed"
+        ));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')))
+    {
+        return Err(format!(
+            "contains {bad:?}; only letters, digits and - _ . : @ are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Free text of at most `max` characters, without control characters other than newline
+/// and tab.
+pub fn text(value: &str, max: usize) -> Result<(), String> {
+    let length = value.chars().count();
+    if length > max {
+        return Err(format!(
+            "is {length} characters long; at most {max} are allowed"
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err("contains control characters".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_bounded_and_plain() {
+        assert!(name("edge-cam01").is_ok());
+        assert!(name("svc_1.prod:eu@x").is_ok());
+        assert!(name("").is_err());
+        assert!(name("a b").is_err());
+        assert!(name("a/b").is_err());
+        assert!(name(&"x".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(name(&"x".repeat(MAX_NAME_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn text_is_bounded() {
+        assert!(text("model timeout\nat step 3", 100).is_ok());
+        assert!(text("bell\u{7}", 100).is_err());
+        assert!(text(&"é".repeat(11), 10).is_err());
+    }
+}
