@@ -57,17 +57,29 @@ pub struct Stack {
 
 impl Stack {
     /// Bind every role from its config, in [`ROLES`] order (the watcher first). Roles with
-    /// no MONITOR_ENDPOINT of their own heartbeat to the watcher bound here.
+    /// no MONITOR_ENDPOINT of their own heartbeat to the watcher bound here, and the watcher
+    /// probes each one's `/healthz`: the fleet watches itself.
     pub async fn build(configs: Vec<CoreConfig>) -> anyhow::Result<Stack> {
         let mut apps = Vec::with_capacity(configs.len());
         let mut watcher_port = None;
+        // Ports are known only once bound, so targets are added through the watcher's handle.
+        let mut probe_targets: Option<watcher::ProbeTargets> = None;
         for mut config in configs {
             if let (Some(port), None) = (watcher_port, &config.monitor_endpoint) {
                 config.monitor_endpoint = Some(format!("http://127.0.0.1:{port}"));
             }
             let role = config.role.clone();
+            let probe_ip = loopback_if_unspecified(config.host);
             let app = match role.as_str() {
-                watcher::NAME => bind(config, watcher::Watcher::new).await,
+                watcher::NAME => {
+                    async {
+                        let service = Service::new(config)?;
+                        let watcher = watcher::Watcher::new(&service).await?;
+                        probe_targets = Some(watcher.probe_targets());
+                        service.bind(watcher).await
+                    }
+                    .await
+                }
                 curator::NAME => bind(config, curator::Curator::new).await,
                 planner::NAME => bind(config, planner::Planner::new).await,
                 synthesizer::NAME => bind(config, synthesizer::Synthesizer::new).await,
@@ -77,6 +89,9 @@ impl Stack {
             .with_context(|| format!("starting the {role}"))?;
             if role == watcher::NAME {
                 watcher_port = Some(app.port());
+            } else if let Some(targets) = &probe_targets {
+                let address = std::net::SocketAddr::new(probe_ip, app.port());
+                targets.add(&role, &format!("http://{address}/healthz"))?;
             }
             apps.push(app);
         }
@@ -118,6 +133,15 @@ impl Stack {
         };
         results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
         Ok(())
+    }
+}
+
+/// Where a role bound to `host` is reached from this process.
+fn loopback_if_unspecified(host: std::net::IpAddr) -> std::net::IpAddr {
+    match host {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
     }
 }
 

@@ -112,11 +112,16 @@ async fn every_role_keeps_the_contract_on_its_own_port() {
             build_info[0].contains(&format!("role=\"{role}\"")),
             "{build_info:?}"
         );
-        assert!(
-            metrics
-                .contains(r#"hello_ai_requests_total{code="200",method="GET",route="/healthz"} 1"#),
-            "{role}: {metrics}"
-        );
+        // At least this test's request: the watcher's probes of the other roles add theirs.
+        let healthz = metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(
+                    r#"hello_ai_requests_total{code="200",method="GET",route="/healthz"} "#,
+                )
+            })
+            .and_then(|count| count.parse::<f64>().ok());
+        assert!(healthz >= Some(1.0), "{role}: {metrics}");
         promtool_check_metrics(&metrics).unwrap_or_else(|e| panic!("{role}: {e}"));
     }
     stack.stop().await.expect("the stack stops cleanly");

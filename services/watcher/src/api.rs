@@ -422,19 +422,20 @@ async fn restart(
     query: web::Query<RestartQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let name = container_name("name", Some(&name))?;
-    let grace =
-        match query.timeout_seconds.as_deref() {
-            None => 10,
-            Some(text) => match text.trim().parse::<u32>() {
-                Ok(seconds) if seconds <= MAX_RESTART_TIMEOUT_SECONDS => seconds,
-                _ => return Err(ApiError::invalid_field(
+    let grace = match query.timeout_seconds.as_deref() {
+        None => 10,
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(seconds) if seconds <= MAX_RESTART_TIMEOUT_SECONDS => seconds,
+            _ => {
+                return Err(ApiError::invalid_field(
                     "timeout_seconds",
                     format!(
                         "'{text}' is not a whole number from 0 to {MAX_RESTART_TIMEOUT_SECONDS}"
                     ),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     docker::restart(&shared.into_inner(), &name, grace as i32).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "restarted", "container": name})))
 }

@@ -28,6 +28,7 @@ pub struct WatcherMetrics {
     pub container_restarts: IntCounterVec,
     pub container_oom_kills: IntCounterVec,
     pub docker_connected: IntGauge,
+    pub docker_connect_failures: IntCounter,
     pub probe_success: IntGaugeVec,
     pub probe_duration: GaugeVec,
     pub probes: IntCounterVec,
@@ -82,6 +83,10 @@ impl WatcherMetrics {
             docker_connected: metrics.register(IntGauge::new(
                 "watcher_docker_connected",
                 "1 while the Docker engine's event stream is followed.",
+            )?)?,
+            docker_connect_failures: metrics.register(IntCounter::new(
+                "watcher_docker_connect_failures_total",
+                "Attempts to reach the Docker engine that failed (DOCKER_HOST).",
             )?)?,
             probe_success: metrics.register(IntGaugeVec::new(
                 Opts::new(

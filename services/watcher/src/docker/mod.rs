@@ -120,6 +120,9 @@ pub async fn follow(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             attempt = connect(&settings.host) => attempt,
         };
+        if attempt.is_err() {
+            shared.metrics.docker_connect_failures.inc();
+        }
         match attempt {
             Ok(docker) => {
                 retry = FIRST_RETRY;

@@ -1,0 +1,547 @@
+//! Against the machine's real Docker engine, with images built here `FROM scratch` from
+//! Debian's busybox-static: a container that exits non-zero, one that loops under a restart
+//! policy, one whose HEALTHCHECK fails, one that exceeds its memory limit. Every container
+//! and image has a unique name and is removed on drop. Without an engine these tests fail
+//! with a message saying so; they never pass silently.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use obs_testkit::eventually;
+use serde_json::Value;
+use watcher::config::DockerMode;
+use watcher::WatcherConfig;
+
+use crate::helpers::{
+    events_of, get, issues, metrics, post, sample, spawn, spawn_with, wait_for_issue,
+};
+
+static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
+
+/// A name no other test or run uses: `obs-watcher-test-<pid>-<n>-<what>`.
+fn unique(what: &str) -> String {
+    format!(
+        "obs-watcher-test-{}-{}-{what}",
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn docker_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| watcher::config::DEFAULT_DOCKER_HOST.to_string())
+}
+
+/// Run the docker CLI; fail the test with its stderr if it fails.
+fn docker(args: &[&str]) -> String {
+    let output = Command::new(obs_testkit::tool("docker"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("docker {args:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The engine must answer: these tests need a real one and say so.
+fn require_engine() {
+    let output = Command::new(obs_testkit::tool("docker"))
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => panic!(
+            "the Docker engine at {} is not reachable: {} — the watcher's Docker tests need a \
+             running engine (start dockerd; CI machines have one)",
+            docker_host(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+        Err(error) => panic!("cannot run the docker CLI: {error}"),
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// An image built for one test, removed on drop.
+struct Image(String);
+
+impl Image {
+    /// The busybox image: `FROM scratch` + /bin/busybox from Debian's busybox-static.
+    fn busybox() -> Image {
+        require_engine();
+        let busybox = Path::new("/bin/busybox");
+        assert!(
+            busybox.is_file(),
+            "/bin/busybox is missing: install Debian's busybox-static (scripts/install-test-deps.sh)"
+        );
+        let context = tempfile::tempdir().expect("a build context");
+        std::fs::copy(
+            fixtures().join("busybox/Dockerfile"),
+            context.path().join("Dockerfile"),
+        )
+        .expect("the busybox Dockerfile");
+        std::fs::copy(busybox, context.path().join("busybox")).expect("copying busybox");
+        let tag = format!("{}:test", unique("busybox"));
+        docker(&["build", "-q", "-t", &tag, &context.path().to_string_lossy()]);
+        Image(tag)
+    }
+
+    /// `base` with a HEALTHCHECK that always fails.
+    fn unhealthy(base: &Image) -> Image {
+        let tag = format!("{}:test", unique("unhealthy"));
+        let dir = fixtures().join("unhealthy");
+        docker(&[
+            "build",
+            "-q",
+            "--build-arg",
+            &format!("BASE={}", base.0),
+            "-t",
+            &tag,
+            &dir.to_string_lossy(),
+        ]);
+        Image(tag)
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// Containers started by one test, removed (forcibly) on drop.
+#[derive(Default)]
+struct Containers(Vec<String>);
+
+impl Containers {
+    fn run(&mut self, name: &str, options: &[&str], image: &Image, command: &[&str]) {
+        self.0.push(name.to_string());
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(options);
+        args.push(&image.0);
+        args.extend_from_slice(command);
+        docker(&args);
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(self.0.iter().map(String::as_str));
+            let _ = Command::new("docker").args(&args).output();
+        }
+    }
+}
+
+fn docker_settings() -> WatcherConfig {
+    let mut settings = WatcherConfig::for_tests();
+    settings.docker.mode = DockerMode::On;
+    settings.docker.host = docker_host();
+    settings
+}
+
+async fn wait_connected(app: &obs_testkit::TestApp) {
+    eventually(
+        "the watcher to follow the engine",
+        Duration::from_secs(20),
+        || async { (get(app, "/status").await.1["docker"] == true).then_some(()) },
+    )
+    .await;
+}
+
+async fn wait_for_event(app: &obs_testkit::TestApp, container: &str, event_type: &str) -> Value {
+    eventually(
+        &format!("a {event_type} event of {container}"),
+        Duration::from_secs(30),
+        || async {
+            events_of(app, container)
+                .await
+                .into_iter()
+                .find(|event| event["event_type"] == event_type)
+        },
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn a_container_that_exits_non_zero_is_a_crash_with_its_logs_at_hand() {
+    let image = Image::busybox();
+    let app = spawn(docker_settings()).await;
+    wait_connected(&app).await;
+    let mut containers = Containers::default();
+    let name = unique("crash");
+    containers.run(
+        &name,
+        &[],
+        &image,
+        &["sh", "-c", "echo starting; echo boom >&2; exit 3"],
+    );
+
+    let issue = wait_for_issue(&app, "open", "crashed", &name).await;
+    assert_eq!(issue["subject"], name.as_str());
+    assert_eq!(
+        issue["severity"], "critical",
+        "no restart policy: it stays down"
+    );
+    assert_eq!(issue["facts"]["exit_code"], 3);
+    assert_eq!(issue["facts"]["restart_policy"], "no");
+    let recommendation = issue["recommendation"].as_str().unwrap();
+    assert!(recommendation.contains("logs"), "{recommendation}");
+
+    let die = wait_for_event(&app, &name, "die").await;
+    assert_eq!(die["exit_code"], 3);
+    assert_eq!(die["source"], "docker");
+    assert_eq!(die["container"], name.as_str());
+    assert!(die["timestamp"].is_string());
+    wait_for_event(&app, &name, "start").await;
+
+    let (status, logs) = get(&app, &format!("/logs?container={name}&lines=10")).await;
+    assert_eq!(status, 200, "{logs}");
+    assert_eq!(logs["container"], name.as_str());
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        lines.contains(&"starting") && lines.contains(&"boom"),
+        "{lines:?}"
+    );
+    let (_, one) = get(&app, &format!("/logs?container={name}&lines=1")).await;
+    assert_eq!(one["lines"].as_array().unwrap().len(), 1, "{one}");
+
+    let (status, container) = get(&app, &format!("/container?name={name}")).await;
+    assert_eq!(status, 200, "{container}");
+    assert_eq!(container["state"], "exited");
+    assert_eq!(container["exit_code"], 3);
+    let (_, list) = get(&app, "/containers").await;
+    assert_eq!(list["docker"], true);
+    assert!(list["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == name.as_str()));
+}
+
+#[actix_web::test]
+async fn a_requested_stop_or_restart_is_not_a_crash() {
+    let image = Image::busybox();
+    let app = spawn(docker_settings()).await;
+    wait_connected(&app).await;
+    let mut containers = Containers::default();
+    let name = unique("sleeper");
+    containers.run(&name, &[], &image, &["sleep", "300"]);
+    wait_for_event(&app, &name, "start").await;
+
+    // Restarting through the API: the planner's auto-remediation path.
+    let (status, body) = post(
+        &app,
+        &format!("/containers/{name}/restart?timeout_seconds=0"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "restarted");
+    wait_for_event(&app, &name, "restart_requested").await;
+    wait_for_event(&app, &name, "restart").await;
+
+    docker(&["stop", "-t", "0", &name]);
+    let stopped = eventually("the stop's die event", Duration::from_secs(30), || async {
+        let dies: Vec<Value> = events_of(&app, &name)
+            .await
+            .into_iter()
+            .filter(|event| event["event_type"] == "die")
+            .collect();
+        (dies.len() >= 2).then_some(dies)
+    })
+    .await;
+    assert!(
+        stopped.iter().all(|die| die["exit_code"] != 0),
+        "killed by the stop: {stopped:?}"
+    );
+    wait_for_event(&app, &name, "stop").await;
+    assert!(
+        issues(&app, "all", "crashed", &name).await.is_empty(),
+        "a requested stop or restart is not a crash"
+    );
+    assert!(issues(&app, "all", "oom_killed", &name).await.is_empty());
+
+    let (status, body) = post(
+        &app,
+        &format!("/containers/{}/restart", unique("nobody")),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "not_found");
+}
+
+#[actix_web::test]
+async fn a_container_restarting_in_a_loop_is_a_restart_loop() {
+    let image = Image::busybox();
+    let app = spawn(docker_settings()).await;
+    wait_connected(&app).await;
+    let mut containers = Containers::default();
+    let name = unique("loop");
+    containers.run(
+        &name,
+        &["--restart", "on-failure:10"],
+        &image,
+        &["sh", "-c", "exit 2"],
+    );
+
+    let issue = wait_for_issue(&app, "open", "restart_loop", &name).await;
+    assert_eq!(issue["severity"], "critical");
+    assert!(
+        issue["facts"]["starts_in_window"].as_u64().unwrap() >= 3,
+        "{issue}"
+    );
+    assert_eq!(issue["facts"]["window_seconds"], 300);
+    assert_eq!(issue["facts"]["restart_policy"], "on-failure");
+    assert!(issue["recommendation"]
+        .as_str()
+        .unwrap()
+        .contains("on-failure"));
+
+    let crash = wait_for_issue(&app, "open", "crashed", &name).await;
+    assert_eq!(crash["severity"], "warning", "the policy restarts it");
+    assert_eq!(crash["facts"]["exit_code"], 2);
+    assert!(crash["count"].as_u64().unwrap() >= 1);
+
+    let restarts = eventually("the restart counter", Duration::from_secs(30), || async {
+        let text = metrics(&app).await;
+        sample(
+            &text,
+            &format!("watcher_container_restarts_total{{container=\"{name}\"}}"),
+        )
+        .filter(|n| *n >= 2.0)
+    })
+    .await;
+    assert!(restarts >= 2.0);
+}
+
+#[actix_web::test]
+async fn a_failing_healthcheck_is_unhealthy() {
+    let base = Image::busybox();
+    let image = Image::unhealthy(&base);
+    let app = spawn(docker_settings()).await;
+    wait_connected(&app).await;
+    let mut containers = Containers::default();
+    let name = unique("sick");
+    containers.run(&name, &[], &image, &[]);
+
+    let issue = wait_for_issue(&app, "open", "unhealthy", &name).await;
+    assert_eq!(issue["severity"], "warning");
+    assert!(
+        issue["facts"]["failing_streak"].as_i64().unwrap() >= 1,
+        "{issue}"
+    );
+    assert!(issue["recommendation"]
+        .as_str()
+        .unwrap()
+        .contains("HEALTHCHECK"));
+    let event = wait_for_event(&app, &name, "health_status").await;
+    assert_eq!(event["detail"], "unhealthy");
+    let (_, container) = get(&app, &format!("/container?name={name}")).await;
+    assert_eq!(container["health"], "unhealthy");
+}
+
+#[actix_web::test]
+async fn a_container_over_its_memory_limit_is_an_oom_kill_and_says_which_signal() {
+    let image = Image::busybox();
+    let app = spawn(docker_settings()).await;
+    wait_connected(&app).await;
+    let mut containers = Containers::default();
+    let name = unique("hog");
+    // dd reads 64 MiB of zeros into one buffer: far over a 16 MiB limit.
+    containers.run(
+        &name,
+        &["--memory", "16m", "--memory-swap", "16m"],
+        &image,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+
+    let issue = wait_for_issue(&app, "open", "oom_killed", &name).await;
+    assert_eq!(issue["severity"], "critical");
+    assert_eq!(issue["facts"]["memory_limit_bytes"], 16 * 1024 * 1024);
+    let signal = issue["facts"]["signal"].as_str().unwrap();
+    assert!(
+        [
+            "oom_event",
+            "state_oom_killed",
+            "exit_137_under_memory_limit"
+        ]
+        .contains(&signal),
+        "{issue}"
+    );
+    assert!(issue["recommendation"].as_str().unwrap().contains("memory"));
+    // The exit that follows is the same occurrence: it adds facts, it is not a crash.
+    let issue = eventually(
+        "the exit code on the OOM issue",
+        Duration::from_secs(30),
+        || async {
+            issues(&app, "open", "oom_killed", &name)
+                .await
+                .into_iter()
+                .find(|issue| issue["facts"]["exit_code"] == 137)
+        },
+    )
+    .await;
+    assert_eq!(issue["count"], 1, "one OOM kill, one occurrence: {issue}");
+    assert!(issues(&app, "all", "crashed", &name).await.is_empty());
+    let text = metrics(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            &format!("watcher_container_oom_kills_total{{container=\"{name}\"}}")
+        ),
+        Some(1.0)
+    );
+}
+
+/// A Unix-socket proxy in front of the real engine, which the test can take away and bring
+/// back: the engine "goes away" for the watcher without touching the machine's dockerd.
+struct EngineProxy {
+    path: PathBuf,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl EngineProxy {
+    fn start(path: &Path) -> EngineProxy {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).expect("binding the proxy socket");
+        let upstream = docker_host()
+            .strip_prefix("unix://")
+            .expect("the proxy test needs a unix:// DOCKER_HOST")
+            .to_string();
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        actix_web::rt::spawn(async move {
+            let mut stopped = receiver.clone();
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { return };
+                        let upstream = upstream.clone();
+                        let mut stopped = receiver.clone();
+                        actix_web::rt::spawn(async move {
+                            let Ok(mut server) = tokio::net::UnixStream::connect(&upstream).await else { return };
+                            tokio::select! {
+                                _ = stopped.changed() => {}
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        EngineProxy {
+            path: path.to_path_buf(),
+            stop: sender,
+        }
+    }
+
+    /// Drop every connection and the socket itself.
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[actix_web::test]
+async fn the_watcher_reconnects_when_the_engine_goes_away_and_comes_back() {
+    let image = Image::busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("engine.sock");
+    let proxy = EngineProxy::start(&socket);
+    let mut settings = docker_settings();
+    settings.docker.host = format!("unix://{}", socket.display());
+    let (config, _state) = obs_testkit::test_config("watcher");
+    let app = spawn_with(config, settings).await;
+    wait_connected(&app).await;
+
+    proxy.stop();
+    eventually(
+        "the watcher to notice the engine is gone",
+        Duration::from_secs(20),
+        || async { (get(&app, "/status").await.1["docker"] == false).then_some(()) },
+    )
+    .await;
+    let (status, body) = get(&app, "/logs?container=anything").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable");
+
+    // While it is away, a container appears; the fresh connection's listing finds it.
+    let mut containers = Containers::default();
+    let quiet = unique("while-away");
+    containers.run(&quiet, &[], &image, &["sleep", "300"]);
+    eventually(
+        "a failed attempt to reconnect",
+        Duration::from_secs(20),
+        || async {
+            let text = metrics(&app).await;
+            (sample(&text, "watcher_docker_connect_failures_total")? >= 1.0).then_some(())
+        },
+    )
+    .await;
+    let _proxy = EngineProxy::start(&socket);
+    wait_connected(&app).await;
+    let (_, list) = get(&app, "/containers").await;
+    assert!(
+        list["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == quiet.as_str() && c["state"] == "running"),
+        "{list}"
+    );
+    // And the new event stream works: a crash now is detected.
+    let crash = unique("after");
+    containers.run(&crash, &[], &image, &["sh", "-c", "exit 5"]);
+    let issue = wait_for_issue(&app, "open", "crashed", &crash).await;
+    assert_eq!(issue["facts"]["exit_code"], 5);
+    let text = metrics(&app).await;
+    assert_eq!(sample(&text, "watcher_docker_connected"), Some(1.0));
+}
+
+#[actix_web::test]
+async fn without_an_engine_auto_runs_without_it_and_on_refuses_to_start() {
+    let mut settings = WatcherConfig::for_tests();
+    settings.docker.mode = DockerMode::Auto;
+    settings.docker.host = "unix:///nonexistent/obs-watcher-test.sock".into();
+    let app = spawn(settings.clone()).await;
+    let (_, status) = get(&app, "/status").await;
+    assert_eq!(status["docker"], false);
+    let (_, list) = get(&app, "/containers").await;
+    assert_eq!(list, serde_json::json!({"docker": false, "containers": []}));
+    let (status, body) = get(&app, "/logs?container=app").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, body) = get(&app, "/container?name=app").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = post(&app, "/containers/app/restart", &serde_json::json!({})).await;
+    assert_eq!(status, 503, "{body}");
+
+    settings.docker.mode = DockerMode::On;
+    let (config, _state) = obs_testkit::test_config("watcher");
+    let service = obs_core::Service::new(config).unwrap();
+    let error = watcher::Watcher::with_config(&service, settings)
+        .await
+        .err()
+        .expect("DOCKER_WATCH=on without an engine fails");
+    let text = format!("{error:#}");
+    assert!(
+        text.contains("DOCKER_WATCH=on") && text.contains("DOCKER_HOST=unix:///nonexistent"),
+        "{text}"
+    );
+}

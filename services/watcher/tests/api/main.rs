@@ -1,0 +1,12 @@
+//! The watcher over real HTTP: a real server on a loopback port per test, a real Docker
+//! engine for the container tests, the real binary for the process tests.
+
+mod bad_input;
+mod docker;
+mod events;
+mod heartbeats;
+mod helpers;
+mod metrics;
+mod probes;
+mod process;
+mod state;

@@ -1,0 +1,201 @@
+//! The watcher binary as a process: configuration errors, the Docker modes, and state that a
+//! kill -9 in the middle of writing cannot corrupt.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use obs_testkit::{binary, client, eventually, free_port, ChildGuard};
+use serde_json::Value;
+
+fn watcher(port: u16, state: &std::path::Path, env: &[(&str, &str)]) -> ChildGuard {
+    let mut command = Command::new(binary("watcher"));
+    command
+        .env_clear()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("STATE_DIR", state)
+        .env("LOG_FORMAT", "json")
+        .env("DOCKER_WATCH", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    ChildGuard(Some(command.spawn().expect("the watcher binary starts")))
+}
+
+async fn ready(port: u16) {
+    let http = client();
+    eventually("the watcher to answer", Duration::from_secs(20), || async {
+        let response = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await;
+}
+
+#[test]
+fn bad_settings_stop_it_with_one_line_naming_the_variable() {
+    let state = tempfile::tempdir().unwrap();
+    for (variable, value) in [
+        ("DOCKER_WATCH", "sometimes"),
+        ("MONITOR_HEARTBEAT_TIMEOUT", "soon"),
+        ("MONITOR_HEARTBEAT_TIMEOUT", "0"),
+        ("MONITOR_HEARTBEAT_ENABLED", "maybe"),
+        ("MONITOR_HEARTBEAT_CHECK_INTERVAL", "-1"),
+        ("PROBE_TARGETS", "api"),
+        ("PROBE_TARGETS", "api=ftp://x"),
+        ("PROBE_FAILURE_THRESHOLD", "0"),
+        ("RESTART_LOOP_THRESHOLD", "0"),
+        ("DOCKER_HOST", "ssh://somewhere"),
+        ("EVENTS_MAX", "0"),
+    ] {
+        let child = watcher(free_port(), state.path(), &[(variable, value)]);
+        let output = child
+            .wait_with_output(Duration::from_secs(10))
+            .expect("it exits");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}={value}: {stderr}"
+        );
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{variable}={value}: one line: {stderr}");
+        assert!(lines[0].contains(variable), "{variable}={value}: {stderr}");
+    }
+}
+
+#[test]
+fn docker_watch_on_without_an_engine_refuses_to_start() {
+    let state = tempfile::tempdir().unwrap();
+    let child = watcher(
+        free_port(),
+        state.path(),
+        &[
+            ("DOCKER_WATCH", "on"),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ],
+    );
+    let output = child
+        .wait_with_output(Duration::from_secs(20))
+        .expect("it exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("DOCKER_WATCH=on") && last.contains("DOCKER_HOST=unix:///nonexistent"),
+        "{stderr}"
+    );
+}
+
+#[actix_web::test]
+async fn docker_watch_auto_without_an_engine_runs_and_says_so_once() {
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = watcher(
+        port,
+        state.path(),
+        &[
+            ("DOCKER_WATCH", "auto"),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ],
+    );
+    ready(port).await;
+    let http = client();
+    // Several attempts to connect pass…
+    eventually("four failed attempts", Duration::from_secs(30), || async {
+        let text = http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let failures: f64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("watcher_docker_connect_failures_total "))?
+            .parse()
+            .ok()?;
+        (failures >= 4.0).then_some(())
+    })
+    .await;
+    let status: Value = http
+        .get(format!("http://127.0.0.1:{port}/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["docker"], false);
+    child.signal(libc::SIGTERM);
+    let output = child.wait_with_output(Duration::from_secs(20)).unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    // …and the log says it once.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("no Docker engine answers"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].contains("unix:///nonexistent/docker.sock"),
+        "{}",
+        said[0]
+    );
+}
+
+#[actix_web::test]
+async fn a_kill_in_the_middle_of_saving_never_leaves_state_unreadable() {
+    let state = tempfile::tempdir().unwrap();
+    let http = client();
+    let mut known = 0usize;
+    for round in 0..5 {
+        let port = free_port();
+        let child = watcher(
+            port,
+            state.path(),
+            // Save as often as possible, so the kill is likely to land mid-write.
+            &[("STATE_SAVE_INTERVAL", "0.001")],
+        );
+        ready(port).await;
+        // Everything from the earlier rounds was loaded: the file was readable.
+        let status: Value = http
+            .get(format!("http://127.0.0.1:{port}/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let services = status["services"].as_array().unwrap().len();
+        // What reached the file before the kill is back (the last moments may not have).
+        assert!(
+            round == 0 || services > 0,
+            "round {round}: nothing loaded after a kill; {known} services were sent"
+        );
+        let aside = std::fs::read_dir(state.path())
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.contains("unreadable"))
+            .count();
+        assert_eq!(aside, 0, "round {round}: state.json was unreadable");
+        // Many services, each a new one (an urgent save), then kill -9 while saves run.
+        for n in 0..1000 {
+            http.post(format!("http://127.0.0.1:{port}/heartbeat"))
+                .json(&serde_json::json!({"service": format!("r{round}-s{n}"), "phase": "x".repeat(64)}))
+                .send()
+                .await
+                .unwrap();
+        }
+        known = services + 1000;
+        child.signal(libc::SIGKILL);
+        let _ = child.wait_with_output(Duration::from_secs(10));
+    }
+}
