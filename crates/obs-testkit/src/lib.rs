@@ -4,6 +4,8 @@
 //! Missing tools fail loudly: CI installs them (scripts/install-test-deps.sh), and a test
 //! that silently skips is a test that cannot fail.
 
+pub mod postgres;
+
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,175 @@
+//! The archivist's own settings: where the archive lives, how long it keeps records, how big a
+//! batch may be. Read from the environment once at start; a bad value ends the process with
+//! exit code 2 and one line naming the variable (obs-core's [`ConfigError`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use obs_core::config::{self, ConfigError};
+use serde::Deserialize;
+
+/// The SQLite file's name under STATE_DIR when ARCHIVE_URL is not set.
+pub const DEFAULT_SQLITE_FILE: &str = "archive.sqlite3";
+
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    pub location: ArchiveLocation,
+    /// Records older than this many days are purged; 0 keeps everything.
+    pub retention_days: u32,
+    /// Time between two retention purges (the first runs at start).
+    pub purge_interval: Duration,
+    /// The most records one `POST /v1/records` may carry.
+    pub max_batch: usize,
+}
+
+/// Which backend holds the archive.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ArchiveLocation {
+    /// An embedded SQLite file: the single-process default.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…`): what several replicas share.
+    Postgres(String),
+}
+
+// Hand-written so a PostgreSQL password in the URL never reaches a log line.
+impl std::fmt::Debug for ArchiveLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArchiveLocation::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            ArchiveLocation::Postgres(_) => f.write_str("postgres://…"),
+        }
+    }
+}
+
+/// The environment as envy reads it; parsed further by hand so errors name the variable.
+#[derive(Debug, Deserialize)]
+struct ArchiveEnv {
+    archive_url: Option<String>,
+    #[serde(default = "default_retention_days")]
+    archive_retention_days: u32,
+    #[serde(default = "default_purge_interval")]
+    archive_purge_interval: u64,
+    #[serde(default = "default_max_batch")]
+    archive_max_batch: usize,
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_purge_interval() -> u64 {
+    3600
+}
+fn default_max_batch() -> usize {
+    1000
+}
+
+impl ArchiveConfig {
+    /// ARCHIVE_URL, ARCHIVE_RETENTION_DAYS, ARCHIVE_PURGE_INTERVAL and ARCHIVE_MAX_BATCH;
+    /// without ARCHIVE_URL the archive is a SQLite file under `state_dir`.
+    pub fn from_env(state_dir: &Path) -> Result<Self, ConfigError> {
+        let env: ArchiveEnv = config::from_env()?;
+        let location = match env.archive_url.as_deref().map(str::trim) {
+            None | Some("") => ArchiveLocation::Sqlite(state_dir.join(DEFAULT_SQLITE_FILE)),
+            Some(url) => parse_location(url)?,
+        };
+        if env.archive_purge_interval == 0 {
+            return Err(ConfigError::new(
+                "ARCHIVE_PURGE_INTERVAL: must be at least 1 second",
+            ));
+        }
+        if env.archive_max_batch == 0 {
+            return Err(ConfigError::new("ARCHIVE_MAX_BATCH: must be at least 1"));
+        }
+        Ok(ArchiveConfig {
+            location,
+            retention_days: env.archive_retention_days,
+            purge_interval: Duration::from_secs(env.archive_purge_interval),
+            max_batch: env.archive_max_batch,
+        })
+    }
+
+    /// The defaults, with the archive at `location` (for tests and embedding).
+    pub fn new(location: ArchiveLocation) -> Self {
+        ArchiveConfig {
+            location,
+            retention_days: default_retention_days(),
+            purge_interval: Duration::from_secs(default_purge_interval()),
+            max_batch: default_max_batch(),
+        }
+    }
+
+    /// How far back records are kept, if retention is on.
+    pub fn retention(&self) -> Option<chrono::Duration> {
+        (self.retention_days > 0).then(|| chrono::Duration::days(i64::from(self.retention_days)))
+    }
+}
+
+/// `sqlite:<path>` (also `sqlite://<path>`) or `postgres://…` / `postgresql://…`.
+pub fn parse_location(url: &str) -> Result<ArchiveLocation, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        // Checked here, at start, so a typo stops the process with the variable's name
+        // instead of failing on the first write.
+        url.parse::<tokio_postgres::Config>().map_err(|error| {
+            ConfigError::new(format!(
+                "ARCHIVE_URL: not a usable PostgreSQL URL ({error})"
+            ))
+        })?;
+        return Ok(ArchiveLocation::Postgres(url.to_string()));
+    }
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(ConfigError::new(
+                "ARCHIVE_URL: sqlite: needs a file path, e.g. sqlite:///var/lib/archivist/archive.sqlite3",
+            ));
+        }
+        return Ok(ArchiveLocation::Sqlite(PathBuf::from(path)));
+    }
+    // Never echo the value: it may hold a password.
+    let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
+    Err(ConfigError::new(format!(
+        "ARCHIVE_URL: scheme '{scheme}' is not supported; use sqlite:<path> or postgres://…"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse() {
+        assert_eq!(
+            parse_location("sqlite:///var/lib/a.db").unwrap(),
+            ArchiveLocation::Sqlite("/var/lib/a.db".into())
+        );
+        assert_eq!(
+            parse_location("sqlite:rel/a.db").unwrap(),
+            ArchiveLocation::Sqlite("rel/a.db".into())
+        );
+        assert!(matches!(
+            parse_location("postgres://u:p@127.0.0.1:5432/db").unwrap(),
+            ArchiveLocation::Postgres(_)
+        ));
+        assert!(matches!(
+            parse_location("postgresql://127.0.0.1/db").unwrap(),
+            ArchiveLocation::Postgres(_)
+        ));
+    }
+
+    #[test]
+    fn bad_locations_name_the_variable_and_hide_the_value() {
+        let error = parse_location("mysql://root:secret@db/x")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ARCHIVE_URL"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+        assert!(parse_location("sqlite:").is_err());
+        assert!(parse_location("postgres://h:notaport/db").is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_a_postgres_password() {
+        let location = ArchiveLocation::Postgres("postgres://u:secret@h/db".into());
+        assert!(!format!("{location:?}").contains("secret"));
+    }
+}
