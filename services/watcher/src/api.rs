@@ -131,11 +131,14 @@ async fn contact(
     if earlier {
         shared.checker_wake.notify_one();
     }
-    if contact == Contact::Alive {
-        shared.store.touch();
-    } else {
-        shared.store.changed();
-        contact_changed(shared, service, contact, detail).await;
+    match contact {
+        // A new service is saved with the next interval, not at once: a fleet registering
+        // 100,000 services must not rewrite state.json on every first beat.
+        Contact::Alive | Contact::New => shared.store.touch(),
+        _ => {
+            shared.store.changed();
+            contact_changed(shared, service, contact, detail).await;
+        }
     }
     Ok(())
 }
