@@ -302,6 +302,263 @@ pub struct ContainerLogs {
     pub lines: Vec<String>,
 }
 
+// ---------------------------------------------------------------- curator
+
+/// Where an incident's signals come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentSource {
+    /// Issues from a watcher (`POST /v1/issues`).
+    Watcher,
+    /// Prometheus alerts through Alertmanager's webhook (`POST /v1/alertmanager`).
+    Alertmanager,
+    /// The curator's own goals: an expected service nobody knows (`missing`).
+    Goals,
+}
+
+impl IncidentSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSource::Watcher => "watcher",
+            IncidentSource::Alertmanager => "alertmanager",
+            IncidentSource::Goals => "goals",
+        }
+    }
+}
+
+/// An incident's lifecycle: open → acknowledged → resolved; a new occurrence reopens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentState {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentState::Open => "open",
+            IncidentState::Acknowledged => "acknowledged",
+            IncidentState::Resolved => "resolved",
+        }
+    }
+
+    /// Open or acknowledged: the trouble is still there.
+    pub fn is_active(self) -> bool {
+        self != IncidentState::Resolved
+    }
+}
+
+/// What the latest notable change of an incident was. Mere repeats (count, last_seen, the
+/// latest message and facts) are not notable: they are kept, and travel with the next
+/// notable change, but are not forwarded on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentChange {
+    Opened,
+    /// A new occurrence after it was resolved.
+    Reopened,
+    /// A repeat with a higher severity.
+    Escalated,
+    Acknowledged,
+    Resolved,
+    /// It started flapping: reopened too often within the flapping window.
+    Flapping,
+    /// It stopped flapping: no open/resolve for the settle period.
+    Settled,
+    /// A silence started to match it.
+    Silenced,
+    /// Its silence ended (expired or deleted).
+    Unsilenced,
+}
+
+impl IncidentChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentChange::Opened => "opened",
+            IncidentChange::Reopened => "reopened",
+            IncidentChange::Escalated => "escalated",
+            IncidentChange::Acknowledged => "acknowledged",
+            IncidentChange::Resolved => "resolved",
+            IncidentChange::Flapping => "flapping",
+            IncidentChange::Settled => "settled",
+            IncidentChange::Silenced => "silenced",
+            IncidentChange::Unsilenced => "unsilenced",
+        }
+    }
+}
+
+/// The same trouble in the same place, deduplicated by the curator: what `GET /v1/incidents`
+/// lists and what the curator forwards to the planner (`POST /v1/incidents`, a JSON array)
+/// and, wrapped in a [`Record`] of kind `incident`, to the archivist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: Ulid,
+    /// What repeats are recognised by: `service/kind/subject` for issues,
+    /// `alertmanager/<fingerprint>` for alerts.
+    pub fingerprint: String,
+    pub source: IncidentSource,
+    pub service: String,
+    pub kind: IssueKind,
+    /// A container, probe target or component; the alert's name for alerts; may be empty.
+    #[serde(default)]
+    pub subject: String,
+    /// The highest severity seen since it (re)opened.
+    pub severity: Severity,
+    pub state: IncidentState,
+    /// One short line: what and where.
+    pub title: String,
+    /// The latest signal's message.
+    pub message: String,
+    /// What to do about it.
+    pub recommendation: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// When anything about it last changed, repeats included.
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Who resolved it: a person (by hand) or the source (`watcher`, `alertmanager`, `goals`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    /// The comment given with the latest acknowledge or resolve by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Sightings folded into it, across all its occurrences.
+    pub count: u64,
+    /// How often it reopened after being resolved.
+    #[serde(default)]
+    pub reopened: u64,
+    /// Reopened too often lately: changes are recorded and forwarded with `notify: false`.
+    #[serde(default)]
+    pub flapping: bool,
+    /// The id of the silence that matches it, if one does: changes are recorded and
+    /// forwarded with `notify: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<Ulid>,
+    /// The watcher issues behind it, most recent last (the last few occurrences).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issue_ids: Vec<Ulid>,
+    /// Alerts: the alert's labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Alerts: the alert's annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The facts a plan can use, from the latest signal: exit_code, memory_limit_bytes,
+    /// down_since, url, generator_url, …
+    #[serde(default)]
+    pub facts: BTreeMap<String, serde_json::Value>,
+    /// The latest notable change.
+    pub change: IncidentChange,
+    /// Whether that change should reach people: true when it opened, reopened, escalated or
+    /// resolved something people have not heard about yet, and no silence or flapping holds
+    /// it back.
+    #[serde(default)]
+    pub notify: bool,
+    /// Grows with every change; of two copies of one incident, the higher revision is newer.
+    pub revision: u64,
+}
+
+/// `GET /v1/incidents`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentList {
+    pub incidents: Vec<Incident>,
+}
+
+/// One condition of a silence, as Alertmanager writes them. `name` is `service`, `kind`,
+/// `subject`, `severity`, `source`, `fingerprint` or an alert label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Matcher {
+    pub name: String,
+    pub value: String,
+    /// `value` is a regular expression, anchored at both ends.
+    #[serde(default, rename = "isRegex", alias = "is_regex")]
+    pub is_regex: bool,
+    /// False turns the matcher around (`!=`, `!~`).
+    #[serde(default = "yes", rename = "isEqual", alias = "is_equal")]
+    pub is_equal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceIn {
+    pub matchers: Vec<Matcher>,
+    /// Defaults to now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: DateTime<Utc>,
+    pub comment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SilenceState {
+    /// Not started yet.
+    Pending,
+    Active,
+}
+
+/// A silence: incidents it matches are still recorded, marked `silenced`, and forwarded
+/// with `notify: false` until it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    pub id: Ulid,
+    pub matchers: Vec<Matcher>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub comment: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub state: SilenceState,
+}
+
+/// `GET /v1/silences`: the silences that have not ended, soonest end first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceList {
+    pub silences: Vec<Silence>,
+}
+
+/// A service that is expected to exist, and what its absence means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedService {
+    pub service: String,
+    /// The severity of its `missing` incident.
+    #[serde(default = "critical")]
+    pub severity: Severity,
+    /// Free text for people: who owns it, why it matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn critical() -> Severity {
+    Severity::Critical
+}
+
+/// `PUT /v1/goals` (the whole list) and `GET /v1/goals` (with what the last check found).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Goals {
+    pub services: Vec<ExpectedService>,
+    /// `GET` only: expected services the watcher did not know at the last check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Vec<String>>,
+    /// `GET` only: when the watcher was last asked successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +586,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(event.detail.as_deref(), Some("model timeout"));
+    }
+
+    #[test]
+    fn matchers_read_alertmanager_spelling_and_default_to_equal() {
+        let matcher: Matcher =
+            serde_json::from_str(r#"{"name": "service", "value": "a.*", "isRegex": true}"#)
+                .unwrap();
+        assert!(matcher.is_regex && matcher.is_equal);
+        let snake: Matcher =
+            serde_json::from_str(r#"{"name": "job", "value": "x", "is_equal": false}"#).unwrap();
+        assert!(!snake.is_regex && !snake.is_equal);
+    }
+
+    #[test]
+    fn incident_states_and_changes_serialize_as_their_names() {
+        assert_eq!(
+            serde_json::to_value(IncidentState::Acknowledged).unwrap(),
+            IncidentState::Acknowledged.as_str()
+        );
+        assert_eq!(
+            serde_json::to_value(IncidentChange::Unsilenced).unwrap(),
+            IncidentChange::Unsilenced.as_str()
+        );
+        assert_eq!(
+            serde_json::to_value(IncidentSource::Alertmanager).unwrap(),
+            "alertmanager"
+        );
+        let goals: Goals = serde_json::from_str(r#"{"services": [{"service": "api"}]}"#).unwrap();
+        assert_eq!(goals.services[0].severity, Severity::Critical);
     }
 
     #[test]

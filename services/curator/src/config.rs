@@ -1,0 +1,225 @@
+//! The curator's own settings, read from the environment like every role's.
+//!
+//! URLs are base URLs: the curator appends the receiving endpoint (`/v1/incidents` on the
+//! planner, `/v1/records` on the archivist, `/status` on the watcher). Durations are seconds
+//! and may be fractional. Everything is read as plain strings and numbers and checked here,
+//! so a bad value names its variable.
+
+use std::time::Duration;
+
+use obs_core::config::{self, ConfigError};
+use serde::Deserialize;
+
+/// Longest duration any setting accepts: a year. Anything longer is a typo.
+const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
+#[derive(Debug, Clone)]
+pub struct CuratorConfig {
+    /// PLANNER_URL: incident changes are posted to `<PLANNER_URL>/v1/incidents`.
+    pub planner_url: Option<String>,
+    /// ARCHIVIST_URL: incident changes are archived at `<ARCHIVIST_URL>/v1/records`.
+    pub archivist_url: Option<String>,
+    /// WATCHER_URL: asked (`GET /status`) which services exist, for the goals.
+    pub watcher_url: Option<String>,
+    /// GOALS_CHECK_INTERVAL: how often the watcher is asked.
+    pub goals_check_interval: Duration,
+    pub flapping: FlappingSettings,
+    /// RESOLVED_INCIDENTS_MAX: resolved incidents kept; the oldest are pruned beyond it.
+    pub resolved_max: usize,
+    /// RESOLVED_INCIDENTS_MAX_AGE: resolved incidents older than this are pruned.
+    pub resolved_max_age: Duration,
+    /// MAX_INCIDENTS: unresolved incidents at most; signals that would open more are
+    /// refused with 503 (the sender retries) until some resolve.
+    pub max_incidents: usize,
+    /// MAX_SILENCES: silences that have not ended, at most.
+    pub max_silences: usize,
+    /// STATE_FLUSH_INTERVAL: how often repeats (count, last_seen) reach the disk; lifecycle
+    /// changes are durable before the request that caused them is answered.
+    pub state_flush_interval: Duration,
+    /// HOUSEKEEPING_INTERVAL: how often silences are expired, flapping incidents settled and
+    /// old resolved incidents pruned.
+    pub housekeeping_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlappingSettings {
+    /// FLAP_THRESHOLD: reopens within FLAP_WINDOW that make an incident flapping.
+    pub threshold: usize,
+    /// FLAP_WINDOW.
+    pub window: Duration,
+    /// FLAP_SETTLE: a flapping incident settles after this long without opening or resolving.
+    pub settle: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawCuratorEnv {
+    planner_url: Option<String>,
+    archivist_url: Option<String>,
+    watcher_url: Option<String>,
+    #[serde(default = "default_goals_check_interval")]
+    goals_check_interval: f64,
+    #[serde(default = "default_flap_threshold")]
+    flap_threshold: usize,
+    #[serde(default = "default_flap_window")]
+    flap_window: f64,
+    #[serde(default = "default_flap_settle")]
+    flap_settle: f64,
+    #[serde(default = "default_resolved_max")]
+    resolved_incidents_max: usize,
+    #[serde(default = "default_resolved_max_age")]
+    resolved_incidents_max_age: f64,
+    #[serde(default = "default_max_incidents")]
+    max_incidents: usize,
+    #[serde(default = "default_max_silences")]
+    max_silences: usize,
+    #[serde(default = "default_state_flush_interval")]
+    state_flush_interval: f64,
+    #[serde(default = "default_housekeeping_interval")]
+    housekeeping_interval: f64,
+}
+
+fn default_goals_check_interval() -> f64 {
+    30.0
+}
+fn default_flap_threshold() -> usize {
+    3
+}
+fn default_flap_window() -> f64 {
+    600.0
+}
+fn default_flap_settle() -> f64 {
+    300.0
+}
+fn default_resolved_max() -> usize {
+    10_000
+}
+fn default_resolved_max_age() -> f64 {
+    7.0 * 24.0 * 3600.0
+}
+fn default_max_incidents() -> usize {
+    50_000
+}
+fn default_max_silences() -> usize {
+    1000
+}
+fn default_state_flush_interval() -> f64 {
+    1.0
+}
+fn default_housekeeping_interval() -> f64 {
+    1.0
+}
+
+impl CuratorConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let raw: RawCuratorEnv = config::from_env()?;
+        Ok(CuratorConfig {
+            planner_url: base_url("PLANNER_URL", raw.planner_url)?,
+            archivist_url: base_url("ARCHIVIST_URL", raw.archivist_url)?,
+            watcher_url: base_url("WATCHER_URL", raw.watcher_url)?,
+            goals_check_interval: seconds("GOALS_CHECK_INTERVAL", raw.goals_check_interval)?,
+            flapping: FlappingSettings {
+                threshold: at_least_one("FLAP_THRESHOLD", raw.flap_threshold)?,
+                window: seconds("FLAP_WINDOW", raw.flap_window)?,
+                settle: seconds("FLAP_SETTLE", raw.flap_settle)?,
+            },
+            resolved_max: raw.resolved_incidents_max,
+            resolved_max_age: seconds(
+                "RESOLVED_INCIDENTS_MAX_AGE",
+                raw.resolved_incidents_max_age,
+            )?,
+            max_incidents: at_least_one("MAX_INCIDENTS", raw.max_incidents)?,
+            max_silences: at_least_one("MAX_SILENCES", raw.max_silences)?,
+            state_flush_interval: seconds("STATE_FLUSH_INTERVAL", raw.state_flush_interval)?,
+            housekeeping_interval: seconds("HOUSEKEEPING_INTERVAL", raw.housekeeping_interval)?,
+        })
+    }
+
+    /// The defaults with nothing wired and quick background ticks: what tests start from.
+    pub fn for_tests() -> Self {
+        CuratorConfig {
+            planner_url: None,
+            archivist_url: None,
+            watcher_url: None,
+            goals_check_interval: Duration::from_millis(100),
+            flapping: FlappingSettings {
+                threshold: default_flap_threshold(),
+                window: Duration::from_secs_f64(default_flap_window()),
+                settle: Duration::from_secs_f64(default_flap_settle()),
+            },
+            resolved_max: default_resolved_max(),
+            resolved_max_age: Duration::from_secs_f64(default_resolved_max_age()),
+            max_incidents: default_max_incidents(),
+            max_silences: default_max_silences(),
+            state_flush_interval: Duration::from_millis(100),
+            housekeeping_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// An http(s) URL without a trailing slash; empty means unset.
+fn base_url(variable: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value.filter(|value| !value.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let trimmed = value.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).map_err(|error| {
+        ConfigError::new(format!("{variable}: '{value}' is not a URL: {error}"))
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::new(format!(
+            "{variable}: '{value}' must start with http:// or https://"
+        )));
+    }
+    Ok(Some(trimmed.to_string()))
+}
+
+fn seconds(variable: &str, value: f64) -> Result<Duration, ConfigError> {
+    if !value.is_finite() || value <= 0.0 || value > MAX_SECONDS {
+        return Err(ConfigError::new(format!(
+            "{variable}: {value} is not a number of seconds above 0 and at most {MAX_SECONDS}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn at_least_one(variable: &str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(format!("{variable}: must be at least 1")));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked_and_trimmed() {
+        assert_eq!(
+            base_url("PLANNER_URL", Some("http://planner:8003/".into())).unwrap(),
+            Some("http://planner:8003".into())
+        );
+        assert_eq!(base_url("PLANNER_URL", Some("  ".into())).unwrap(), None);
+        assert_eq!(base_url("PLANNER_URL", None).unwrap(), None);
+        for bad in ["planner:8003", "ftp://planner", "not a url"] {
+            let error = base_url("PLANNER_URL", Some(bad.into()))
+                .expect_err(bad)
+                .to_string();
+            assert!(error.contains("PLANNER_URL"), "{error}");
+        }
+    }
+
+    #[test]
+    fn durations_and_counts_name_their_variable() {
+        assert!(seconds("FLAP_WINDOW", 0.0)
+            .unwrap_err()
+            .to_string()
+            .contains("FLAP_WINDOW"));
+        assert!(seconds("X", f64::INFINITY).is_err());
+        assert_eq!(seconds("X", 0.25).unwrap(), Duration::from_millis(250));
+        assert!(at_least_one("FLAP_THRESHOLD", 0)
+            .unwrap_err()
+            .to_string()
+            .contains("FLAP_THRESHOLD"));
+    }
+}

@@ -1,0 +1,78 @@
+//! The one way out: notable incident changes go to the planner (`POST <PLANNER_URL>/v1/incidents`,
+//! a JSON array of incidents) and to the archivist (`POST <ARCHIVIST_URL>/v1/records`, a JSON
+//! array of `obs_model::Record` of kind `incident`), each through its own `obs_core::Outbox`:
+//! persisted, retried, bounded. A destination whose URL is not set gets nothing.
+//!
+//! Receivers see at-least-once delivery. The planner can order copies of one incident by
+//! `revision`; each archive record has a fresh ULID of its own (the incident's id is in the
+//! body), so every change is one record of history.
+
+use chrono::Utc;
+use obs_core::{Outbox, RoleContext, Service};
+use obs_model::{Incident, Record};
+use ulid::Ulid;
+
+use crate::config::CuratorConfig;
+
+pub struct Forward {
+    planner: Option<Outbox>,
+    archivist: Option<Outbox>,
+}
+
+impl Forward {
+    pub fn open(service: &Service, config: &CuratorConfig) -> anyhow::Result<Self> {
+        let planner = match &config.planner_url {
+            Some(url) => Some(Outbox::open(
+                service,
+                "planner",
+                &format!("{url}/v1/incidents"),
+            )?),
+            None => None,
+        };
+        let archivist = match &config.archivist_url {
+            Some(url) => Some(Outbox::open(
+                service,
+                "archivist",
+                &format!("{url}/v1/records"),
+            )?),
+            None => None,
+        };
+        Ok(Forward { planner, archivist })
+    }
+
+    pub fn start(&self, context: &RoleContext) {
+        for outbox in [&self.planner, &self.archivist].into_iter().flatten() {
+            outbox.start(context);
+        }
+    }
+
+    /// Hand `incidents` (copies at each notable change, in order) to both destinations;
+    /// returns once both outboxes hold them durably.
+    pub async fn send(&self, incidents: &[Incident]) -> anyhow::Result<()> {
+        if incidents.is_empty() {
+            return Ok(());
+        }
+        if let Some(planner) = &self.planner {
+            planner.push(incidents).await?;
+        }
+        if let Some(archivist) = &self.archivist {
+            let records = incidents
+                .iter()
+                .map(record)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            archivist.push(&records).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The archive envelope of one incident change.
+pub fn record(incident: &Incident) -> anyhow::Result<Record> {
+    Ok(Record {
+        id: Ulid::new(),
+        kind: "incident".into(),
+        service: incident.service.clone(),
+        ts: Utc::now(),
+        body: serde_json::to_value(incident)?,
+    })
+}

@@ -1,0 +1,250 @@
+//! Goals: the services expected to exist, and what their absence means. An expected service
+//! the watcher does not know becomes a `missing` incident; it resolves once the service
+//! shows up (or is no longer expected).
+//!
+//! "Known" is what the watcher's `GET /status` lists (its heartbeating services) plus every
+//! service that issues have come from. Without WATCHER_URL there is no way to tell, so no
+//! check runs; when the watcher cannot be asked, the last verdict stands.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use obs_core::CancellationToken;
+use obs_model::{ExpectedService, Goals, IncidentSource, IssueKind, Severity, WatcherStatus};
+
+use crate::incidents::{Applied, Book, Sightings, Signal};
+use crate::validate::{self, FieldError};
+use crate::Shared;
+
+pub const MAX_GOALS: usize = 10_000;
+const MAX_NOTE_CHARS: usize = 1024;
+
+/// The goals and what the last check found.
+#[derive(Debug, Default, Clone)]
+pub struct GoalsState {
+    pub services: Vec<ExpectedService>,
+    pub missing: Option<Vec<String>>,
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+impl GoalsState {
+    pub fn to_wire(&self) -> Goals {
+        Goals {
+            services: self.services.clone(),
+            missing: self.missing.clone(),
+            checked_at: self.checked_at,
+        }
+    }
+}
+
+/// Check a `PUT /v1/goals` body. `missing` and `checked_at` are what `GET` adds; they are
+/// ignored, so what was read can be written back.
+pub fn check(goals: Goals) -> Result<Vec<ExpectedService>, FieldError> {
+    if goals.services.len() > MAX_GOALS {
+        return Err(FieldError::new(
+            "services",
+            format!(
+                "{} entries; at most {MAX_GOALS} are allowed",
+                goals.services.len()
+            ),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (index, goal) in goals.services.iter().enumerate() {
+        let field = format!("services[{index}]");
+        validate::name(&goal.service)
+            .map_err(|why| FieldError::new(format!("{field}.service"), why))?;
+        if !seen.insert(goal.service.as_str()) {
+            return Err(FieldError::new(
+                format!("{field}.service"),
+                format!("'{}' is listed twice", goal.service),
+            ));
+        }
+        if let Some(note) = &goal.note {
+            validate::text(note, MAX_NOTE_CHARS)
+                .map_err(|why| FieldError::new(format!("{field}.note"), why))?;
+        }
+    }
+    Ok(goals.services)
+}
+
+fn fingerprint(service: &str) -> String {
+    format!("{service}/{}/", IssueKind::Missing.as_str())
+}
+
+fn signal(
+    service: &str,
+    severity: Severity,
+    occurrence: String,
+    now: DateTime<Utc>,
+    found: bool,
+) -> Signal {
+    let (message, recommendation) = if found {
+        (
+            format!("expected service '{service}' is known again"),
+            String::new(),
+        )
+    } else {
+        (
+            format!("expected service '{service}' is unknown to the watcher"),
+            format!(
+                "Deploy {service}, or check that it heartbeats to the watcher (MONITOR_ENDPOINT); \
+                 if it is no longer expected, remove it from the goals (PUT /v1/goals)."
+            ),
+        )
+    };
+    Signal {
+        fingerprint: fingerprint(service),
+        source: IncidentSource::Goals,
+        service: service.to_string(),
+        kind: IssueKind::Missing,
+        subject: String::new(),
+        severity,
+        title: format!("{service}: missing"),
+        message,
+        recommendation,
+        facts: Default::default(),
+        labels: Default::default(),
+        annotations: Default::default(),
+        occurrence,
+        issue_id: None,
+        sightings: Sightings::Total(1),
+        first_seen: now,
+        last_seen: now,
+        resolved_at: found.then_some(now),
+        incident_id: ulid::Ulid::new(),
+    }
+}
+
+/// Open (or keep open) a `missing` incident for every expected service not in `known`, and
+/// resolve those whose service is known again or no longer expected. Returns the missing.
+pub fn reconcile(
+    book: &mut Book,
+    expected: &[ExpectedService],
+    known: &HashSet<&str>,
+    now: DateTime<Utc>,
+    out: &mut Applied,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for goal in expected {
+        if known.contains(goal.service.as_str()) {
+            continue;
+        }
+        missing.push(goal.service.clone());
+        // The same absence keeps its occurrence; a new one after a resolution gets its own.
+        let occurrence = match book.latest_occurrence(&fingerprint(&goal.service)) {
+            Some((incident, occurrence)) if incident.state.is_active() && !occurrence.resolved => {
+                occurrence.key.clone()
+            }
+            _ => format!("missing@{}", now.timestamp_millis()),
+        };
+        book.apply(
+            signal(&goal.service, goal.severity, occurrence, now, false),
+            now,
+            out,
+        );
+    }
+    let still_missing: HashSet<&str> = missing.iter().map(String::as_str).collect();
+    let found: Vec<(String, Severity)> = book
+        .active_of_kind(IssueKind::Missing)
+        .into_iter()
+        .filter(|incident| {
+            incident.source == IncidentSource::Goals
+                && !still_missing.contains(incident.service.as_str())
+        })
+        .map(|incident| (incident.service.clone(), incident.severity))
+        .collect();
+    for (service, severity) in found {
+        if let Some(key) = book
+            .latest_occurrence(&fingerprint(&service))
+            .map(|(_, occurrence)| occurrence.key.clone())
+        {
+            book.apply(signal(&service, severity, key, now, true), now, out);
+        }
+    }
+    missing
+}
+
+/// Ask the watcher every GOALS_CHECK_INTERVAL (and at once when the goals change).
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let Some(watcher_url) = shared.config.watcher_url.clone() else {
+        tracing::info!("WATCHER_URL is not set: goals are kept but not checked");
+        return;
+    };
+    let status_url = format!("{watcher_url}/status");
+    let mut failing = false;
+    loop {
+        match check_once(&shared, &status_url).await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!(url = %status_url, "goals: the watcher answers again");
+                }
+                failing = false;
+            }
+            Err(error) => {
+                shared.metrics.goals_check_failures.inc();
+                if !failing {
+                    tracing::warn!(url = %status_url, error = format!("{error:#}"), "goals: cannot ask the watcher; keeping the last verdict");
+                }
+                failing = true;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = shared.goals_changed.notified() => {}
+            _ = tokio::time::sleep(shared.config.goals_check_interval) => {}
+        }
+    }
+}
+
+async fn check_once(shared: &Shared, status_url: &str) -> anyhow::Result<()> {
+    let expected = shared.goals().services.clone();
+    let services: Vec<String> = if expected.is_empty() {
+        // Nothing to look for; still resolve what an earlier goal left open.
+        Vec::new()
+    } else {
+        let status: WatcherStatus = shared
+            .http
+            .get(status_url)
+            .send()
+            .await
+            .context("GET /status")?
+            .error_for_status()
+            .context("GET /status")?
+            .json()
+            .await
+            .context("reading the watcher's /status")?;
+        status
+            .services
+            .into_iter()
+            .map(|entry| entry.service)
+            .collect()
+    };
+    let now = Utc::now();
+    let mut applied = Applied::default();
+    let missing = {
+        let mut book = shared.book();
+        let from_issues: HashSet<String> = book
+            .services_from(IncidentSource::Watcher)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let known: HashSet<&str> = services
+            .iter()
+            .chain(from_issues.iter())
+            .map(String::as_str)
+            .collect();
+        let missing = reconcile(&mut book, &expected, &known, now, &mut applied);
+        shared.seal(&mut book, &mut applied);
+        missing
+    };
+    shared.metrics.goals_missing.set(missing.len() as i64);
+    {
+        let mut goals = shared.goals();
+        goals.missing = Some(missing);
+        goals.checked_at = Some(now);
+    }
+    shared.commit(applied).await
+}
