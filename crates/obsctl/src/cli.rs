@@ -130,11 +130,14 @@ pub struct HeartbeatArgs {
     #[arg(long)]
     pub phase: Option<String>,
     /// Call the service down if no beat follows within this many seconds.
-    #[arg(long, value_parser = parse_positive_float, value_name = "SECONDS", conflicts_with = "fail")]
+    #[arg(long, value_parser = parse_positive_float, value_name = "SECONDS")]
     pub timeout_seconds: Option<f64>,
     /// Report an explicit failure instead of a beat (`job || obsctl heartbeat job --fail`).
     #[arg(long, conflicts_with = "phase")]
     pub fail: bool,
+    /// With --fail: what failed, kept on the issue.
+    #[arg(long, requires = "fail")]
+    pub detail: Option<String>,
     /// Print nothing on success (errors still go to stderr), for cron.
     #[arg(short, long)]
     pub quiet: bool,

@@ -112,16 +112,27 @@ async fn follow(
         }
     };
     print(&first)?;
+    // One Ctrl-C listener for the whole run: a signal that arrives mid-request still ends it.
+    tokio::select! {
+        result = poll_new_events(context, args, window, first, print) => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+async fn poll_new_events(
+    context: &Context,
+    args: &EventsArgs,
+    window: u32,
+    first: Vec<obs_model::Event>,
+    print: impl Fn(&[obs_model::Event]) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut seen: HashSet<Ulid> = first.iter().map(|event| event.id).collect();
     let mut unreachable = false;
     let mut ticker = tokio::time::interval(args.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = ticker.tick() => {}
-        }
+        ticker.tick().await;
         let latest = match context
             .watcher
             .events(window, args.service.as_deref())
@@ -181,7 +192,9 @@ pub async fn logs(context: &Context, container: &str, lines: u32) -> anyhow::Res
 pub async fn heartbeat(context: &Context, args: &HeartbeatArgs) -> anyhow::Result<()> {
     let watcher = &context.watcher;
     let answer = if args.fail {
-        watcher.fail(&args.service).await?
+        watcher
+            .fail(&args.service, args.detail.as_deref(), args.timeout_seconds)
+            .await?
     } else {
         watcher
             .heartbeat(&HeartbeatIn {

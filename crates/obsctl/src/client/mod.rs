@@ -58,6 +58,26 @@ impl ClientError {
         }
     }
 
+    /// The same without naming the role and its URL, for a screen that already shows them.
+    pub fn short(&self) -> String {
+        match self {
+            ClientError::Unreachable { cause, .. } => cause.clone(),
+            ClientError::Timeout { timeout, .. } => {
+                format!("no answer within {}s", timeout.as_secs_f64())
+            }
+            ClientError::Refused {
+                what,
+                status,
+                code,
+                message,
+                ..
+            } => format!("{what} ({} {code}): {message}", status.as_u16()),
+            ClientError::Unreadable { what, cause, .. } => {
+                format!("unreadable answer to {what}: {cause}")
+            }
+        }
+    }
+
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
@@ -118,10 +138,8 @@ impl ApiClient {
         path: &[&str],
         query: &[(&str, String)],
     ) -> Result<T, ClientError> {
-        let what = format!("GET /{}", path.join("/"));
-        let response = self
-            .send(&what, self.request(Method::GET, path).query(query))
-            .await?;
+        let (what, request) = self.request(Method::GET, path);
+        let response = self.send(&what, request.query(query)).await?;
         let bytes = response
             .bytes()
             .await
@@ -129,15 +147,16 @@ impl ApiClient {
         serde_json::from_slice(&bytes).map_err(|error| self.unreadable(&what, error))
     }
 
-    /// POST `body` as JSON to `path` (with the token, if any); the answer as JSON, or Null
+    /// POST `body` as JSON to `path` with `query` (and the token, if any); the answer as JSON, or Null
     /// when the role sent none.
     pub async fn post<B: Serialize + ?Sized>(
         &self,
         path: &[&str],
+        query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<serde_json::Value, ClientError> {
-        let what = format!("POST /{}", path.join("/"));
-        let mut request = self.request(Method::POST, path);
+        let (what, request) = self.request(Method::POST, path);
+        let mut request = request.query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -154,17 +173,20 @@ impl ApiClient {
 
     /// `path` is a list of segments under the base URL (a prefix in the base is kept); each
     /// is percent-encoded, so a service called `a/b` stays one segment.
-    fn request(&self, method: Method, path: &[&str]) -> RequestBuilder {
+    ///
+    /// Returns what the request is, for messages (`GET /status`), and the request.
+    fn request(&self, method: Method, path: &[&str]) -> (String, RequestBuilder) {
         let mut url = self.base.clone();
         // Only URLs like `mailto:` have no path segments; the command line accepts http(s) only.
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().extend(path);
         }
+        let what = format!("{method} {}", url.path());
         let mut request = self.http.request(method, url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        request
+        (what, request)
     }
 
     /// Send, and turn an error status into [`ClientError::Refused`] with the role's own words.

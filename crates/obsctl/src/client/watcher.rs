@@ -64,16 +64,31 @@ impl WatcherClient {
     }
 
     pub async fn heartbeat(&self, beat: &HeartbeatIn) -> Result<serde_json::Value, ClientError> {
-        self.api.post(&["heartbeat"], Some(beat)).await
+        self.api.post(&["heartbeat"], &[], Some(beat)).await
     }
 
-    /// `/ping/{service}/fail`: the service says it failed (not a missed beat).
-    pub async fn fail(&self, service: &str) -> Result<serde_json::Value, ClientError> {
-        self.api.post::<()>(&["ping", service, "fail"], None).await
+    /// `/ping/{service}/fail`: the service says it failed (not a missed beat); down until its
+    /// next heartbeat.
+    pub async fn fail(
+        &self,
+        service: &str,
+        detail: Option<&str>,
+        timeout_seconds: Option<f64>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut query = Vec::new();
+        if let Some(detail) = detail {
+            query.push(("detail", detail.to_string()));
+        }
+        if let Some(seconds) = timeout_seconds {
+            query.push(("timeout_seconds", seconds.to_string()));
+        }
+        self.api
+            .post::<()>(&["ping", service, "fail"], &query, None)
+            .await
     }
 
     pub async fn post_event(&self, event: &EventIn) -> Result<serde_json::Value, ClientError> {
-        self.api.post(&["events"], Some(event)).await
+        self.api.post(&["events"], &[], Some(event)).await
     }
 }
 

@@ -62,6 +62,17 @@ impl Painter {
         }
     }
 
+    /// `text` wrapped at word boundaries to the terminal's width: the first line has what is
+    /// left after `used` columns, the others start after `indent` spaces.
+    pub fn wrap(&self, text: &str, used: usize, indent: usize) -> String {
+        let Some(columns) = self.width else {
+            return text.to_string();
+        };
+        let first = columns.saturating_sub(used).max(20);
+        let rest = columns.saturating_sub(indent).max(20);
+        table::wrap(text, first, rest).join(&format!("\n{}", " ".repeat(indent)))
+    }
+
     /// `text` cut to what is left of the line after `used` columns.
     pub fn fit(&self, text: &str, used: usize) -> String {
         match self.width {
@@ -462,10 +473,14 @@ pub fn issue_block(issue: &Issue, painter: &Painter, now: DateTime<Utc>, indent:
     if let (IssueState::Resolved, Some(at)) = (issue.state, issue.resolved_at) {
         when = format!("resolved {}", time::clock(at, now));
     }
-    let used = indent + width(&head) + 1 + width(&place) + 1 + width(issue.kind.as_str()) + 2;
-    let message = painter.fit(&format!("{} ({when})", issue.message), used);
-    let recommendation_indent = indent + 4;
-    let recommendation = painter.fit(&issue.recommendation, recommendation_indent + 2);
+    // Both lines wrap rather than cut: the recommendation is the point of the listing.
+    let first = format!("{head} {place} {}  ", issue.kind.as_str());
+    let message = painter.wrap(
+        &format!("{} ({when})", issue.message),
+        indent + width(&first),
+        indent + 4,
+    );
+    let recommendation = painter.wrap(&issue.recommendation, indent + 6, indent + 6);
     format!(
         "{margin}{} {} {}  {}\n{margin}    {} {}\n",
         painter.paint(&head, style),

@@ -105,6 +105,40 @@ pub fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
+/// Greedy word wrap: lines of at most `first` columns, then `rest`; a word longer than a
+/// line is split.
+pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut limit = first.max(1);
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        loop {
+            let needed = if line.is_empty() { 0 } else { 1 } + width(&word);
+            if width(&line) + needed <= limit {
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if line.is_empty() {
+                // Longer than a whole line: split it.
+                let head: String = word.chars().take(limit).collect();
+                word = word.chars().skip(limit).collect();
+                lines.push(head);
+            } else {
+                lines.push(std::mem::take(&mut line));
+            }
+            limit = rest.max(1);
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +156,16 @@ mod tests {
             table.render(&painter, 2),
             "  NAME         NOTE\n  api          ok\n  worker-long  a note far too…\n"
         );
+    }
+
+    #[test]
+    fn wrapping_breaks_at_words_and_splits_what_cannot_fit() {
+        assert_eq!(
+            wrap("one two three four", 9, 6),
+            ["one two", "three", "four"]
+        );
+        assert_eq!(wrap("abcdefghij", 4, 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 10, 10), [""]);
     }
 
     #[test]

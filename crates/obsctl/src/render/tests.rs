@@ -98,6 +98,25 @@ fn lines_fit_the_terminal_width() {
 }
 
 #[test]
+fn issues_wrap_to_the_width_instead_of_losing_the_recommendation() {
+    let mut long = issue(Severity::Critical, IssueState::Open);
+    long.recommendation = "word ".repeat(40).trim().to_string();
+    let text = issue_block(&long, &Painter::plain(Some(60)), now(), 0);
+    assert!(
+        text.lines().all(|line| line.chars().count() <= 60),
+        "{text}"
+    );
+    assert_eq!(text.matches("word").count(), 40, "nothing lost:\n{text}");
+    let arrow = text.lines().position(|line| line.contains('→')).unwrap();
+    assert!(
+        text.lines()
+            .skip(arrow + 1)
+            .all(|line| line.starts_with("      word")),
+        "continuation lines line up under the recommendation:\n{text}"
+    );
+}
+
+#[test]
 fn empty_lists_say_so() {
     assert_eq!(
         super::events(&[], &Painter::plain(None), now()),

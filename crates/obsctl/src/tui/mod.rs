@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
 use tokio::sync::{mpsc, Notify};
 
-pub use state::{Screen, Snapshot};
+pub use state::{Failure, Screen, Snapshot};
 pub use view::draw;
 
 use crate::cli::IssueFilter;
@@ -51,7 +51,7 @@ pub async fn run(watcher: WatcherClient, interval: Duration) -> anyhow::Result<(
 async fn fetch_loop(
     watcher: WatcherClient,
     interval: Duration,
-    updates: mpsc::UnboundedSender<Result<Snapshot, String>>,
+    updates: mpsc::UnboundedSender<Result<Snapshot, Failure>>,
     refresh_now: Arc<Notify>,
 ) {
     loop {
@@ -65,7 +65,7 @@ async fn fetch_loop(
             events,
             issues,
         })
-        .map_err(|error| error.to_string());
+        .map_err(|error| Failure::from(&error));
         if updates.send(snapshot).is_err() {
             return;
         }
@@ -79,7 +79,7 @@ async fn fetch_loop(
 /// Own the terminal: set it up, draw until q/Esc/Ctrl-C, and put it back however we leave.
 fn show(
     screen: Screen,
-    received: mpsc::UnboundedReceiver<Result<Snapshot, String>>,
+    received: mpsc::UnboundedReceiver<Result<Snapshot, Failure>>,
     refresh_now: Arc<Notify>,
 ) -> anyhow::Result<()> {
     // try_init also installs a panic hook that restores the terminal first.
@@ -92,7 +92,7 @@ fn show(
 fn draw_until_quit(
     terminal: &mut ratatui::DefaultTerminal,
     mut screen: Screen,
-    mut received: mpsc::UnboundedReceiver<Result<Snapshot, String>>,
+    mut received: mpsc::UnboundedReceiver<Result<Snapshot, Failure>>,
     refresh_now: &Notify,
 ) -> anyhow::Result<()> {
     let mut drawn_at: Option<Instant> = None;

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use obs_model::{Event, Issue, WatcherStatus};
 use ulid::Ulid;
 
+use crate::client::ClientError;
+
 /// One refresh's worth of answers from the watcher.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -18,6 +20,23 @@ pub struct Snapshot {
     pub issues: Vec<Issue>,
 }
 
+/// Why a refresh failed, short enough for the header line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Not there at all (refused, timed out), as opposed to answering with an error.
+    pub unreachable: bool,
+    pub detail: String,
+}
+
+impl From<&ClientError> for Failure {
+    fn from(error: &ClientError) -> Failure {
+        Failure {
+            unreachable: error.is_unreachable(),
+            detail: error.short(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Screen {
     pub watcher_url: String,
@@ -26,7 +45,7 @@ pub struct Screen {
     /// When the last snapshot arrived.
     pub updated_at: Option<DateTime<Utc>>,
     /// Why the last refresh failed; None while the watcher answers.
-    pub failure: Option<String>,
+    pub failure: Option<Failure>,
     /// Events that appeared in the latest refresh (none on the first one).
     pub fresh: HashSet<Ulid>,
 }
@@ -44,7 +63,7 @@ impl Screen {
     }
 
     /// Take a refresh's outcome. A failure keeps the last data (shown as stale).
-    pub fn apply(&mut self, update: Result<Snapshot, String>, now: DateTime<Utc>) {
+    pub fn apply(&mut self, update: Result<Snapshot, Failure>, now: DateTime<Utc>) {
         match update {
             Ok(snapshot) => {
                 self.fresh = match &self.snapshot {

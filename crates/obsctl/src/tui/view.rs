@@ -9,10 +9,11 @@ use obs_model::{Container, Event, Issue, ProbeStatus, ServiceState, ServiceStatu
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Padding, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Cell, Padding, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::state::{Screen, Snapshot};
+use crate::render::table::{truncate, wrap};
 use crate::render::tone::{event_tone, severity_label, Tone};
 use crate::render::{self, time};
 
@@ -146,10 +147,14 @@ fn draw_header(frame: &mut Frame, area: Rect, screen: &Screen, now: DateTime<Utc
     let state = match (&screen.failure, &screen.snapshot) {
         (Some(failure), _) => vec![
             Span::styled(
-                " ✕ watcher unreachable ",
+                if failure.unreachable {
+                    " ✕ watcher unreachable: "
+                } else {
+                    " ✕ watcher error: "
+                },
                 Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
             ),
-            Span::styled(failure.clone(), Style::new().fg(Color::Red)),
+            Span::styled(failure.detail.clone(), Style::new().fg(Color::Red)),
             Span::styled(
                 format!(" · retrying {every} · last update {updated}"),
                 dim(),
@@ -170,8 +175,15 @@ fn summary(snapshot: &Snapshot, updated: &str, every: &str) -> Vec<Span<'static>
         .iter()
         .filter(|s| s.status == ServiceState::Down)
         .count();
+    // The dot says at a glance whether anything needs a look.
+    let worst = snapshot.issues.iter().map(|issue| issue.severity).max();
+    let dot = match worst {
+        _ if down > 0 => bad(),
+        Some(severity) => severity_style(severity),
+        None => Style::new().fg(Color::Green),
+    };
     let mut spans = vec![
-        Span::styled(" ● ", Style::new().fg(Color::Green)),
+        Span::styled(" ● ", dot),
         Span::raw(format!("{} services: ", services.len())),
         Span::styled(
             format!("{} up", services.len() - down),
@@ -286,7 +298,11 @@ fn draw_services(frame: &mut Frame, area: Rect, services: &[ServiceStatus], now:
 fn draw_containers(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
     let containers = &snapshot.status.containers;
     let running = containers.iter().filter(|c| c.state == "running").count();
-    let title = format!(" Containers {running} running of {} ", containers.len());
+    let title = if containers.is_empty() {
+        " Containers ".to_string()
+    } else {
+        format!(" Containers {running} running of {} ", containers.len())
+    };
     let block = pane(Span::styled(title, bold()));
     if containers.is_empty() {
         let text = if snapshot.status.docker {
@@ -389,7 +405,14 @@ fn draw_events(
         );
         return;
     }
-    let service_width = column_width(snapshot.events.iter().map(|e| e.service.as_str()), 8, 24);
+    // Services named after containers are long and differ at the end: give them up to half
+    // the pane before cutting.
+    let widest = (area.width.saturating_sub(4) / 2).max(12);
+    let service_width = column_width(
+        snapshot.events.iter().map(|e| e.service.as_str()),
+        8,
+        widest,
+    );
     let lines: Vec<Line> = snapshot
         .events
         .iter()
@@ -414,7 +437,7 @@ fn event_line(event: &Event, fresh: bool, service_width: u16, now: DateTime<Utc>
         Span::styled(kind, style),
         Span::raw(format!(
             " {:<width$} ",
-            event.service,
+            truncate(&event.service, usize::from(service_width)),
             width = usize::from(service_width)
         )),
         Span::styled(render::event_facts(event).join(" · "), dim()),
@@ -464,19 +487,24 @@ fn draw_issues(frame: &mut Frame, area: Rect, issues: &[Issue], now: DateTime<Ut
             Span::raw(format!(" {} ", issue.kind.as_str())),
             Span::styled(when, dim()),
         ]));
-        lines.push(Line::from(format!("  {}", issue.message)));
-        lines.push(Line::from(vec![
-            Span::styled("  → ", Style::new().fg(Color::Cyan)),
-            Span::raw(issue.recommendation.clone()),
-        ]));
+        // Wrapped here rather than by the Paragraph, so continuation lines keep their indent.
+        let inner = usize::from(area.width.saturating_sub(4)).max(20);
+        for text in wrap(&issue.message, inner - 2, inner - 2) {
+            lines.push(Line::from(format!("  {text}")));
+        }
+        for (index, text) in wrap(&issue.recommendation, inner - 4, inner - 4)
+            .into_iter()
+            .enumerate()
+        {
+            let lead = if index == 0 { "  → " } else { "    " };
+            lines.push(Line::from(vec![
+                Span::styled(lead, Style::new().fg(Color::Cyan)),
+                Span::raw(text),
+            ]));
+        }
         lines.push(Line::default());
     }
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block),
-        area,
-    );
+    frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
 /// A bordered pane with a title and a space inside the border.

@@ -6,6 +6,7 @@ use ratatui::Terminal;
 
 use super::*;
 use crate::test_fixtures::*;
+use crate::tui::Failure;
 
 fn snapshot() -> Snapshot {
     Snapshot {
@@ -96,12 +97,19 @@ fn a_narrow_terminal_stacks_the_panes() {
 fn an_unreachable_watcher_is_said_and_the_last_data_stays() {
     let mut screen = live_screen();
     screen.apply(
-        Err("watcher at http://127.0.0.1:8001 is unreachable (connection refused)".into()),
+        Err(Failure {
+            unreachable: true,
+            detail: "connection refused".into(),
+        }),
         now(),
     );
     let (text, _) = render(&screen, 160, 48);
-    assert!(text.contains("✕ watcher unreachable"), "{text}");
-    assert!(text.contains("retrying every 5s"), "{text}");
+    assert!(
+        text.contains(
+            "✕ watcher unreachable: connection refused · retrying every 5s · last update"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("Services 1 up · 1 down"),
         "stale data stays:\n{text}"
@@ -113,9 +121,18 @@ fn before_the_first_answer_it_says_so() {
     let mut screen = Screen::new("http://127.0.0.1:8001".into(), Duration::from_secs(1));
     let (text, _) = render(&screen, 120, 20);
     assert!(text.contains("Connecting to the watcher…"), "{text}");
-    screen.apply(Err("connection refused".into()), now());
+    screen.apply(
+        Err(Failure {
+            unreachable: false,
+            detail: "GET /status (404 not_found)".into(),
+        }),
+        now(),
+    );
     let (text, _) = render(&screen, 120, 20);
-    assert!(text.contains("watcher unreachable"), "{text}");
+    assert!(
+        text.contains("✕ watcher error: GET /status (404 not_found) · retrying every 1s"),
+        "{text}"
+    );
     assert!(text.contains("No data yet"), "{text}");
 }
 
