@@ -108,7 +108,13 @@ async fn follow(
         if context.json {
             output::json_lines(events)
         } else {
-            output::text(&render::events(events, &context.painter, Utc::now()))
+            // New events come one poll at a time: a fixed service column keeps them aligned.
+            output::text(&render::events_aligned(
+                events,
+                &context.painter,
+                Utc::now(),
+                render::EVENT_SERVICE_WIDTH,
+            ))
         }
     };
     print(&first)?;

@@ -169,9 +169,10 @@ pub fn status(view: &StatusView, painter: &Painter, now: DateTime<Utc>) -> Strin
             if events.is_empty() {
                 out.push_str("  none yet\n");
             }
+            let widest = service_width(events);
             for event in events {
                 out.push_str("  ");
-                out.push_str(&event_line(event, painter, now, 2));
+                out.push_str(&event_line(event, painter, now, 2, widest));
             }
             out.push('\n');
             out.push_str(&heading(
@@ -377,18 +378,38 @@ pub fn container_exit(container: &Container) -> String {
     }
 }
 
-/// One event on one line: `[14:03:07] ✕ die          app              exit 137 · …`.
-/// Fixed minimum widths keep `events --follow` aligned without knowing what comes next.
-pub fn event_line(event: &Event, painter: &Painter, now: DateTime<Utc>, indent: usize) -> String {
+/// The least room an event's type and service get, so that `events --follow` stays aligned
+/// without knowing what comes next; a list measures its own.
+const EVENT_TYPE_WIDTH: usize = 13;
+pub const EVENT_SERVICE_WIDTH: usize = 16;
+
+/// The service column's width for a list of events.
+pub fn service_width(events: &[Event]) -> usize {
+    events
+        .iter()
+        .map(|event| width(&event.service))
+        .max()
+        .unwrap_or(0)
+        .max(EVENT_SERVICE_WIDTH)
+}
+
+/// One event on one line: `[14:03:07] ✕ die           app              exit 137 · …`.
+pub fn event_line(
+    event: &Event,
+    painter: &Painter,
+    now: DateTime<Utc>,
+    indent: usize,
+    service_width: usize,
+) -> String {
     let tone = event_tone(event);
     let style = tone_style(tone);
     let head = format!(
         "[{}] {} {}",
         time::clock(event.timestamp, now),
         tone.symbol(),
-        pad(&event.event_type, 12)
+        pad(&event.event_type, EVENT_TYPE_WIDTH)
     );
-    let service = pad(&event.service, 16);
+    let service = pad(&event.service, service_width);
     let used = indent + width(&head) + 1 + width(&service) + 1;
     let rest = painter.fit(&event_facts(event).join(" · "), used);
     let line = format!(
@@ -422,9 +443,19 @@ pub fn events(events: &[Event], painter: &Painter, now: DateTime<Utc>) -> String
     if events.is_empty() {
         return "no events yet\n".into();
     }
+    events_aligned(events, painter, now, service_width(events))
+}
+
+/// Events, one per line, with the service column `service_width` wide.
+pub fn events_aligned(
+    events: &[Event],
+    painter: &Painter,
+    now: DateTime<Utc>,
+    service_width: usize,
+) -> String {
     events
         .iter()
-        .map(|event| event_line(event, painter, now, 0))
+        .map(|event| event_line(event, painter, now, 0, service_width))
         .collect()
 }
 

@@ -76,10 +76,34 @@ fn verbose_status_adds_events_and_issues_with_recommendations() {
 #[test]
 fn events_are_coloured_by_tone_when_colour_is_on() {
     let painter = Painter::new(true, None);
-    let start = event_line(&event("start", "api", None), &painter, now(), 0);
-    let die = event_line(&event("die", "api", Some(1)), &painter, now(), 0);
-    let stop = event_line(&event("stop", "api", None), &painter, now(), 0);
-    let restart = event_line(&event("restart", "api", None), &painter, now(), 0);
+    let start = event_line(
+        &event("start", "api", None),
+        &painter,
+        now(),
+        0,
+        EVENT_SERVICE_WIDTH,
+    );
+    let die = event_line(
+        &event("die", "api", Some(1)),
+        &painter,
+        now(),
+        0,
+        EVENT_SERVICE_WIDTH,
+    );
+    let stop = event_line(
+        &event("stop", "api", None),
+        &painter,
+        now(),
+        0,
+        EVENT_SERVICE_WIDTH,
+    );
+    let restart = event_line(
+        &event("restart", "api", None),
+        &painter,
+        now(),
+        0,
+        EVENT_SERVICE_WIDTH,
+    );
     assert!(start.starts_with("\u{1b}[32m"), "green: {start:?}");
     assert!(die.starts_with("\u{1b}[31m"), "red: {die:?}");
     assert!(stop.starts_with("\u{1b}[33m"), "yellow: {stop:?}");
@@ -90,10 +114,16 @@ fn events_are_coloured_by_tone_when_colour_is_on() {
 fn lines_fit_the_terminal_width() {
     let mut long = event("die", "api", Some(1));
     long.detail = Some("x".repeat(300));
-    let line = event_line(&long, &Painter::plain(Some(80)), now(), 0);
+    let line = event_line(
+        &long,
+        &Painter::plain(Some(80)),
+        now(),
+        0,
+        EVENT_SERVICE_WIDTH,
+    );
     assert_eq!(line.trim_end().chars().count(), 80, "{line}");
     assert!(line.trim_end().ends_with('…'));
-    let uncut = event_line(&long, &Painter::plain(None), now(), 0);
+    let uncut = event_line(&long, &Painter::plain(None), now(), 0, EVENT_SERVICE_WIDTH);
     assert!(uncut.chars().count() > 300);
 }
 

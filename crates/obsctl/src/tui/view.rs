@@ -53,55 +53,63 @@ pub fn draw(frame: &mut Frame, screen: &Screen, now: DateTime<Utc>) {
         return;
     };
 
-    let services_height = table_height(snapshot.status.services.len());
-    let containers_height = table_height(snapshot.status.containers.len());
+    // Containers get their own full-width row (their table is wide) and only when there are
+    // some; the header says when there are none. Probes sit beside the services.
+    let status = &snapshot.status;
+    let containers_height = match status.containers.len() {
+        0 => 0,
+        rows => table_height(rows).min(body.height * 3 / 10),
+    };
     if body.width >= TWO_COLUMNS_FROM {
-        let top = services_height
-            .max(containers_height)
-            .max(table_height(snapshot.status.probes.len()))
-            .min(body.height * 2 / 5);
-        let [upper, lower] =
-            Layout::vertical([Constraint::Length(top), Constraint::Fill(1)]).areas(body);
-        let probes = &snapshot.status.probes;
-        let columns: &[Constraint] = if probes.is_empty() {
-            &[Constraint::Percentage(50), Constraint::Percentage(50)]
+        let top = table_height(status.services.len())
+            .max(if status.probes.is_empty() {
+                0
+            } else {
+                table_height(status.probes.len())
+            })
+            .min(body.height * 3 / 10);
+        let [upper, containers, lower] = Layout::vertical([
+            Constraint::Length(top),
+            Constraint::Length(containers_height),
+            Constraint::Fill(1),
+        ])
+        .areas(body);
+        if status.probes.is_empty() {
+            draw_services(frame, upper, &status.services, now);
         } else {
-            &[
-                Constraint::Percentage(36),
-                Constraint::Percentage(36),
-                Constraint::Percentage(28),
-            ]
-        };
-        let upper = Layout::horizontal(columns).split(upper);
+            let [services, probes] =
+                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                    .areas(upper);
+            draw_services(frame, services, &status.services, now);
+            draw_probes(frame, probes, &status.probes, now);
+        }
+        if containers_height > 0 {
+            draw_containers(frame, containers, &status.containers);
+        }
         let [events, issues] =
             Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
                 .areas(lower);
-        draw_services(frame, upper[0], &snapshot.status.services, now);
-        draw_containers(frame, upper[1], snapshot);
-        if let Some(area) = upper.get(2) {
-            draw_probes(frame, *area, probes, now);
-        }
         draw_events(frame, events, screen, snapshot, now);
         draw_issues(frame, issues, &snapshot.issues, now);
     } else {
-        let probes = &snapshot.status.probes;
-        let probes_height = if probes.is_empty() {
-            0
-        } else {
-            table_height(probes.len())
+        let probes_height = match status.probes.len() {
+            0 => 0,
+            rows => table_height(rows),
         };
-        let [services, containers, probes_area, events, issues] = Layout::vertical([
-            Constraint::Max(services_height),
-            Constraint::Max(containers_height),
+        let [services, probes, containers, events, issues] = Layout::vertical([
+            Constraint::Max(table_height(status.services.len())),
             Constraint::Max(probes_height),
+            Constraint::Max(containers_height),
             Constraint::Fill(3),
             Constraint::Fill(2),
         ])
         .areas(body);
-        draw_services(frame, services, &snapshot.status.services, now);
-        draw_containers(frame, containers, snapshot);
-        if !probes.is_empty() {
-            draw_probes(frame, probes_area, probes, now);
+        draw_services(frame, services, &status.services, now);
+        if probes_height > 0 {
+            draw_probes(frame, probes, &status.probes, now);
+        }
+        if containers_height > 0 {
+            draw_containers(frame, containers, &status.containers);
         }
         draw_events(frame, events, screen, snapshot, now);
         draw_issues(frame, issues, &snapshot.issues, now);
@@ -130,10 +138,11 @@ fn draw_header(frame: &mut Frame, area: Rect, screen: &Screen, now: DateTime<Utc
             about.push(Span::raw(format!(" · deployment {deployment}")));
         }
         about.push(Span::styled(
-            if status.docker {
-                " · docker: watching"
-            } else {
-                " · docker: not watched"
+            match (status.docker, status.containers.is_empty()) {
+                (true, true) => " · docker: watching, no containers",
+                (true, false) => " · docker: watching",
+                (false, true) => " · docker: not watched",
+                (false, false) => " · docker: not watched (containers as last seen)",
             },
             dim(),
         ));
@@ -295,24 +304,10 @@ fn draw_services(frame: &mut Frame, area: Rect, services: &[ServiceStatus], now:
     frame.render_widget(table, area);
 }
 
-fn draw_containers(frame: &mut Frame, area: Rect, snapshot: &Snapshot) {
-    let containers = &snapshot.status.containers;
+fn draw_containers(frame: &mut Frame, area: Rect, containers: &[Container]) {
     let running = containers.iter().filter(|c| c.state == "running").count();
-    let title = if containers.is_empty() {
-        " Containers ".to_string()
-    } else {
-        format!(" Containers {running} running of {} ", containers.len())
-    };
+    let title = format!(" Containers {running} running of {} ", containers.len());
     let block = pane(Span::styled(title, bold()));
-    if containers.is_empty() {
-        let text = if snapshot.status.docker {
-            "none"
-        } else {
-            "none: docker is not watched"
-        };
-        frame.render_widget(Paragraph::new(text).style(dim()).block(block), area);
-        return;
-    }
     let mut sorted: Vec<&Container> = containers.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let rows = sorted.into_iter().map(|container| {
@@ -431,7 +426,7 @@ fn event_line(event: &Event, fresh: bool, service_width: u16, now: DateTime<Utc>
     if fresh {
         style = style.add_modifier(Modifier::BOLD);
     }
-    let kind = format!("{} {:<12}", tone.symbol(), event.event_type);
+    let kind = format!("{} {:<13}", tone.symbol(), event.event_type);
     Line::from(vec![
         Span::styled(format!("{} ", time::clock(event.timestamp, now)), dim()),
         Span::styled(kind, style),

@@ -151,3 +151,33 @@ fn new_events_are_marked_fresh_after_the_first_refresh() {
     assert_eq!(screen.fresh.len(), 1);
     assert!(screen.fresh.contains(&added.id));
 }
+
+#[test]
+fn probes_sit_beside_the_services_and_no_containers_means_no_pane() {
+    let mut snapshot = snapshot();
+    snapshot.status.containers.clear();
+    snapshot.status.probes = vec![obs_model::ProbeStatus {
+        name: "curator".into(),
+        url: "http://127.0.0.1:8002/healthz".into(),
+        up: Some(false),
+        consecutive_failures: 4,
+        last_checked: Some(now()),
+        last_success: None,
+        last_duration_seconds: None,
+        last_error: Some("connection refused".into()),
+    }];
+    let mut screen = Screen::new("http://127.0.0.1:8001".into(), Duration::from_secs(5));
+    screen.apply(Ok(snapshot), now());
+    let (text, _) = render(&screen, 160, 48);
+    let row = text
+        .lines()
+        .find(|l| l.contains("Services 1 up"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.contains("Probes 0 up · 1 failing"),
+        "side by side:\n{text}"
+    );
+    assert!(text.contains("connection refused (4 in a row)"), "{text}");
+    assert!(!text.contains("Containers"), "{text}");
+    assert!(text.contains("docker: watching, no containers"), "{text}");
+}
