@@ -21,11 +21,12 @@ pub struct Forward {
 
 impl Forward {
     pub fn open(service: &Service, config: &CuratorConfig) -> anyhow::Result<Self> {
+        let base = |url: &str| url.trim_end_matches('/').to_string();
         let planner = match &config.planner_url {
             Some(url) => Some(Outbox::open(
                 service,
                 "planner",
-                &format!("{url}/v1/incidents"),
+                &format!("{}/v1/incidents", base(url)),
             )?),
             None => None,
         };
@@ -33,7 +34,7 @@ impl Forward {
             Some(url) => Some(Outbox::open(
                 service,
                 "archivist",
-                &format!("{url}/v1/records"),
+                &format!("{}/v1/records", base(url)),
             )?),
             None => None,
         };

@@ -185,7 +185,9 @@ pub struct Book {
     incidents: HashMap<Ulid, Tracked>,
     /// The incident each fingerprint currently folds into.
     by_fingerprint: HashMap<String, Ulid>,
-    /// Resolved incidents, oldest resolution first: what retention prunes.
+    /// Resolved incidents by when the curator resolved them (`last_transition`: sources'
+    /// clocks and the `resolved_at` they report may be anything), oldest first: what
+    /// retention prunes.
     resolved: BTreeSet<(DateTime<Utc>, Ulid)>,
     flapping: HashSet<Ulid>,
     /// Unresolved incidents by severity (info, warning, critical).
@@ -245,11 +247,7 @@ impl Book {
             if tracked.incident.state.is_active() {
                 self.active_by_severity[severity_index(tracked.incident.severity)] += 1;
             } else {
-                let at = tracked
-                    .incident
-                    .resolved_at
-                    .unwrap_or(tracked.last_transition);
-                self.resolved.insert((at, id));
+                self.resolved.insert((tracked.last_transition, id));
             }
             if tracked.incident.flapping {
                 self.flapping.insert(id);
@@ -377,13 +375,11 @@ impl Book {
                 self.resolve_incident(id, at, Some(source), None, now, out);
             }
             Effect::Recur => {
-                let recent = self.incidents.get(&id).is_some_and(|tracked| {
-                    let resolved_at = tracked
-                        .incident
-                        .resolved_at
-                        .unwrap_or(tracked.last_transition);
-                    now - resolved_at <= self.rules.flap_window
-                });
+                // On the curator's clock (when it resolved), not the source's.
+                let recent = self
+                    .incidents
+                    .get(&id)
+                    .is_some_and(|tracked| now - tracked.last_transition <= self.rules.flap_window);
                 if recent {
                     if let Some(tracked) = self.incidents.get_mut(&id) {
                         remember(tracked, &signal, false);
@@ -583,11 +579,7 @@ impl Book {
         let Some(tracked) = self.incidents.get_mut(&id) else {
             return;
         };
-        let resolved_at = tracked
-            .incident
-            .resolved_at
-            .unwrap_or(tracked.last_transition);
-        self.resolved.remove(&(resolved_at, id));
+        self.resolved.remove(&(tracked.last_transition, id));
         let incident = &mut tracked.incident;
         incident.state = IncidentState::Open;
         incident.severity = signal.severity;
@@ -652,7 +644,7 @@ impl Book {
             incident.comment = comment;
         }
         tracked.last_transition = now;
-        self.resolved.insert((at, id));
+        self.resolved.insert((now, id));
         self.notable(id, IncidentChange::Resolved, now, out);
     }
 

@@ -393,7 +393,7 @@ fn resolved_incidents_are_pruned_by_count_and_age() {
         apply(
             &mut book,
             &recovered(occurrence.clone(), 10 + index as i64),
-            20,
+            20 + index as i64,
         );
         ids.push(occurrence.id);
     }

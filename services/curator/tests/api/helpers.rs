@@ -1,0 +1,273 @@
+//! Typed helpers: a curator with explicit settings, JSON over real HTTP, issue and alert
+//! bodies, and a receiving server that records what it is sent (the planner and the
+//! archivist stand-in).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use curator::{Curator, CuratorConfig};
+use obs_core::{CoreConfig, Service};
+use obs_testkit::{eventually, test_config, TestApp};
+use serde_json::{json, Value};
+use ulid::Ulid;
+
+pub struct Running {
+    pub app: TestApp,
+    /// Kept so the state folder lives as long as the curator.
+    _state: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Running {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+/// A curator with `settings` (start from `CuratorConfig::for_tests()`) and fresh state.
+pub async fn spawn(settings: CuratorConfig) -> Running {
+    let (config, state) = test_config("curator");
+    let app = spawn_with(config, settings).await;
+    Running { app, _state: state }
+}
+
+/// A curator keeping its state in `state_dir` (to restart it on the same state).
+pub async fn spawn_in(state_dir: &Path, settings: CuratorConfig) -> TestApp {
+    spawn_with(CoreConfig::for_tests("curator", state_dir), settings).await
+}
+
+pub async fn spawn_with(config: CoreConfig, settings: CuratorConfig) -> TestApp {
+    TestApp::spawn(config, async move |service: &Service| {
+        Curator::with_config(service, settings).await
+    })
+    .await
+    .expect("the curator starts")
+}
+
+/// Status code and JSON body; fails the test if the body is not JSON.
+pub async fn json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("status {status}: not JSON ({error}): {text:?}"));
+    (status, body)
+}
+
+pub async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    json(app.get(path).await).await
+}
+
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut request = app.client.request(method.clone(), app.url(path));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+    json(response).await
+}
+
+pub async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    send(app, reqwest::Method::POST, path, Some(body)).await
+}
+
+pub async fn post_raw(app: &TestApp, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("POST {path}: {error}"));
+    json(response).await
+}
+
+/// POST a batch of issues; it must be accepted. Returns the tally.
+pub async fn post_issues(app: &TestApp, issues: &[Value]) -> Value {
+    let (status, tally) = post(app, "/v1/issues", &json!(issues)).await;
+    assert_eq!(status, 200, "{tally}");
+    tally
+}
+
+/// An issue as the watcher sends it.
+pub fn issue(id: Ulid, service: &str, kind: &str, subject: &str, count: u64) -> Value {
+    json!({
+        "id": id.to_string(),
+        "kind": kind,
+        "service": service,
+        "subject": subject,
+        "severity": "critical",
+        "state": "open",
+        "message": format!("{service} {kind}"),
+        "recommendation": "look at it",
+        "first_seen": "2026-01-02T03:04:05Z",
+        "last_seen": format!("2026-01-02T03:{:02}:05Z", 4 + count.min(50)),
+        "count": count,
+        "facts": {"exit_code": 137, "memory_limit_bytes": 268435456}
+    })
+}
+
+/// The same issue, recovered.
+pub fn recovered(mut issue: Value) -> Value {
+    issue["state"] = json!("resolved");
+    issue["resolved_at"] = json!("2026-01-02T04:00:00Z");
+    issue["last_seen"] = json!("2026-01-02T04:00:00Z");
+    issue
+}
+
+/// Alertmanager's webhook payload (version 4), in the shape its documentation gives, with
+/// one alert.
+pub fn alert_payload(status: &str, alertname: &str, fingerprint: &str, ends_at: &str) -> Value {
+    json!({
+        "receiver": "curator",
+        "status": status,
+        "alerts": [{
+            "status": status,
+            "labels": {"alertname": alertname, "job": "api", "instance": "api:8080", "severity": "critical"},
+            "annotations": {"summary": "api answers 5xx", "description": "5 % of api requests fail"},
+            "startsAt": "2026-01-02T03:04:05.123Z",
+            "endsAt": ends_at,
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=rate",
+            "fingerprint": fingerprint
+        }],
+        "groupLabels": {"alertname": alertname},
+        "commonLabels": {"alertname": alertname, "job": "api", "instance": "api:8080", "severity": "critical"},
+        "commonAnnotations": {"summary": "api answers 5xx"},
+        "externalURL": "http://alertmanager:9093",
+        "version": "4",
+        "groupKey": format!("{{}}:{{alertname=\"{alertname}\"}}"),
+        "truncatedAlerts": 0
+    })
+}
+
+/// Incidents from `GET /v1/incidents?<query>`.
+pub async fn incidents(app: &TestApp, query: &str) -> Vec<Value> {
+    let (status, body) = get(app, &format!("/v1/incidents?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["incidents"]
+        .as_array()
+        .expect("an incidents array")
+        .clone()
+}
+
+/// The one incident of `service`; fails if there is not exactly one.
+pub async fn incident_of(app: &TestApp, service: &str) -> Value {
+    let found = incidents(app, &format!("service={service}")).await;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    found.into_iter().next().unwrap_or_default()
+}
+
+pub async fn metrics(app: &TestApp) -> String {
+    app.get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of one exact series line (`name{labels}`), if present.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+/// What a [`Receiver`] was sent: (path, JSON body).
+pub type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A real HTTP server on a loopback port that records every POST and answers with the
+/// status set by [`Receiver::answer`] (200 by default).
+pub struct Receiver {
+    pub url: String,
+    received: Received,
+    status: Arc<Mutex<u16>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let received: Received = Arc::default();
+        let status = Arc::new(Mutex::new(200u16));
+        let (app_received, app_status) = (received.clone(), status.clone());
+        let server = HttpServer::new(move || {
+            let (received, status) = (app_received.clone(), app_status.clone());
+            App::new()
+                .app_data(web::PayloadConfig::default().limit(16 * 1024 * 1024))
+                .default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
+                    let (received, status) = (received.clone(), status.clone());
+                    async move {
+                        let code = *status.lock().unwrap();
+                        if code == 200 {
+                            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            received
+                                .lock()
+                                .unwrap()
+                                .push((request.path().to_string(), value));
+                        }
+                        HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
+                            .json(json!({"stored": 0}))
+                    }
+                }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("a receiver binds");
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Receiver {
+            url: format!("http://127.0.0.1:{port}"),
+            received,
+            status,
+            handle,
+        }
+    }
+
+    pub fn answer(&self, status: u16) {
+        *self.status.lock().unwrap() = status;
+    }
+
+    /// Every item posted to `path` so far, flattened out of the JSON arrays.
+    pub fn items(&self, path: &str) -> Vec<Value> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(posted, _)| posted == path)
+            .flat_map(|(_, body)| body.as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// Wait until at least `count` items reached `path`.
+    pub async fn wait_for(&self, path: &str, count: usize) -> Vec<Value> {
+        eventually(
+            &format!("{count} items posted to {path}"),
+            Duration::from_secs(20),
+            || async {
+                let items = self.items(path);
+                (items.len() >= count).then_some(items)
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
