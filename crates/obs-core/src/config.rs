@@ -34,6 +34,32 @@ pub struct CoreConfig {
     pub workers: Option<usize>,
     /// OUTBOX_MAX_RECORDS, OUTBOX_BATCH_SIZE, OUTBOX_RETRY_MAX_SECONDS.
     pub outbox: OutboxSettings,
+    /// Where the other roles are (WATCHER_URL, CURATOR_URL, …); a role sends only to those set.
+    pub peers: Peers,
+}
+
+/// Base URLs of the other roles, without a trailing slash.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peers {
+    pub watcher: Option<String>,
+    pub curator: Option<String>,
+    pub planner: Option<String>,
+    pub synthesizer: Option<String>,
+    pub archivist: Option<String>,
+}
+
+impl Peers {
+    /// Every role at `http://<host>:<port>`, as obs-stack wires them.
+    pub fn local(host: &str, ports: [u16; 5]) -> Peers {
+        let url = |port: u16| Some(format!("http://{host}:{port}"));
+        Peers {
+            watcher: url(ports[0]),
+            curator: url(ports[1]),
+            planner: url(ports[2]),
+            synthesizer: url(ports[3]),
+            archivist: url(ports[4]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +115,11 @@ struct RawCoreConfig {
     outbox_batch_size: usize,
     #[serde(default = "default_outbox_retry_max_seconds")]
     outbox_retry_max_seconds: u64,
+    watcher_url: Option<String>,
+    curator_url: Option<String>,
+    planner_url: Option<String>,
+    synthesizer_url: Option<String>,
+    archivist_url: Option<String>,
 }
 
 fn default_host() -> IpAddr {
@@ -208,6 +239,13 @@ impl CoreConfig {
                 batch_size: raw.outbox_batch_size,
                 max_retry_delay: Duration::from_secs(raw.outbox_retry_max_seconds),
             },
+            peers: Peers {
+                watcher: peer_url("WATCHER_URL", raw.watcher_url)?,
+                curator: peer_url("CURATOR_URL", raw.curator_url)?,
+                planner: peer_url("PLANNER_URL", raw.planner_url)?,
+                synthesizer: peer_url("SYNTHESIZER_URL", raw.synthesizer_url)?,
+                archivist: peer_url("ARCHIVIST_URL", raw.archivist_url)?,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -279,7 +317,23 @@ impl CoreConfig {
             state_dir: state_dir.into(),
             workers: Some(1),
             outbox: default_outbox(),
+            peers: Peers::default(),
         }
+    }
+}
+
+/// An optional base URL: empty means unset; anything else must parse as http(s).
+fn peer_url(variable: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match reqwest::Url::parse(value.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            Ok(Some(value.trim().trim_end_matches('/').to_string()))
+        }
+        _ => Err(ConfigError::new(format!(
+            "{variable}: '{value}' is not an http(s) URL"
+        ))),
     }
 }
 

@@ -96,6 +96,17 @@ impl Service {
 
     /// Bind the listeners (main port, and METRICS_PORT if set) and build the servers.
     pub async fn bind<R: Role>(self, role: R) -> anyhow::Result<Application> {
+        let listener = bind_main_listener(&self.config)?;
+        self.bind_listener(role, listener).await
+    }
+
+    /// As [`Service::bind`], on a listener bound beforehand (obs-stack binds all five
+    /// first, so every role knows every other's port before any is built).
+    pub async fn bind_listener<R: Role>(
+        self,
+        role: R,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let config = self.config;
         let role = Arc::new(role);
         let in_flight = Arc::new(AtomicI64::new(0));
@@ -110,9 +121,6 @@ impl Service {
         let readiness = web::Data::new(self.readiness.clone());
         let max_body_bytes = config.max_body_bytes;
 
-        let address = SocketAddr::new(config.host, config.port);
-        let listener =
-            TcpListener::bind(address).with_context(|| format!("binding {address} (PORT)"))?;
         let port = listener.local_addr()?.port();
 
         let app_role = role.clone();
@@ -156,6 +164,12 @@ impl Service {
             span: self.span,
         })
     }
+}
+
+/// The main listener of `config`: HOST:PORT.
+pub fn bind_main_listener(config: &CoreConfig) -> anyhow::Result<TcpListener> {
+    let address = SocketAddr::new(config.host, config.port);
+    TcpListener::bind(address).with_context(|| format!("binding {address} (PORT)"))
 }
 
 async fn not_found(request: actix_web::HttpRequest) -> actix_web::HttpResponse {

@@ -4,6 +4,7 @@
 //! every role heartbeats to the in-process watcher, and each keeps its state in its own
 //! folder under STATE_DIR (default `./data`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -56,44 +57,73 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Bind every role from its config, in [`ROLES`] order (the watcher first). Roles with
-    /// no MONITOR_ENDPOINT of their own heartbeat to the watcher bound here, and the watcher
-    /// probes each one's `/healthz`: the fleet watches itself.
-    pub async fn build(configs: Vec<CoreConfig>) -> anyhow::Result<Stack> {
-        let mut apps = Vec::with_capacity(configs.len());
-        let mut watcher_port = None;
-        // Ports are known only once bound, so targets are added through the watcher's handle.
-        let mut probe_targets: Option<watcher::ProbeTargets> = None;
-        for mut config in configs {
-            if let (Some(port), None) = (watcher_port, &config.monitor_endpoint) {
-                config.monitor_endpoint = Some(format!("http://127.0.0.1:{port}"));
+    /// Bind every role from its config, in [`ROLES`] order. All five listeners are bound
+    /// first, so each role is built knowing where the others are: downstream URLs
+    /// (WATCHER_URL, CURATOR_URL, …) point at this process unless set in the environment,
+    /// roles heartbeat to the watcher here unless MONITOR_ENDPOINT says otherwise, and the
+    /// watcher probes each other role's `/healthz`: the fleet watches itself.
+    pub async fn build(mut configs: Vec<CoreConfig>) -> anyhow::Result<Stack> {
+        let listeners = configs
+            .iter()
+            .map(|config| {
+                obs_core::server::bind_main_listener(config)
+                    .with_context(|| format!("starting the {}", config.role))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut urls = Vec::with_capacity(listeners.len());
+        for (config, listener) in configs.iter().zip(&listeners) {
+            let address = SocketAddr::new(
+                loopback_if_unspecified(config.host),
+                listener.local_addr()?.port(),
+            );
+            urls.push((config.role.clone(), format!("http://{address}")));
+        }
+        let url_of = |role: &str| urls.iter().find(|(r, _)| r == role).map(|(_, u)| u.clone());
+        for config in &mut configs {
+            let peers = &mut config.peers;
+            for (slot, role) in [
+                (&mut peers.watcher, watcher::NAME),
+                (&mut peers.curator, curator::NAME),
+                (&mut peers.planner, planner::NAME),
+                (&mut peers.synthesizer, synthesizer::NAME),
+                (&mut peers.archivist, archivist::NAME),
+            ] {
+                if slot.is_none() {
+                    *slot = url_of(role);
+                }
             }
+            if config.monitor_endpoint.is_none() && config.role != watcher::NAME {
+                config.monitor_endpoint = url_of(watcher::NAME);
+            }
+        }
+
+        let mut apps = Vec::with_capacity(configs.len());
+        let mut probe_targets: Option<watcher::ProbeTargets> = None;
+        for (config, listener) in configs.into_iter().zip(listeners) {
             let role = config.role.clone();
-            let probe_ip = loopback_if_unspecified(config.host);
             let app = match role.as_str() {
                 watcher::NAME => {
                     async {
                         let service = Service::new(config)?;
                         let watcher = watcher::Watcher::new(&service).await?;
                         probe_targets = Some(watcher.probe_targets());
-                        service.bind(watcher).await
+                        service.bind_listener(watcher, listener).await
                     }
                     .await
                 }
-                curator::NAME => bind(config, curator::Curator::new).await,
-                planner::NAME => bind(config, planner::Planner::new).await,
-                synthesizer::NAME => bind(config, synthesizer::Synthesizer::new).await,
-                archivist::NAME => bind(config, archivist::Archivist::new).await,
+                curator::NAME => bind(config, listener, curator::Curator::new).await,
+                planner::NAME => bind(config, listener, planner::Planner::new).await,
+                synthesizer::NAME => bind(config, listener, synthesizer::Synthesizer::new).await,
+                archivist::NAME => bind(config, listener, archivist::Archivist::new).await,
                 other => anyhow::bail!("unknown role {other}"),
             }
             .with_context(|| format!("starting the {role}"))?;
-            if role == watcher::NAME {
-                watcher_port = Some(app.port());
-            } else if let Some(targets) = &probe_targets {
-                let address = std::net::SocketAddr::new(probe_ip, app.port());
-                targets.add(&role, &format!("http://{address}/healthz"))?;
-            }
             apps.push(app);
+        }
+        if let Some(targets) = &probe_targets {
+            for (role, url) in urls.iter().filter(|(role, _)| role != watcher::NAME) {
+                targets.add(role, &format!("{url}/healthz"))?;
+            }
         }
         Ok(Stack { apps })
     }
@@ -145,14 +175,18 @@ fn loopback_if_unspecified(host: std::net::IpAddr) -> std::net::IpAddr {
     }
 }
 
-async fn bind<F, R>(config: CoreConfig, make_role: F) -> anyhow::Result<Application>
+async fn bind<F, R>(
+    config: CoreConfig,
+    listener: std::net::TcpListener,
+    make_role: F,
+) -> anyhow::Result<Application>
 where
     F: AsyncFnOnce(&Service) -> anyhow::Result<R>,
     R: Role,
 {
     let service = Service::new(config)?;
     let role = make_role(&service).await?;
-    service.bind(role).await
+    service.bind_listener(role, listener).await
 }
 
 /// The lines obs-stack prints at start: where each role is.

@@ -1,13 +1,12 @@
 //! The one way out: every event the watcher records and every issue change (opened,
 //! updated, resolved) passes through [`Downstream::publish`], as an `obs_model::Record`.
 //!
-//! DELIVERY IS NOT DONE HERE YET. The lead plugs `obs_core::outbox` in at the marked spot
-//! (ARCHIVIST_URL for everything, CURATOR_URL for issues): build the outboxes in
-//! `Downstream::new` from the `Service`, start them from `Watcher::start`, and push the
-//! records below. Nothing else in the watcher needs to change: callers already hand every
-//! record to this function, after releasing their locks, in the order things happened.
+//! Delivery is obs-core's outbox: persisted before `publish` returns, retried until the
+//! receiver takes it (ARCHIVIST_URL gets every record, CURATOR_URL every issue change).
+//! Callers hand every record here after releasing their locks, in the order things happened.
 
 use chrono::Utc;
+use obs_core::{Outbox, RoleContext, Service};
 use obs_model::{Event, Issue, Record};
 use ulid::Ulid;
 
@@ -44,15 +43,42 @@ impl Published {
     }
 }
 
+/// The watcher's outboxes: everything to the archivist, issue changes to the curator —
+/// each only when its URL (ARCHIVIST_URL, CURATOR_URL) is set.
 #[derive(Default)]
-pub struct Downstream {}
+pub struct Downstream {
+    archive: Option<Outbox>,
+    curator: Option<Outbox>,
+}
 
 impl Downstream {
-    pub fn new() -> Self {
-        Downstream {}
+    pub fn new(service: &Service) -> anyhow::Result<Self> {
+        let peers = &service.config().peers;
+        let open = |destination: &str, url: Option<String>| {
+            url.map(|url| Outbox::open(service, destination, &url))
+                .transpose()
+        };
+        Ok(Downstream {
+            archive: open(
+                "archivist",
+                peers.archivist.as_ref().map(|u| format!("{u}/v1/records")),
+            )?,
+            curator: open(
+                "curator",
+                peers.curator.as_ref().map(|u| format!("{u}/v1/issues")),
+            )?,
+        })
     }
 
-    /// Hand `items` to the roles downstream. Called with no lock held.
+    /// Start delivering; called from `Watcher::start`.
+    pub fn start(&self, context: &RoleContext) {
+        for outbox in self.archive.iter().chain(&self.curator) {
+            outbox.start(context);
+        }
+    }
+
+    /// Hand `items` to the roles downstream. Called with no lock held; returns once they
+    /// are persisted in the outboxes.
     pub async fn publish(&self, items: Vec<Published>) {
         for item in &items {
             if let Published::Issue(change, issue) = item {
@@ -68,8 +94,29 @@ impl Downstream {
                 );
             }
         }
-        // Outbox goes here: `self.archive.push(&records).await` (all records) and
-        // `self.curator.push(&issue_records).await`, the records built with
-        // `Published::to_record`.
+        if let Some(archive) = &self.archive {
+            let records: Vec<Record> = items.iter().map(Published::to_record).collect();
+            if let Err(error) = archive.push(&records).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "records not queued for the archivist"
+                );
+            }
+        }
+        if let Some(curator) = &self.curator {
+            let issues: Vec<&Issue> = items
+                .iter()
+                .filter_map(|item| match item {
+                    Published::Issue(_, issue) => Some(issue),
+                    Published::Event(_) => None,
+                })
+                .collect();
+            if let Err(error) = curator.push(&issues).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "issues not queued for the curator"
+                );
+            }
+        }
     }
 }

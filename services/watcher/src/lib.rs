@@ -296,7 +296,7 @@ impl Watcher {
             docker: DockerLink::default(),
             metrics,
             store: Store::new(&service.config().state_dir),
-            downstream: Downstream::new(),
+            downstream: Downstream::new(service).context("opening the watcher's outboxes")?,
             checker_wake: Notify::new(),
             config,
         });
@@ -328,6 +328,7 @@ impl Role for Watcher {
 
     fn start(&self, context: &RoleContext) {
         let shared = &self.shared;
+        shared.downstream.start(context);
         context.spawn(checker::run(shared.clone(), context.shutdown.clone()));
         context.spawn(state::run_saver(shared.clone(), context.shutdown.clone()));
         context.spawn(docker::follow(shared.clone(), context.shutdown.clone()));
