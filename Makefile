@@ -28,7 +28,9 @@ test-deps:
 ## The whole test suite: lint, Rust tests (real servers, Prometheus, promtool), Python tests.
 test: test-deps lint test-rust test-python
 
+# The process tests run the real binaries; `cargo test` alone does not build them all.
 test-rust:
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 
 test-python:
