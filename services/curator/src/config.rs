@@ -1,9 +1,9 @@
 //! The curator's own settings, read from the environment like every role's.
 //!
-//! URLs are base URLs: the curator appends the receiving endpoint (`/v1/incidents` on the
-//! planner, `/v1/records` on the archivist, `/status` on the watcher). Durations are seconds
-//! and may be fractional. Everything is read as plain strings and numbers and checked here,
-//! so a bad value names its variable.
+//! Where the other roles are (PLANNER_URL, ARCHIVIST_URL, WATCHER_URL) is the kit's
+//! `CoreConfig::peers`, shared by every role; what is here is the curator's alone. Durations
+//! are seconds and may be fractional. Everything is read as plain strings and numbers and
+//! checked here, so a bad value names its variable.
 
 use std::time::Duration;
 
@@ -15,12 +15,6 @@ const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
 
 #[derive(Debug, Clone)]
 pub struct CuratorConfig {
-    /// PLANNER_URL: incident changes are posted to `<PLANNER_URL>/v1/incidents`.
-    pub planner_url: Option<String>,
-    /// ARCHIVIST_URL: incident changes are archived at `<ARCHIVIST_URL>/v1/records`.
-    pub archivist_url: Option<String>,
-    /// WATCHER_URL: asked (`GET /status`) which services exist, for the goals.
-    pub watcher_url: Option<String>,
     /// GOALS_CHECK_INTERVAL: how often the watcher is asked.
     pub goals_check_interval: Duration,
     pub flapping: FlappingSettings,
@@ -53,9 +47,6 @@ pub struct FlappingSettings {
 
 #[derive(Debug, Deserialize)]
 struct RawCuratorEnv {
-    planner_url: Option<String>,
-    archivist_url: Option<String>,
-    watcher_url: Option<String>,
     #[serde(default = "default_goals_check_interval")]
     goals_check_interval: f64,
     #[serde(default = "default_flap_threshold")]
@@ -113,9 +104,6 @@ impl CuratorConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawCuratorEnv = config::from_env()?;
         Ok(CuratorConfig {
-            planner_url: base_url("PLANNER_URL", raw.planner_url)?,
-            archivist_url: base_url("ARCHIVIST_URL", raw.archivist_url)?,
-            watcher_url: base_url("WATCHER_URL", raw.watcher_url)?,
             goals_check_interval: seconds("GOALS_CHECK_INTERVAL", raw.goals_check_interval)?,
             flapping: FlappingSettings {
                 threshold: at_least_one("FLAP_THRESHOLD", raw.flap_threshold)?,
@@ -137,9 +125,6 @@ impl CuratorConfig {
     /// The defaults with nothing wired and quick background ticks: what tests start from.
     pub fn for_tests() -> Self {
         CuratorConfig {
-            planner_url: None,
-            archivist_url: None,
-            watcher_url: None,
             goals_check_interval: Duration::from_millis(100),
             flapping: FlappingSettings {
                 threshold: default_flap_threshold(),
@@ -154,23 +139,6 @@ impl CuratorConfig {
             housekeeping_interval: Duration::from_millis(50),
         }
     }
-}
-
-/// An http(s) URL without a trailing slash; empty means unset.
-fn base_url(variable: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
-    let Some(value) = value.filter(|value| !value.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let trimmed = value.trim().trim_end_matches('/');
-    let parsed = reqwest::Url::parse(trimmed).map_err(|error| {
-        ConfigError::new(format!("{variable}: '{value}' is not a URL: {error}"))
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ConfigError::new(format!(
-            "{variable}: '{value}' must start with http:// or https://"
-        )));
-    }
-    Ok(Some(trimmed.to_string()))
 }
 
 fn seconds(variable: &str, value: f64) -> Result<Duration, ConfigError> {
@@ -192,22 +160,6 @@ fn at_least_one(variable: &str, value: usize) -> Result<usize, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_urls_are_checked_and_trimmed() {
-        assert_eq!(
-            base_url("PLANNER_URL", Some("http://planner:8003/".into())).unwrap(),
-            Some("http://planner:8003".into())
-        );
-        assert_eq!(base_url("PLANNER_URL", Some("  ".into())).unwrap(), None);
-        assert_eq!(base_url("PLANNER_URL", None).unwrap(), None);
-        for bad in ["planner:8003", "ftp://planner", "not a url"] {
-            let error = base_url("PLANNER_URL", Some(bad.into()))
-                .expect_err(bad)
-                .to_string();
-            assert!(error.contains("PLANNER_URL"), "{error}");
-        }
-    }
 
     #[test]
     fn durations_and_counts_name_their_variable() {

@@ -12,33 +12,35 @@ use obs_core::{Outbox, RoleContext, Service};
 use obs_model::{Incident, Record};
 use ulid::Ulid;
 
-use crate::config::CuratorConfig;
-
 pub struct Forward {
     planner: Option<Outbox>,
     archivist: Option<Outbox>,
 }
 
 impl Forward {
-    pub fn open(service: &Service, config: &CuratorConfig) -> anyhow::Result<Self> {
-        let base = |url: &str| url.trim_end_matches('/').to_string();
-        let planner = match &config.planner_url {
-            Some(url) => Some(Outbox::open(
-                service,
+    /// One outbox per peer that is set (`CoreConfig::peers`: PLANNER_URL, ARCHIVIST_URL).
+    pub fn open(service: &Service) -> anyhow::Result<Self> {
+        let peers = &service.config().peers;
+        let open = |destination: &str, url: Option<String>| {
+            url.map(|url| Outbox::open(service, destination, &url))
+                .transpose()
+        };
+        Ok(Forward {
+            planner: open(
                 "planner",
-                &format!("{}/v1/incidents", base(url)),
-            )?),
-            None => None,
-        };
-        let archivist = match &config.archivist_url {
-            Some(url) => Some(Outbox::open(
-                service,
+                peers
+                    .planner
+                    .as_ref()
+                    .map(|url| format!("{url}/v1/incidents")),
+            )?,
+            archivist: open(
                 "archivist",
-                &format!("{}/v1/records", base(url)),
-            )?),
-            None => None,
-        };
-        Ok(Forward { planner, archivist })
+                peers
+                    .archivist
+                    .as_ref()
+                    .map(|url| format!("{url}/v1/records")),
+            )?,
+        })
     }
 
     pub fn start(&self, context: &RoleContext) {

@@ -169,7 +169,7 @@ pub fn reconcile(
 
 /// Ask the watcher every GOALS_CHECK_INTERVAL (and at once when the goals change).
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let Some(watcher_url) = shared.config.watcher_url.clone() else {
+    let Some(watcher_url) = shared.watcher_url.clone() else {
         tracing::info!("WATCHER_URL is not set: goals are kept but not checked");
         return;
     };

@@ -60,6 +60,8 @@ pub struct Shared {
     goals: Mutex<GoalsState>,
     /// Wakes the goals check when the goals change.
     goals_changed: Notify,
+    /// WATCHER_URL (`CoreConfig::peers`): asked which services exist, for the goals.
+    watcher_url: Option<String>,
     http: reqwest::Client,
 }
 
@@ -134,7 +136,8 @@ pub struct Curator {
 }
 
 impl Curator {
-    /// From the environment (PLANNER_URL, ARCHIVIST_URL, WATCHER_URL, FLAP_*, …).
+    /// From the environment (FLAP_*, GOALS_CHECK_INTERVAL, …; the peers' URLs are the
+    /// kit's).
     pub async fn new(service: &Service) -> anyhow::Result<Self> {
         let config = CuratorConfig::from_env()?;
         Self::with_config(service, config).await
@@ -162,7 +165,8 @@ impl Curator {
             tracing::info!(incidents = book.len(), "incidents restored");
         }
         let shared = Arc::new(Shared {
-            forward: Forward::open(service, &config)?,
+            forward: Forward::open(service)?,
+            watcher_url: service.config().peers.watcher.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()

@@ -5,22 +5,30 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use curator::CuratorConfig;
+use obs_core::config::Peers;
 use obs_testkit::eventually;
 use reqwest::Method;
 use ulid::Ulid;
 
 use crate::helpers::*;
 
+fn planner_only(planner: &Receiver) -> Peers {
+    Peers {
+        planner: Some(planner.url.clone()),
+        ..Peers::default()
+    }
+}
+
 #[actix_web::test]
 async fn changes_are_forwarded_to_the_planner_and_archived() {
     let planner = Receiver::start().await;
     let archivist = Receiver::start().await;
-    let app = spawn(CuratorConfig {
-        planner_url: Some(planner.url.clone()),
-        archivist_url: Some(format!("{}/", archivist.url)),
-        ..CuratorConfig::for_tests()
-    })
-    .await;
+    let peers = Peers {
+        planner: Some(planner.url.clone()),
+        archivist: Some(archivist.url.clone()),
+        ..Peers::default()
+    };
+    let app = spawn_wired(CuratorConfig::for_tests(), peers).await;
     let id = Ulid::new();
     post_issues(&app, &[issue(id, "api", "crashed", "api-1", 1)]).await;
     // Repeats are kept, not forwarded.
@@ -77,11 +85,7 @@ async fn changes_are_forwarded_to_the_planner_and_archived() {
 async fn a_planner_that_is_down_gets_the_changes_once_it_is_back() {
     let planner = Receiver::start().await;
     planner.answer(503);
-    let app = spawn(CuratorConfig {
-        planner_url: Some(planner.url.clone()),
-        ..CuratorConfig::for_tests()
-    })
-    .await;
+    let app = spawn_wired(CuratorConfig::for_tests(), planner_only(&planner)).await;
     post_issues(&app, &[issue(Ulid::new(), "api", "crashed", "", 1)]).await;
     eventually("a failed delivery", Duration::from_secs(10), || async {
         let metrics = metrics(&app).await;
@@ -96,16 +100,15 @@ async fn a_planner_that_is_down_gets_the_changes_once_it_is_back() {
 #[actix_web::test]
 async fn a_flapping_incident_is_marked_and_not_renotified_until_it_settles() {
     let planner = Receiver::start().await;
-    let app = spawn(CuratorConfig {
-        planner_url: Some(planner.url.clone()),
+    let settings = CuratorConfig {
         flapping: curator::config::FlappingSettings {
             threshold: 2,
             window: Duration::from_secs(600),
             settle: Duration::from_millis(500),
         },
         ..CuratorConfig::for_tests()
-    })
-    .await;
+    };
+    let app = spawn_wired(settings, planner_only(&planner)).await;
     // Open and recover three times: the second reopen makes it flapping.
     let mut last = None;
     for _ in 0..3 {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use curator::CuratorConfig;
+use obs_core::config::Peers;
 use obs_core::Service;
 use obs_testkit::{eventually, test_config, TestApp};
 use reqwest::Method;
@@ -21,6 +22,13 @@ async fn start_watcher() -> (TestApp, tempfile::TempDir) {
     .await
     .expect("the watcher starts");
     (app, state)
+}
+
+fn watcher_at(watcher: &TestApp) -> Peers {
+    Peers {
+        watcher: Some(watcher.address.clone()),
+        ..Peers::default()
+    }
 }
 
 async fn heartbeat(watcher: &TestApp, service: &str) {
@@ -46,11 +54,7 @@ async fn missing_incident(app: &TestApp, service: &str, state: &str) -> Value {
 async fn an_expected_service_the_watcher_does_not_know_is_missing_until_it_shows_up() {
     let (watcher, _watcher_state) = start_watcher().await;
     heartbeat(&watcher, "api").await;
-    let app = spawn(CuratorConfig {
-        watcher_url: Some(watcher.address.clone()),
-        ..CuratorConfig::for_tests()
-    })
-    .await;
+    let app = spawn_wired(CuratorConfig::for_tests(), watcher_at(&watcher)).await;
     // "cache" is known from the issues it sent, not from heartbeats.
     post_issues(&app, &[issue(Ulid::new(), "cache", "crashed", "", 1)]).await;
 
@@ -110,11 +114,7 @@ async fn an_expected_service_the_watcher_does_not_know_is_missing_until_it_shows
 #[actix_web::test]
 async fn a_service_no_longer_expected_is_no_longer_missing() {
     let (watcher, _watcher_state) = start_watcher().await;
-    let app = spawn(CuratorConfig {
-        watcher_url: Some(watcher.address.clone()),
-        ..CuratorConfig::for_tests()
-    })
-    .await;
+    let app = spawn_wired(CuratorConfig::for_tests(), watcher_at(&watcher)).await;
     let (status, _) = send(
         &app,
         Method::PUT,
@@ -137,12 +137,12 @@ async fn a_service_no_longer_expected_is_no_longer_missing() {
 
 #[actix_web::test]
 async fn an_unreachable_watcher_keeps_the_last_verdict() {
-    let app = spawn(CuratorConfig {
+    let nowhere = Peers {
         // Nothing listens there.
-        watcher_url: Some(format!("http://127.0.0.1:{}", obs_testkit::free_port())),
-        ..CuratorConfig::for_tests()
-    })
-    .await;
+        watcher: Some(format!("http://127.0.0.1:{}", obs_testkit::free_port())),
+        ..Peers::default()
+    };
+    let app = spawn_wired(CuratorConfig::for_tests(), nowhere).await;
     let (status, _) = send(
         &app,
         Method::PUT,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use curator::{Curator, CuratorConfig};
+use obs_core::config::Peers;
 use obs_core::{CoreConfig, Service};
 use obs_testkit::{eventually, test_config, TestApp};
 use serde_json::{json, Value};
@@ -29,6 +30,14 @@ impl std::ops::Deref for Running {
 /// A curator with `settings` (start from `CuratorConfig::for_tests()`) and fresh state.
 pub async fn spawn(settings: CuratorConfig) -> Running {
     let (config, state) = test_config("curator");
+    let app = spawn_with(config, settings).await;
+    Running { app, _state: state }
+}
+
+/// A curator that knows where its peers are (PLANNER_URL, ARCHIVIST_URL, WATCHER_URL).
+pub async fn spawn_wired(settings: CuratorConfig, peers: Peers) -> Running {
+    let (mut config, state) = test_config("curator");
+    config.peers = peers;
     let app = spawn_with(config, settings).await;
     Running { app, _state: state }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use curator::CuratorConfig;
+use obs_core::config::Peers;
 use obs_testkit::eventually;
 use reqwest::Method;
 use serde_json::json;
@@ -18,10 +19,13 @@ fn in_minutes(minutes: i64) -> String {
 #[actix_web::test]
 async fn silences_mark_matching_incidents_until_deleted() {
     let planner = Receiver::start().await;
-    let app = spawn(CuratorConfig {
-        planner_url: Some(planner.url.clone()),
-        ..CuratorConfig::for_tests()
-    })
+    let app = spawn_wired(
+        CuratorConfig::for_tests(),
+        Peers {
+            planner: Some(planner.url.clone()),
+            ..Peers::default()
+        },
+    )
     .await;
     let (status, silence) = post(
         &app,
