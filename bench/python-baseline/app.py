@@ -13,9 +13,11 @@ the benchmark leaves it off, which flatters this baseline a little.
 
 import os
 import time
+from typing import Optional
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -59,6 +61,47 @@ async def record_metrics(request: Request, call_next):
 
 @app.get("/healthz")
 def healthz():
+    return {"status": "ok"}
+
+
+# --- The monitoring service's /heartbeat (seed 004), for the watcher's ingest benchmark.
+# Its payload, its table of services, its two gauges; `async def`, so no threadpool hop
+# (which would only slow the baseline down).
+
+SERVICE_STATUS = Gauge(
+    "monitoring_service_status",
+    "1 while the service is up (heartbeats arriving), 0 when down.",
+    ["service"],
+    registry=registry,
+)
+SERVICE_LAST_SEEN = Gauge(
+    "monitoring_service_last_seen_seconds",
+    "Unix time of the service's last heartbeat.",
+    ["service"],
+    registry=registry,
+)
+DEFAULT_TIMEOUT = float(os.environ.get("MONITOR_HEARTBEAT_TIMEOUT", "30"))
+services: dict[str, dict] = {}
+
+
+class Heartbeat(BaseModel):
+    service: str
+    phase: Optional[str] = None
+    timeout_seconds: Optional[float] = None
+
+
+@app.post("/heartbeat")
+async def heartbeat(beat: Heartbeat):
+    now = time.time()
+    entry = services.setdefault(beat.service, {"timeout": DEFAULT_TIMEOUT})
+    entry["last_seen"] = now
+    entry["status"] = "up"
+    if beat.phase is not None:
+        entry["phase"] = beat.phase
+    if beat.timeout_seconds is not None:
+        entry["timeout"] = beat.timeout_seconds
+    SERVICE_STATUS.labels(beat.service).set(1)
+    SERVICE_LAST_SEEN.labels(beat.service).set(now)
     return {"status": "ok"}
 
 
