@@ -22,6 +22,11 @@ use super::{
 
 /// `COLLATE "C"`: ids and names compare byte by byte, as in SQLite, so both backends page in
 /// the same order whatever the database's locale.
+///
+/// Unlike SQLite (see store/sqlite.rs) this keeps a `(kind, service, ts, id)` index:
+/// PostgreSQL's WAL logs the inserted tuples, not whole pages, so the extra index costs an
+/// append little, while a plain index scan here could not filter on a trailing non-key column
+/// without visiting the table.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS records (
     id TEXT COLLATE "C" PRIMARY KEY,
