@@ -176,3 +176,48 @@ def validation_errors(document: dict) -> list[str]:
     except kubernetes_validate.SchemaNotFoundError:
         return [f"no schema for {api_version} {kind}: neither a core kind nor one in {SCHEMAS}"]
     return []
+
+
+# ---- the static release binaries ----------------------------------------------------------
+
+RELEASE_DIR = ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"
+_release_built = False
+
+
+def release_binary(name: str) -> Path:
+    """A static (crt-static) release binary, built by `make release` once per test session
+    (a no-op for cargo when nothing changed)."""
+    global _release_built
+    if not _release_built:
+        run(["make", "--no-print-directory", "release"], timeout=1800, cwd=ROOT)
+        _release_built = True
+    path = RELEASE_DIR / name
+    assert path.is_file(), f"make release did not produce {path}"
+    return path
+
+
+def main(argv: list[str]) -> int:
+    """`python tests/shipping.py render [values.yaml ...]`: print the rendered manifests."""
+    if not argv or argv[0] != "render":
+        print("usage: shipping.py render [values.yaml ...]")
+        return 2
+    values: dict = {}
+    for path in argv[1:]:
+        values = _merge(values, yaml.safe_load(Path(path).read_text()) or {})
+    for template, text in sorted(render_files(values).items()):
+        if text.strip() and not template.endswith("NOTES.txt"):
+            print(f"# Source: {template}\n{text.strip()}\n---")
+    return 0
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
