@@ -1,0 +1,150 @@
+"""The Dockerfile and the GitHub workflows: linted by the real linters (hadolint at warning
+level, actionlint with shellcheck for the `run:` scripts), and checked for what they promise:
+one matrix over the five roles, both platforms, GHCR pushes only on main and tags, build
+cache, and CI running fmt, clippy, the tests and the chart checks.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+import yaml
+
+from shipping import ROLES, ROOT, run, tool
+
+pytestmark = pytest.mark.timeout(120)
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def workflow(name: str) -> dict:
+    document = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the `on:` key as True.
+    document["on"] = document.pop(True, document.get("on"))
+    return document
+
+
+def steps(job: dict) -> list[dict]:
+    return job["steps"]
+
+
+def step_using(job: dict, action: str) -> dict:
+    (found,) = [s for s in steps(job) if s.get("uses", "").startswith(action + "@")]
+    return found
+
+
+def all_run_text(document: dict) -> str:
+    return "\n".join(s.get("run", "") for job in document["jobs"].values() for s in job["steps"])
+
+
+# ---- linters --------------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint_at_warning_level():
+    result = run([tool("hadolint"), "--failure-threshold", "warning", str(DOCKERFILE)], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Nothing at all to say, not even style notes.
+    assert result.stdout.strip() == ""
+
+
+def test_workflows_pass_actionlint_with_shellcheck():
+    assert shutil.which("shellcheck"), "shellcheck is not installed: actionlint would skip the run: scripts"
+    result = run([tool("actionlint"), "-color=false"], check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = run(["shellcheck", str(ROOT / ".github" / "fetch-crd-schemas.sh")], check=False)
+    assert result.returncode == 0, result.stdout
+
+
+# ---- the Dockerfile -------------------------------------------------------------------------
+
+
+def stages() -> list[tuple[str, str]]:
+    """(image, stage name) of every FROM, in order."""
+    return re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(\S+)\s+AS\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
+
+
+def test_dockerfile_stages():
+    found = stages()
+    # The prebuilt path comes first: the legacy builder builds every stage up to --target,
+    # so nothing before it may need a base image.
+    assert found[:2] == [("scratch", "base"), ("base", "prebuilt")]
+    assert found[-1] == ("base", "runtime"), "the default target is the from-source image"
+    text = DOCKERFILE.read_text()
+    assert "ARG SERVICE" in text
+    assert re.search(r"^FROM --platform=\$BUILDPLATFORM \S+ AS chef$", text, re.MULTILINE), "cross-compile, don't emulate"
+    # The dependency layer: the recipe is cooked before the sources are copied in.
+    builder = text[text.index("AS builder") :]
+    assert builder.index("cargo chef cook") < builder.index("COPY . .")
+    assert "crt-static" in text
+
+
+# ---- the workflows --------------------------------------------------------------------------
+
+
+def test_one_matrix_workflow_builds_all_five_images_for_both_platforms():
+    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == ["ci.yml", "images.yml"]
+    document = workflow("images.yml")
+    assert document["on"]["push"] == {"branches": ["main"], "tags": ["v*.*.*"]}
+    assert "pull_request" in document["on"]
+    assert document["permissions"] == {"contents": "read"}
+
+    binaries = document["jobs"]["binaries"]
+    arches = {entry["arch"]: entry for entry in binaries["strategy"]["matrix"]["include"]}
+    assert arches["amd64"]["target"] == "x86_64-unknown-linux-gnu"
+    assert arches["arm64"]["target"] == "aarch64-unknown-linux-gnu"
+    assert "gcc-aarch64-linux-gnu" in arches["arm64"]["cross-packages"]  # cross, not QEMU
+    assert binaries["runs-on"] == "ubuntu-24.04"
+    assert "make image-context" in all_run_text({"jobs": {"b": binaries}})
+    step_using(binaries, "Swatinem/rust-cache")
+
+    images = document["jobs"]["images"]
+    assert images["needs"] == "binaries"
+    assert images["strategy"]["matrix"]["service"] == list(ROLES)
+    assert images["permissions"] == {"contents": "read", "packages": "write"}
+    build = step_using(images, "docker/build-push-action")["with"]
+    assert build["platforms"] == "linux/amd64,linux/arm64"
+    assert build["target"] == "prebuilt" and build["file"] == "Dockerfile"
+    assert "SERVICE=${{ matrix.service }}" in build["build-args"]
+    assert build["push"] == "${{ github.event_name == 'push' }}"
+    assert build["cache-from"] == "type=gha,scope=image-${{ matrix.service }}"
+    assert build["cache-to"].startswith("type=gha,mode=max")
+    login = step_using(images, "docker/login-action")
+    assert login["if"] == "github.event_name == 'push'" and login["with"]["registry"] == "${{ env.REGISTRY }}"
+    assert document["env"]["REGISTRY"] == "ghcr.io"
+    tags = step_using(images, "docker/metadata-action")["with"]["tags"]
+    for kind in ("type=semver,pattern={{version}}", "type=sha", "type=edge,branch=main"):
+        assert kind in tags
+    step_using(images, "docker/setup-buildx-action")
+
+
+def test_ci_runs_fmt_clippy_tests_and_chart_checks():
+    document = workflow("ci.yml")
+    assert document["on"]["push"] == {"branches": ["main"]} and "pull_request" in document["on"]
+    text = all_run_text(document)
+    for command in (
+        "cargo fmt --all -- --check",
+        "cargo clippy --workspace --all-targets -- -D warnings",
+        "make test-rust",
+        "make test-python",
+        "make chart-test",
+        "make lint-shipping",
+        "./scripts/install-test-deps.sh",
+        "./.github/fetch-crd-schemas.sh",
+    ):
+        assert command in text, command
+    for job in document["jobs"].values():
+        assert job["timeout-minutes"] <= 60
+
+
+def test_the_make_targets_the_workflows_call_exist():
+    for target in ("image-context", "images", "chart-test", "lint-shipping", "test-rust", "test-python"):
+        run(["make", "--dry-run", target], cwd=ROOT)
+    cross = run(
+        ["make", "--dry-run", "image-context", "TARGET=aarch64-unknown-linux-gnu", "STRIP=aarch64-linux-gnu-strip"],
+        cwd=ROOT,
+    ).stdout
+    assert "--target aarch64-unknown-linux-gnu" in cross
+    assert "aarch64-linux-gnu-strip --strip-all -o target/image-context/bin/arm64/$binary" in cross
