@@ -50,9 +50,9 @@ LOAD_ROLE = "watcher"
 
 SERVER_CORE = 0  # the server under load
 CLIENT_CORE = 1  # this harness and wrk
-# Under load, the server and wrk run at nice -20, so a compile elsewhere on the machine takes
-# only what they leave; a round during which other work still took more than
-# OTHER_LOAD_LIMIT of a core is measured again (within the run's retry budget).
+# The harness, the servers and wrk all run at nice -20 (when root), so a compile elsewhere on
+# the machine takes only what they leave; a load round during which other work still took
+# more than OTHER_LOAD_LIMIT of a core is measured again (within the run's retry budget).
 LOAD_NICE = -20
 OTHER_LOAD_LIMIT = 0.25
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -288,7 +288,7 @@ class Bench:
         self.quiet_log: list[str] = []
 
     def start(self, spec: ServerSpec, *, cores: set[int] | None = None,
-              workers: int | None = None, nice: int = 0, wait: bool = True,
+              workers: int | None = None, nice: int = LOAD_NICE, wait: bool = True,
               timeout: float = 30.0) -> Server:
         """Start `spec` on free ports, restricted to `cores` (default: all) at `nice`, and
         wait until /healthz answers 200 on every port."""
@@ -1241,7 +1241,8 @@ def write_report(path: Path, sections: list[Section], info: dict[str, str], star
         f"took over {OTHER_LOAD_LIMIT * 100:.0f} % of a core meanwhile: {bench.discarded}.",
         f"- cores: servers under load are restricted to core {SERVER_CORE} "
         f"(`sched_setaffinity`, as `taskset -c {SERVER_CORE}`); wrk and the harness to core "
-        f"{CLIENT_CORE}. Startup and memory runs give the server both cores.",
+        f"{CLIENT_CORE}. Startup and memory runs give the server both cores. The harness, "
+        f"the servers and wrk run at nice {os.getpriority(os.PRIO_PROCESS, 0)}.",
         "",
         "## Targets",
         "",
@@ -1300,6 +1301,8 @@ def main(argv: list[str]) -> int:
         return 2
 
     os.sched_setaffinity(0, {CLIENT_CORE})
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, LOAD_NICE)
     # SIGTERM (e.g. make interrupted) unwinds like Ctrl-C, so `finally` stops every server.
     signal.signal(signal.SIGTERM, interrupted)
     started = time.time()
