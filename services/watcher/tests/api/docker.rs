@@ -74,6 +74,15 @@ fn fixtures() -> PathBuf {
 /// An image built for one test, removed on drop.
 struct Image(String);
 
+/// Identical build contexts give identical image ids, so one test's `docker rmi` could
+/// delete the image another test's `docker build` is just tagging. Builds and removals take
+/// turns.
+static IMAGE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn image_lock() -> std::sync::MutexGuard<'static, ()> {
+    IMAGE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 impl Image {
     /// The busybox image: `FROM scratch` + /bin/busybox from Debian's busybox-static.
     fn busybox() -> Image {
@@ -91,6 +100,7 @@ impl Image {
         .expect("the busybox Dockerfile");
         std::fs::copy(busybox, context.path().join("busybox")).expect("copying busybox");
         let tag = format!("{}:test", unique("busybox"));
+        let _turn = image_lock();
         docker(&["build", "-q", "-t", &tag, &context.path().to_string_lossy()]);
         Image(tag)
     }
@@ -99,6 +109,7 @@ impl Image {
     fn unhealthy(base: &Image) -> Image {
         let tag = format!("{}:test", unique("unhealthy"));
         let dir = fixtures().join("unhealthy");
+        let _turn = image_lock();
         docker(&[
             "build",
             "-q",
@@ -114,6 +125,7 @@ impl Image {
 
 impl Drop for Image {
     fn drop(&mut self) {
+        let _turn = image_lock();
         let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
     }
 }
