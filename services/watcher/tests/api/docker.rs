@@ -80,7 +80,9 @@ struct Image(String);
 static IMAGE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn image_lock() -> std::sync::MutexGuard<'static, ()> {
-    IMAGE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    IMAGE_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Image {
