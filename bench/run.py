@@ -1150,6 +1150,8 @@ def scenario_watcher_scale(bench: Bench) -> Section:
     )
 
 
+import archive_bench  # noqa: E402  (beside this file; takes the harness as an argument)
+
 SCENARIOS: dict[str, Callable[[Bench], Section]] = {
     "throughput": scenario_healthz_throughput,
     "scrape": scenario_metrics_scrape,
@@ -1159,6 +1161,8 @@ SCENARIOS: dict[str, Callable[[Bench], Section]] = {
     "curator": scenario_curator_ingest,
     "heartbeat": scenario_heartbeat_ingest,
     "watcher-scale": scenario_watcher_scale,
+    # bench/archive_bench.py: the archivist (durable appends, queries, export).
+    "archive": lambda bench: archive_bench.scenario_archive(bench, sys.modules[__name__]),
 }
 
 
