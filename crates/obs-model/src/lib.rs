@@ -559,6 +559,120 @@ pub struct Goals {
     pub checked_at: Option<DateTime<Utc>>,
 }
 
+// ---------------------------------------------------------------- planner
+
+/// How urgently a plan should be worked: P1 first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Priority {
+    P1,
+    P2,
+    P3,
+    P4,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+            Priority::P4 => "P4",
+        }
+    }
+}
+
+/// A plan is open while its incident is active; a resolved incident closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanState {
+    Open,
+    Closed,
+}
+
+impl PlanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanState::Open => "open",
+            PlanState::Closed => "closed",
+        }
+    }
+}
+
+/// What became of a step the planner ran itself (auto-remediation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    /// Waiting for a person, or for auto-remediation to get to it.
+    Pending,
+    Succeeded,
+    Failed,
+    /// Not run: cooldown, attempt limit reached, or auto-remediation is off.
+    Skipped,
+}
+
+/// One attempt at running a safe step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepOutcome {
+    pub status: StepStatus,
+    pub at: DateTime<Utc>,
+    /// Which attempt this was (1-based).
+    pub attempt: u32,
+    /// One line for a human: what happened (the watcher's answer, the error, why skipped).
+    pub detail: String,
+}
+
+/// One thing to do, in order, with the reason for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanStep {
+    /// A short machine name: `restart_container`, `inspect_logs`, `raise_memory_limit`, …
+    pub action: String,
+    /// The step for a human, with the incident's facts filled in.
+    pub title: String,
+    /// Why this step, from the incident's facts.
+    pub reason: String,
+    /// Only safe steps may run automatically (AUTO_REMEDIATE=1); today that is
+    /// `restart_container` with a container to restart.
+    #[serde(default)]
+    pub safe: bool,
+    /// The container (or other target) the step acts on, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The latest outcome, when the planner ran (or skipped) it itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<StepOutcome>,
+}
+
+/// What to do about one incident: what the planner forwards to the synthesizer
+/// (`POST /v1/plans`, a JSON array) and, wrapped in a [`Record`] of kind `plan`, to the
+/// archivist. It carries the incident it was made for, so a reader needs nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: Ulid,
+    pub incident_id: Ulid,
+    pub service: String,
+    pub priority: Priority,
+    pub state: PlanState,
+    /// The name of the rule that made it (a built-in one or one from RULES_FILE).
+    pub rule: String,
+    /// One line: what this plan is about.
+    pub summary: String,
+    pub steps: Vec<PlanStep>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The incident as the planner last saw it (its `change` and `notify` included).
+    pub incident: Incident,
+    /// Grows with every change; of two copies of one plan, the higher revision is newer.
+    pub revision: u64,
+}
+
+/// `GET /v1/plans`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanList {
+    pub plans: Vec<Plan>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
