@@ -1,7 +1,49 @@
-//! Stamps the git revision into `build_info{revision}`; "unknown" outside a checkout.
+//! Stamps the git revision into `build_info{revision}` ("unknown" outside a checkout), and
+//! takes the few Swagger UI files `/docs` serves out of the vendored release archive.
+use std::io::Read as _;
+use std::path::Path;
 use std::process::Command;
 
+/// What the page needs. The archive also holds source maps and other bundles (≈11 MB) that
+/// would only make every role's binary and image bigger.
+const SWAGGER_UI_FILES: [&str; 5] = [
+    "swagger-ui-bundle.js",
+    "swagger-ui-standalone-preset.js",
+    "swagger-ui.css",
+    "index.css",
+    "favicon-32x32.png",
+];
+
 fn main() {
+    stamp_revision();
+    if let Err(error) = extract_swagger_ui() {
+        panic!("cannot extract Swagger UI from the vendored archive: {error}");
+    }
+}
+
+fn extract_swagger_ui() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir = std::env::var("OUT_DIR")?;
+    let target = Path::new(&out_dir).join("swagger-ui");
+    std::fs::create_dir_all(&target)?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(
+        utoipa_swagger_ui_vendored::SWAGGER_UI_VENDORED,
+    ))?;
+    for name in SWAGGER_UI_FILES {
+        let index = (0..archive.len())
+            .find(|&i| {
+                archive
+                    .name_for_index(i)
+                    .is_some_and(|path| path.ends_with(&format!("/dist/{name}")))
+            })
+            .ok_or_else(|| format!("{name} is not in the archive"))?;
+        let mut bytes = Vec::new();
+        archive.by_index(index)?.read_to_end(&mut bytes)?;
+        std::fs::write(target.join(name), bytes)?;
+    }
+    Ok(())
+}
+
+fn stamp_revision() {
     println!("cargo:rerun-if-env-changed=OBS_REVISION");
     let revision = std::env::var("OBS_REVISION").ok().or_else(|| {
         let output = Command::new("git")

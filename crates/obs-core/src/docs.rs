@@ -1,12 +1,12 @@
 //! `/openapi.json` and `/docs`: the role's API description, browsable offline.
 //!
-//! Swagger UI's files are compiled into the binary (utoipa-swagger-ui's `vendored` feature),
-//! so the page works with no network.
+//! Swagger UI's files are compiled into the binary (taken by build.rs from the
+//! `utoipa-swagger-ui-vendored` release archive: only what the page loads), so the page works
+//! with no network.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError as _};
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,13 +28,98 @@ pub fn openapi(role: &str, role_api: OpenApiDoc) -> OpenApiDoc {
     doc
 }
 
+/// `/openapi.json`, and `/docs/` with Swagger UI's page and assets (served from the binary,
+/// so it works with no network).
 pub fn routes(doc: OpenApiDoc) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.service(web::resource("/docs").route(web::get().to(|| async {
-            HttpResponse::PermanentRedirect()
-                .insert_header(("Location", "/docs/"))
-                .finish()
-        })))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc));
+        let json = web::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+        cfg.route(
+            "/openapi.json",
+            web::get().to(move || {
+                let json = json.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(json)
+                }
+            }),
+        )
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        )
+        .route("/docs/", web::get().to(|| asset("index.html")))
+        .route("/docs/{file}", web::get().to(docs_file));
     }
 }
+
+async fn docs_file(file: web::Path<String>) -> HttpResponse {
+    asset(&file).await
+}
+
+async fn asset(name: &str) -> HttpResponse {
+    match swagger_ui_file(name) {
+        Some((content_type, body)) => HttpResponse::Ok()
+            .content_type(content_type)
+            .insert_header(("Cache-Control", "public, max-age=86400"))
+            .body(body),
+        None => crate::error::ApiError::not_found(format!("no such file under /docs/: {name}"))
+            .error_response(),
+    }
+}
+
+/// The page and its assets: Swagger UI's own files (taken out of the vendored release by
+/// build.rs) and two of ours that point it at `/openapi.json`.
+fn swagger_ui_file(name: &str) -> Option<(&'static str, &'static [u8])> {
+    macro_rules! swagger_ui {
+        ($file:literal) => {
+            include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui/", $file)).as_slice()
+        };
+    }
+    const JS: &str = "text/javascript; charset=utf-8";
+    const CSS: &str = "text/css; charset=utf-8";
+    Some(match name {
+        "index.html" => ("text/html; charset=utf-8", INDEX_HTML.as_bytes()),
+        "swagger-initializer.js" => (JS, INITIALIZER_JS.as_bytes()),
+        "swagger-ui-bundle.js" => (JS, swagger_ui!("swagger-ui-bundle.js")),
+        "swagger-ui-standalone-preset.js" => (JS, swagger_ui!("swagger-ui-standalone-preset.js")),
+        "swagger-ui.css" => (CSS, swagger_ui!("swagger-ui.css")),
+        "index.css" => (CSS, swagger_ui!("index.css")),
+        "favicon-32x32.png" => ("image/png", swagger_ui!("favicon-32x32.png")),
+        _ => return None,
+    })
+}
+
+const INDEX_HTML: &str = r#"<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="UTF-8">
+    <title>API docs</title>
+    <link rel="stylesheet" type="text/css" href="./swagger-ui.css" />
+    <link rel="stylesheet" type="text/css" href="./index.css" />
+    <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32" />
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="./swagger-ui-bundle.js" charset="UTF-8"></script>
+    <script src="./swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+    <script src="./swagger-initializer.js" charset="UTF-8"></script>
+  </body>
+</html>
+"#;
+
+const INITIALIZER_JS: &str = r#"window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: "/openapi.json",
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+    layout: "StandaloneLayout",
+  });
+};
+"#;

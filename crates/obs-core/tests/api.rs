@@ -439,6 +439,21 @@ async fn heartbeats_reach_the_monitor_on_their_own() {
 
     let (mut config, _state) = test_config("echo");
     config.monitor_endpoint = Some(format!("http://127.0.0.1:{monitor_port}"));
+    // Every asset the page refers to is there.
+    let referenced: Vec<&str> = html
+        .split("=\"./")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(referenced.len() >= 5, "{referenced:?}");
+    for file in referenced {
+        let response = app.get(&format!("/docs/{file}")).await;
+        assert_eq!(response.status(), 200, "/docs/{file}");
+        assert!(!response.bytes().await.unwrap().is_empty(), "/docs/{file}");
+    }
+    let missing = app.get("/docs/swagger-ui-bundle.js.map").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json::<Value>().await.unwrap()["error"], "not_found");
     config.monitor_heartbeat_interval = 1;
     let app = spawn(config).await;
     for _ in 0..2 {
