@@ -1,7 +1,6 @@
-//! The planner role. What should we do? Remediation plans from rules, with optional safe auto-remediation.
-//!
-//! Its domain endpoints arrive with their own issues; today it keeps the obs-core contract
-//! (probes, metrics, docs, errors, logs, drain, heartbeats) on its own port.
+//! The planner role (scaffold while it is built).
+pub mod render;
+pub mod rules;
 
 use obs_core::actix_web::web;
 use obs_core::{Role, Service};

@@ -1,0 +1,225 @@
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Utc};
+use obs_model::{Incident, IncidentChange, IncidentSource, IncidentState, IssueKind, Severity};
+use serde_json::{json, Value};
+use ulid::Ulid;
+
+use super::*;
+
+const ALL_KINDS: [IssueKind; 9] = [
+    IssueKind::HeartbeatMissed,
+    IssueKind::ServiceFailed,
+    IssueKind::OomKilled,
+    IssueKind::RestartLoop,
+    IssueKind::Unhealthy,
+    IssueKind::Crashed,
+    IssueKind::ProbeFailed,
+    IssueKind::Missing,
+    IssueKind::Alert,
+];
+
+pub fn incident(kind: IssueKind, facts: Value) -> Incident {
+    let facts: BTreeMap<String, Value> = serde_json::from_value(facts).unwrap();
+    Incident {
+        id: Ulid::new(),
+        fingerprint: format!("api/{}/api-1", kind.as_str()),
+        source: IncidentSource::Watcher,
+        kind,
+        service: "api".into(),
+        subject: "api-1".into(),
+        severity: Severity::Critical,
+        state: IncidentState::Open,
+        title: "api-1 trouble".into(),
+        message: "api-1 is in trouble".into(),
+        recommendation: "look at api-1".into(),
+        first_seen: Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap(),
+        last_seen: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+        updated_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        comment: None,
+        count: 1,
+        reopened: 0,
+        flapping: false,
+        silenced: None,
+        issue_ids: vec![],
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        facts,
+        change: IncidentChange::Opened,
+        notify: true,
+        revision: 1,
+    }
+}
+
+fn at(minute: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 2, 3, minute, 30).unwrap()
+}
+
+fn file(text: &str) -> Result<Rules, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(&path, text).unwrap();
+    Rules::load(Some(&path)).map_err(|error| error.to_string())
+}
+
+#[test]
+fn every_kind_has_a_builtin_rule() {
+    let rules = Rules::builtin().unwrap();
+    for kind in ALL_KINDS {
+        let rendered = rules.render(&incident(kind, json!({})), at(10));
+        assert_ne!(rendered.rule, "fallback", "{kind:?} has no rule");
+        assert!(!rendered.steps.is_empty());
+    }
+}
+
+#[test]
+fn an_oom_plan_names_the_limit_and_suggests_double() {
+    let rules = Rules::builtin().unwrap();
+    let oom = incident(
+        IssueKind::OomKilled,
+        json!({"container": "api-1", "memory_limit_bytes": 268435456, "signal": "oom_event", "restarts": 2, "exit_code": 137}),
+    );
+    let rendered = rules.render(&oom, at(10));
+    assert_eq!(rendered.rule, "oom_killed");
+    assert_eq!(rendered.priority, Priority::P1);
+    assert_eq!(
+        rendered.steps[0].title,
+        "Raise the memory limit of api-1 from 256 MiB to 512 MiB"
+    );
+    assert_eq!(rendered.steps[0].action, "raise_memory_limit");
+    assert!(rendered.steps.iter().all(|s| !s.title.contains("(unknown)")));
+    // Without a limit, the other step.
+    let unlimited = incident(IssueKind::OomKilled, json!({"container": "api-1"}));
+    let rendered = rules.render(&unlimited, at(10));
+    assert_eq!(rendered.steps[0].action, "set_memory_limit");
+}
+
+#[test]
+fn exit_codes_pick_their_rule_and_meaning() {
+    let rules = Rules::builtin().unwrap();
+    let crash = |code: i64| {
+        rules.render(
+            &incident(
+                IssueKind::Crashed,
+                json!({"container": "api-1", "exit_code": code, "restart_policy": "no"}),
+            ),
+            at(10),
+        )
+    };
+    assert_eq!(crash(139).rule, "crashed_segfault");
+    assert_eq!(crash(137).rule, "crashed_sigkill");
+    let general = crash(1);
+    assert_eq!(general.rule, "crashed");
+    assert!(general.summary.contains("general application error"), "{}", general.summary);
+    let restart = general.steps.last().unwrap();
+    assert_eq!(restart.action, RESTART_CONTAINER);
+    assert!(restart.safe);
+    assert_eq!(restart.target.as_deref(), Some("api-1"));
+}
+
+#[test]
+fn down_for_counts_from_down_since_or_the_first_sighting() {
+    let rules = Rules::builtin().unwrap();
+    let missed = incident(
+        IssueKind::HeartbeatMissed,
+        json!({"down_since": "2026-01-02T03:01:00Z", "last_seen": "2026-01-02T03:00:30Z", "timeout_seconds": 30.0}),
+    );
+    let rendered = rules.render(&missed, at(13));
+    assert_eq!(
+        rendered.summary,
+        "api stopped sending heartbeats 12 min 30 s ago"
+    );
+    assert!(rendered.steps[0].reason.contains("(timeout 30 s)"), "{}", rendered.steps[0].reason);
+    let failed = incident(IssueKind::ServiceFailed, json!({}));
+    assert!(rules.render(&failed, at(3)).summary.ends_with("3 min 30 s ago"));
+}
+
+#[test]
+fn severity_lowers_the_priority() {
+    let rules = Rules::builtin().unwrap();
+    let mut unhealthy = incident(IssueKind::Unhealthy, json!({}));
+    unhealthy.severity = Severity::Warning;
+    assert_eq!(rules.render(&unhealthy, at(1)).priority, Priority::P3);
+    unhealthy.severity = Severity::Info;
+    assert_eq!(rules.render(&unhealthy, at(1)).priority, Priority::P4);
+}
+
+#[test]
+fn a_rules_file_replaces_by_name_and_adds_more_specific_rules() {
+    let rules = file(
+        r#"
+rules:
+  - name: unhealthy
+    match: {kind: unhealthy}
+    priority: P1
+    summary: "ours: {container}"
+    steps:
+      - {action: page_team, title: "Page the team of {service}", reason: "house rule"}
+  - name: high-error-rate
+    match: {kind: alert, labels: {alertname: HighErrorRate}}
+    priority: P2
+    summary: "{alertname} on {job}"
+    steps:
+      - {action: roll_back, title: "Roll {service} back", reason: "{label.team} says so"}
+"#,
+    )
+    .unwrap();
+    let unhealthy = rules.rules.iter().find(|r| r.spec.name == "unhealthy").unwrap();
+    assert_eq!(unhealthy.source, Source::RulesFile);
+    assert!(unhealthy.replaces_builtin);
+    let rendered = rules.render(&incident(IssueKind::Unhealthy, json!({})), at(1));
+    assert_eq!(rendered.summary, "ours: api-1");
+    let mut alert = incident(IssueKind::Alert, json!({}));
+    alert.labels = BTreeMap::from([
+        ("alertname".into(), "HighErrorRate".into()),
+        ("job".into(), "api".into()),
+        ("team".into(), "payments".into()),
+    ]);
+    let rendered = rules.render(&alert, at(1));
+    assert_eq!(rendered.rule, "high-error-rate");
+    assert_eq!(rendered.summary, "HighErrorRate on api");
+    assert_eq!(rendered.steps[0].reason, "payments says so");
+    alert.labels.insert("alertname".into(), "Other".into());
+    assert_eq!(rules.render(&alert, at(1)).rule, "alert");
+}
+
+#[test]
+fn bad_rules_files_name_the_field() {
+    let cases = [
+        ("", "is empty"),
+        ("rules: [", "while parsing"),
+        ("rules:\n  - name: x\n    match: {kind: oom}\n    priority: P1\n    summary: s\n    steps: [{action: a, title: t, reason: r}]\n", "rules[0].match.kind: unknown variant `oom`"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: \"{contaner}\"\n    steps: [{action: a, title: t, reason: r}]\n", "rules[0].summary: unknown placeholder {contaner}"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P9\n    summary: s\n    steps: [{action: a, title: t, reason: r}]\n", "rules[0].priority"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: [{action: a, title: t, reason: r, titel: x}]\n", "unknown field `titel`"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: [{action: inspect_logs, title: t, reason: r, safe: true}]\n", "rules[0].steps[0].safe"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: []\n", "rules[0].steps: needs at least one step"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: [{action: a, title: \"{x\", reason: r}]\n", "rules[0].steps[0].title: a '{' without its '}'"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: [{action: a, title: t, reason: r, when: [nope]}]\n", "rules[0].steps[0].when: unknown placeholder {nope}"),
+        ("rules:\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: [{action: a, title: t, reason: r}]\n  - name: x\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: [{action: a, title: t, reason: r}]\n", "rules[1].name: 'x' is used by an earlier rule too"),
+        ("rules:\n  - name: Bad Name\n    match: {kind: crashed}\n    priority: P1\n    summary: s\n    steps: [{action: a, title: t, reason: r}]\n", "rules[0].name"),
+    ];
+    for (text, expected) in cases {
+        let error = file(text).expect_err(text);
+        assert!(error.contains(expected), "{text:?}: {error}");
+        assert!(error.starts_with("configuration error: RULES_FILE "), "{error}");
+        assert!(!error.contains('\n'), "one line: {error:?}");
+    }
+    let missing = Rules::load(Some(Path::new("/nonexistent/rules.yaml"))).unwrap_err();
+    assert!(missing.to_string().contains("cannot read /nonexistent/rules.yaml"));
+}
+
+#[test]
+fn literal_braces_survive() {
+    let rules = file(
+        "rules:\n  - name: braces\n    match: {kind: crashed, service: api}\n    priority: P3\n    summary: \"{{not a placeholder}} {service}\"\n    steps: [{action: a, title: t, reason: r}]\n",
+    )
+    .unwrap();
+    let rendered = rules.render(&incident(IssueKind::Crashed, json!({})), at(1));
+    assert_eq!(rendered.summary, "{not a placeholder} api");
+    assert_eq!(rendered.priority, Priority::P3);
+}
