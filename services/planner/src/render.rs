@@ -66,9 +66,10 @@ pub const UNKNOWN: &str = "(unknown)";
 
 pub fn is_known(name: &str) -> bool {
     PLACEHOLDERS.contains(&name)
-        || PREFIXES
-            .iter()
-            .any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty()))
+        || PREFIXES.iter().any(|prefix| {
+            name.strip_prefix(prefix)
+                .is_some_and(|rest| !rest.is_empty())
+        })
 }
 
 /// The values of one incident's placeholders, as of `now` (for `down_for`).

@@ -159,11 +159,13 @@ impl Rules {
             .map_err(|why| ConfigError::new(format!("built-in rules: {why}")))?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|error| {
-                ConfigError::new(format!("RULES_FILE: cannot read {}: {error}", path.display()))
+                ConfigError::new(format!(
+                    "RULES_FILE: cannot read {}: {error}",
+                    path.display()
+                ))
             })?;
-            let own = parse(&text, Source::RulesFile).map_err(|why| {
-                ConfigError::new(format!("RULES_FILE {}: {why}", path.display()))
-            })?;
+            let own = parse(&text, Source::RulesFile)
+                .map_err(|why| ConfigError::new(format!("RULES_FILE {}: {why}", path.display())))?;
             for mut rule in own {
                 match rules.iter_mut().find(|r| r.spec.name == rule.spec.name) {
                     Some(builtin) => {
@@ -475,4 +477,4 @@ impl Template {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -91,7 +91,10 @@ fn an_oom_plan_names_the_limit_and_suggests_double() {
         "Raise the memory limit of api-1 from 256 MiB to 512 MiB"
     );
     assert_eq!(rendered.steps[0].action, "raise_memory_limit");
-    assert!(rendered.steps.iter().all(|s| !s.title.contains("(unknown)")));
+    assert!(rendered
+        .steps
+        .iter()
+        .all(|s| !s.title.contains("(unknown)")));
     // Without a limit, the other step.
     let unlimited = incident(IssueKind::OomKilled, json!({"container": "api-1"}));
     let rendered = rules.render(&unlimited, at(10));
@@ -114,7 +117,11 @@ fn exit_codes_pick_their_rule_and_meaning() {
     assert_eq!(crash(137).rule, "crashed_sigkill");
     let general = crash(1);
     assert_eq!(general.rule, "crashed");
-    assert!(general.summary.contains("general application error"), "{}", general.summary);
+    assert!(
+        general.summary.contains("general application error"),
+        "{}",
+        general.summary
+    );
     let restart = general.steps.last().unwrap();
     assert_eq!(restart.action, RESTART_CONTAINER);
     assert!(restart.safe);
@@ -133,9 +140,16 @@ fn down_for_counts_from_down_since_or_the_first_sighting() {
         rendered.summary,
         "api stopped sending heartbeats 12 min 30 s ago"
     );
-    assert!(rendered.steps[0].reason.contains("(timeout 30 s)"), "{}", rendered.steps[0].reason);
+    assert!(
+        rendered.steps[0].reason.contains("(timeout 30 s)"),
+        "{}",
+        rendered.steps[0].reason
+    );
     let failed = incident(IssueKind::ServiceFailed, json!({}));
-    assert!(rules.render(&failed, at(3)).summary.ends_with("3 min 30 s ago"));
+    assert!(rules
+        .render(&failed, at(3))
+        .summary
+        .ends_with("3 min 30 s ago"));
 }
 
 #[test]
@@ -168,7 +182,11 @@ rules:
 "#,
     )
     .unwrap();
-    let unhealthy = rules.rules.iter().find(|r| r.spec.name == "unhealthy").unwrap();
+    let unhealthy = rules
+        .rules
+        .iter()
+        .find(|r| r.spec.name == "unhealthy")
+        .unwrap();
     assert_eq!(unhealthy.source, Source::RulesFile);
     assert!(unhealthy.replaces_builtin);
     let rendered = rules.render(&incident(IssueKind::Unhealthy, json!({})), at(1));
@@ -206,11 +224,16 @@ fn bad_rules_files_name_the_field() {
     for (text, expected) in cases {
         let error = file(text).expect_err(text);
         assert!(error.contains(expected), "{text:?}: {error}");
-        assert!(error.starts_with("configuration error: RULES_FILE "), "{error}");
+        assert!(
+            error.starts_with("configuration error: RULES_FILE "),
+            "{error}"
+        );
         assert!(!error.contains('\n'), "one line: {error:?}");
     }
     let missing = Rules::load(Some(Path::new("/nonexistent/rules.yaml"))).unwrap_err();
-    assert!(missing.to_string().contains("cannot read /nonexistent/rules.yaml"));
+    assert!(missing
+        .to_string()
+        .contains("cannot read /nonexistent/rules.yaml"));
 }
 
 #[test]
