@@ -1,10 +1,14 @@
 //! Helpers for tests that talk to the real thing: roles served on port 0 over real HTTP,
-//! the role binaries as child processes, a real Prometheus, and promtool.
+//! the role binaries as child processes, a real Prometheus, and promtool; a receiving
+//! server standing in for a downstream role ([`receiver`]); images and containers on the
+//! machine's Docker engine ([`docker`]).
 //!
 //! Missing tools fail loudly: CI installs them (scripts/install-test-deps.sh), and a test
 //! that silently skips is a test that cannot fail.
 
+pub mod docker;
 pub mod postgres;
+pub mod receiver;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
