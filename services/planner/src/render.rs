@@ -26,6 +26,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "exit_meaning",
     "memory_limit",
     "memory_limit_suggested",
+    "memory_limit_suggested_docker",
     "down_for",
     "down_since",
     // Alerts: from the facts or the labels and annotations.
@@ -132,6 +133,9 @@ impl<'a> Values<'a> {
             "memory_limit_suggested" => self
                 .memory_limit()
                 .map(|limit| human_bytes(limit.saturating_mul(2))),
+            "memory_limit_suggested_docker" => self
+                .memory_limit()
+                .map(|limit| docker_bytes(limit.saturating_mul(2))),
             "down_since" => Some(self.down_since().to_rfc3339()),
             "down_for" => Some(human_duration(self.now - self.down_since())),
             "alertname" | "instance" | "job" | "pod" | "namespace" => {
@@ -238,6 +242,16 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Bytes as `docker update --memory` takes them: `512m`, `2g`.
+pub fn docker_bytes(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= 1024 * MIB && bytes.is_multiple_of(1024 * MIB) {
+        format!("{}g", bytes / (1024 * MIB))
+    } else {
+        format!("{}m", bytes.div_ceil(MIB))
+    }
+}
+
 /// A duration for people, two units at most: `45 s`, `3 min 20 s`, `2 h 5 min`, `3 d 4 h`.
 pub fn human_duration(duration: chrono::Duration) -> String {
     let seconds = duration.num_seconds().max(0);
@@ -274,6 +288,8 @@ mod tests {
         assert_eq!(human_bytes(268_435_456), "256 MiB");
         assert_eq!(human_bytes(3 * 512 * 1024 * 1024), "1.5 GiB");
         assert_eq!(human_bytes(1000), "1000 B");
+        assert_eq!(docker_bytes(536_870_912), "512m");
+        assert_eq!(docker_bytes(2 * 1024 * 1024 * 1024), "2g");
         assert_eq!(human_duration(chrono::Duration::seconds(45)), "45 s");
         assert_eq!(human_duration(chrono::Duration::seconds(200)), "3 min 20 s");
         assert_eq!(human_duration(chrono::Duration::seconds(7500)), "2 h 5 min");

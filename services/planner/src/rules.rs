@@ -311,10 +311,11 @@ fn parse(text: &str, source: Source) -> Result<Vec<Rule>, String> {
         let path = error.path().to_string();
         let why = one_line(&error.into_inner().to_string());
         if path == "." {
-            why
-        } else {
-            format!("{path}: {why}")
+            return why;
         }
+        // serde_norway names the path itself in some messages; say it once.
+        let why = why.strip_prefix(&format!("{path}: ")).unwrap_or(&why);
+        format!("{path}: {why}")
     })?;
     let mut names = HashSet::new();
     file.rules

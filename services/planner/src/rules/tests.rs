@@ -229,6 +229,7 @@ fn bad_rules_files_name_the_field() {
             "{error}"
         );
         assert!(!error.contains('\n'), "one line: {error:?}");
+        assert_eq!(error.matches(expected).count(), 1, "said once: {error}");
     }
     let missing = Rules::load(Some(Path::new("/nonexistent/rules.yaml"))).unwrap_err();
     assert!(missing

@@ -132,10 +132,12 @@ async fn every_kind_gets_a_plan_built_from_its_facts() {
         "Raise the memory limit of api-1 from 256 MiB to 512 MiB"
     );
     assert_eq!(plan["steps"][0]["action"], "raise_memory_limit");
-    assert!(plan["steps"][0]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("signal: oom_event"));
+    let reason = plan["steps"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("signal: oom_event"), "{reason}");
+    assert!(
+        reason.contains("`docker update --memory 512m --memory-swap 512m api-1`"),
+        "{reason}"
+    );
     assert!(titles(&plan)
         .iter()
         .any(|t| t.contains("grows until it dies")));

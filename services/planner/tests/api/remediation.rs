@@ -99,6 +99,20 @@ fn long_running(containers: &mut Containers, image: &Image) -> String {
     name
 }
 
+/// The watcher answers for a container once it has seen it, as it had before it raised the
+/// incident in the first place.
+async fn wait_known(watcher: &TestApp, container: &str) {
+    eventually(
+        &format!("the watcher to know {container}"),
+        Duration::from_secs(20),
+        || async {
+            let (status, _) = get(watcher, &format!("/container?name={container}")).await;
+            (status == 200).then_some(())
+        },
+    )
+    .await;
+}
+
 fn started_at(container: &str) -> String {
     inspect(container, "{{.State.StartedAt}}")
 }
@@ -142,6 +156,7 @@ async fn a_safe_step_restarts_the_real_container_once_per_cooldown() {
         synthesizer: Some(synthesizer.url.clone()),
         ..Peers::default()
     };
+    wait_known(&watcher, &name).await;
     let before = started_at(&name);
 
     // Off by default: the step is in the plan, nothing runs it.
@@ -217,6 +232,7 @@ async fn the_attempt_limit_holds_over_reopenings() {
         watcher: Some(watcher.address.clone()),
         ..Peers::default()
     };
+    wait_known(&watcher, &name).await;
     // No cooldown: only the limit can stop the second restart.
     let app = spawn_wired(remediating(Duration::ZERO, 1), peers).await;
     let sick = unhealthy(&name);
