@@ -95,18 +95,23 @@ impl Image {
         std::fs::write(context.path().join("Dockerfile"), BUSYBOX_DOCKERFILE)
             .expect("writing the Dockerfile");
         std::fs::copy(busybox, context.path().join("busybox")).expect("copying busybox");
-        let name = unique(prefix, "busybox");
+        Self::build(prefix, "busybox", context.path(), &[])
+    }
+
+    /// `docker build` of `context` with `build_args` (`NAME=value`), tagged
+    /// `<prefix>`-unique and labelled so no other build shares its id.
+    pub fn build(prefix: &str, what: &str, context: &Path, build_args: &[&str]) -> Image {
+        let name = unique(prefix, what);
         let tag = format!("{name}:test");
+        let label = format!("obs-test={name}");
+        let mut args = vec!["build", "-q", "--label", &label, "-t", &tag];
+        for arg in build_args {
+            args.extend(["--build-arg", arg]);
+        }
+        let context = context.to_string_lossy();
+        args.push(&context);
         let _turn = image_lock();
-        docker(&[
-            "build",
-            "-q",
-            "--label",
-            &format!("obs-test={name}"),
-            "-t",
-            &tag,
-            &context.path().to_string_lossy(),
-        ]);
+        docker(&args);
         Image(tag)
     }
 

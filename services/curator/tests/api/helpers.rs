@@ -3,14 +3,11 @@
 //! archivist stand-in).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use curator::{Curator, CuratorConfig};
 use obs_core::config::Peers;
 use obs_core::{CoreConfig, Service};
-use obs_testkit::{eventually, test_config, TestApp};
+use obs_testkit::{test_config, TestApp};
 use serde_json::{json, Value};
 use ulid::Ulid;
 
@@ -192,91 +189,4 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// What a [`Receiver`] was sent: (path, JSON body).
-pub type Received = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// A real HTTP server on a loopback port that records every POST and answers with the
-/// status set by [`Receiver::answer`] (200 by default).
-pub struct Receiver {
-    pub url: String,
-    received: Received,
-    status: Arc<Mutex<u16>>,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl Receiver {
-    pub async fn start() -> Receiver {
-        let received: Received = Arc::default();
-        let status = Arc::new(Mutex::new(200u16));
-        let (app_received, app_status) = (received.clone(), status.clone());
-        let server = HttpServer::new(move || {
-            let (received, status) = (app_received.clone(), app_status.clone());
-            App::new()
-                .app_data(web::PayloadConfig::default().limit(16 * 1024 * 1024))
-                .default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
-                    let (received, status) = (received.clone(), status.clone());
-                    async move {
-                        let code = *status.lock().unwrap();
-                        if code == 200 {
-                            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            received
-                                .lock()
-                                .unwrap()
-                                .push((request.path().to_string(), value));
-                        }
-                        HttpResponse::build(actix_web::http::StatusCode::from_u16(code).unwrap())
-                            .json(json!({"stored": 0}))
-                    }
-                }))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .expect("a receiver binds");
-        let port = server.addrs()[0].port();
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Receiver {
-            url: format!("http://127.0.0.1:{port}"),
-            received,
-            status,
-            handle,
-        }
-    }
-
-    pub fn answer(&self, status: u16) {
-        *self.status.lock().unwrap() = status;
-    }
-
-    /// Every item posted to `path` so far, flattened out of the JSON arrays.
-    pub fn items(&self, path: &str) -> Vec<Value> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(posted, _)| posted == path)
-            .flat_map(|(_, body)| body.as_array().cloned().unwrap_or_default())
-            .collect()
-    }
-
-    /// Wait until at least `count` items reached `path`.
-    pub async fn wait_for(&self, path: &str, count: usize) -> Vec<Value> {
-        eventually(
-            &format!("{count} items posted to {path}"),
-            Duration::from_secs(20),
-            || async {
-                let items = self.items(path);
-                (items.len() >= count).then_some(items)
-            },
-        )
-        .await
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        actix_web::rt::spawn(async move { handle.stop(false).await });
-    }
-}
+pub use obs_testkit::receiver::Receiver;

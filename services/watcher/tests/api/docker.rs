@@ -5,10 +5,9 @@
 //! with a message saying so; they never pass silently.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use obs_testkit::docker::{docker, docker_host, Containers, Image};
 use obs_testkit::eventually;
 use serde_json::Value;
 use watcher::config::DockerMode;
@@ -18,143 +17,23 @@ use crate::helpers::{
     events_of, get, issues, metrics, post, sample, spawn, spawn_with, wait_for_issue,
 };
 
-static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
-
-/// A name no other test or run uses: `obs-watcher-test-<pid>-<n>-<what>`.
+/// A name no other test or run uses: `obs-test-watcher-<pid>-<n>-<what>`.
 fn unique(what: &str) -> String {
-    format!(
-        "obs-watcher-test-{}-{}-{what}",
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|host| !host.is_empty())
-        .unwrap_or_else(|| watcher::config::DEFAULT_DOCKER_HOST.to_string())
-}
-
-/// Run the docker CLI; fail the test with its stderr if it fails.
-fn docker(args: &[&str]) -> String {
-    let output = Command::new(obs_testkit::tool("docker"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("docker {args:?}: {error}"));
-    assert!(
-        output.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// The engine must answer: these tests need a real one and say so.
-fn require_engine() {
-    let output = Command::new(obs_testkit::tool("docker"))
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output();
-    match output {
-        Ok(output) if output.status.success() => {}
-        Ok(output) => panic!(
-            "the Docker engine at {} is not reachable: {} — the watcher's Docker tests need a \
-             running engine (start dockerd; CI machines have one)",
-            docker_host(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
-        Err(error) => panic!("cannot run the docker CLI: {error}"),
-    }
+    obs_testkit::docker::unique("watcher", what)
 }
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// An image built for one test, removed on drop.
-struct Image(String);
-
-/// Identical build contexts give identical image ids, so one test's `docker rmi` could
-/// delete the image another test's `docker build` is just tagging. Builds and removals take
-/// turns.
-static IMAGE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn image_lock() -> std::sync::MutexGuard<'static, ()> {
-    IMAGE_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Image {
-    /// The busybox image: `FROM scratch` + /bin/busybox from Debian's busybox-static.
-    fn busybox() -> Image {
-        require_engine();
-        let busybox = Path::new("/bin/busybox");
-        assert!(
-            busybox.is_file(),
-            "/bin/busybox is missing: install Debian's busybox-static (scripts/install-test-deps.sh)"
-        );
-        let context = tempfile::tempdir().expect("a build context");
-        std::fs::copy(
-            fixtures().join("busybox/Dockerfile"),
-            context.path().join("Dockerfile"),
-        )
-        .expect("the busybox Dockerfile");
-        std::fs::copy(busybox, context.path().join("busybox")).expect("copying busybox");
-        let tag = format!("{}:test", unique("busybox"));
-        let _turn = image_lock();
-        docker(&["build", "-q", "-t", &tag, &context.path().to_string_lossy()]);
-        Image(tag)
-    }
-
-    /// `base` with a HEALTHCHECK that always fails.
-    fn unhealthy(base: &Image) -> Image {
-        let tag = format!("{}:test", unique("unhealthy"));
-        let dir = fixtures().join("unhealthy");
-        let _turn = image_lock();
-        docker(&[
-            "build",
-            "-q",
-            "--build-arg",
-            &format!("BASE={}", base.0),
-            "-t",
-            &tag,
-            &dir.to_string_lossy(),
-        ]);
-        Image(tag)
-    }
-}
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _turn = image_lock();
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
-
-/// Containers started by one test, removed (forcibly) on drop.
-#[derive(Default)]
-struct Containers(Vec<String>);
-
-impl Containers {
-    fn run(&mut self, name: &str, options: &[&str], image: &Image, command: &[&str]) {
-        self.0.push(name.to_string());
-        let mut args = vec!["run", "-d", "--name", name];
-        args.extend_from_slice(options);
-        args.push(&image.0);
-        args.extend_from_slice(command);
-        docker(&args);
-    }
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        if !self.0.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(self.0.iter().map(String::as_str));
-            let _ = Command::new("docker").args(&args).output();
-        }
-    }
+/// `base` with a HEALTHCHECK that always fails.
+fn unhealthy_image(base: &Image) -> Image {
+    Image::build(
+        "watcher",
+        "unhealthy",
+        &fixtures().join("unhealthy"),
+        &[&format!("BASE={}", base.name())],
+    )
 }
 
 fn docker_settings() -> WatcherConfig {
@@ -189,7 +68,7 @@ async fn wait_for_event(app: &obs_testkit::TestApp, container: &str, event_type:
 
 #[actix_web::test]
 async fn a_container_that_exits_non_zero_is_a_crash_with_its_logs_at_hand() {
-    let image = Image::busybox();
+    let image = Image::busybox("watcher");
     let app = spawn(docker_settings()).await;
     wait_connected(&app).await;
     let mut containers = Containers::default();
@@ -250,7 +129,7 @@ async fn a_container_that_exits_non_zero_is_a_crash_with_its_logs_at_hand() {
 
 #[actix_web::test]
 async fn a_requested_stop_or_restart_is_not_a_crash() {
-    let image = Image::busybox();
+    let image = Image::busybox("watcher");
     let app = spawn(docker_settings()).await;
     wait_connected(&app).await;
     let mut containers = Containers::default();
@@ -303,7 +182,7 @@ async fn a_requested_stop_or_restart_is_not_a_crash() {
 
 #[actix_web::test]
 async fn a_container_restarting_in_a_loop_is_a_restart_loop() {
-    let image = Image::busybox();
+    let image = Image::busybox("watcher");
     let app = spawn(docker_settings()).await;
     wait_connected(&app).await;
     let mut containers = Containers::default();
@@ -347,8 +226,8 @@ async fn a_container_restarting_in_a_loop_is_a_restart_loop() {
 
 #[actix_web::test]
 async fn a_failing_healthcheck_is_unhealthy() {
-    let base = Image::busybox();
-    let image = Image::unhealthy(&base);
+    let base = Image::busybox("watcher");
+    let image = unhealthy_image(&base);
     let app = spawn(docker_settings()).await;
     wait_connected(&app).await;
     let mut containers = Containers::default();
@@ -373,7 +252,7 @@ async fn a_failing_healthcheck_is_unhealthy() {
 
 #[actix_web::test]
 async fn a_container_over_its_memory_limit_is_an_oom_kill_and_says_which_signal() {
-    let image = Image::busybox();
+    let image = Image::busybox("watcher");
     let app = spawn(docker_settings()).await;
     wait_connected(&app).await;
     let mut containers = Containers::default();
@@ -475,7 +354,7 @@ impl EngineProxy {
 
 #[actix_web::test]
 async fn the_watcher_reconnects_when_the_engine_goes_away_and_comes_back() {
-    let image = Image::busybox();
+    let image = Image::busybox("watcher");
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("engine.sock");
     let proxy = EngineProxy::start(&socket);
