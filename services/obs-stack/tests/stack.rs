@@ -204,3 +204,62 @@ async fn a_real_prometheus_scrapes_all_five_roles() {
     );
     stack.stop().await.unwrap();
 }
+
+/// The wiring end to end: an issue posted to the curator becomes an incident, the curator
+/// forwards it to the planner, whose plan reaches the archive as a record of kind `plan`.
+#[actix_web::test]
+async fn an_issue_becomes_a_plan_that_is_archived() {
+    let stack = start_stack().await;
+    let http = client();
+    let port = |role: &str| {
+        stack
+            .roles
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, port)| *port)
+            .expect("the role runs")
+    };
+    let issue = serde_json::json!([{
+        "id": "01JC3Z8Q2J6W7V2N5Y4M1K0P9R", "kind": "oom_killed", "service": "api",
+        "subject": "api-1", "severity": "critical", "state": "open",
+        "message": "api-1 was killed: out of memory", "recommendation": "Raise the memory limit",
+        "first_seen": "2026-01-02T03:04:05Z", "last_seen": "2026-01-02T03:04:05Z", "count": 1,
+        "facts": {"container": "api-1", "memory_limit_bytes": 268435456, "exit_code": 137}}]);
+    let response = http
+        .post(format!("http://127.0.0.1:{}/v1/issues", port("curator")))
+        .json(&issue)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let planner = format!("http://127.0.0.1:{}/v1/plans?service=api", port("planner"));
+    let plan: Value = eventually(
+        "the planner to make a plan",
+        Duration::from_secs(20),
+        || async {
+            let body: Value = http.get(&planner).send().await.ok()?.json().await.ok()?;
+            body["plans"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(plan["rule"], "oom_killed");
+    assert!(
+        plan.to_string().contains("from 256 MiB to 512 MiB"),
+        "{plan:#}"
+    );
+    let archive = format!(
+        "http://127.0.0.1:{}/v1/records?kind=plan&service=api",
+        port("archivist")
+    );
+    let record: Value = eventually(
+        "the plan in the archive",
+        Duration::from_secs(20),
+        || async {
+            let body: Value = http.get(&archive).send().await.ok()?.json().await.ok()?;
+            body["records"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(record["body"]["id"], plan["id"]);
+    stack.stop().await.expect("a clean stop");
+}
