@@ -26,7 +26,7 @@ pub mod telemetry;
 pub use config::{ConfigError, CoreConfig};
 pub use error::ApiError;
 pub use metrics::Metrics;
-pub use outbox::Outbox;
+pub use outbox::{Outbox, OutboxOptions};
 pub use runtime::{exit_with, run_role};
 pub use server::{shutdown_signal, Application, Role, RoleContext, Service};
 

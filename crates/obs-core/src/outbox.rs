@@ -3,7 +3,9 @@
 //! `push` returns only once the records are on disk under STATE_DIR/outbox/<destination>
 //! (appends from concurrent callers share one fsync). A delivery task posts them in batches,
 //! as a JSON array, to the destination URL, retrying with exponential backoff and jitter
-//! while the receiver is down or cold-starting. Delivery is at-least-once: receivers dedupe
+//! while the receiver is down or cold-starting (a receiver outside the fleet, such as a chat
+//! webhook, can be sent one record per request instead, without the fleet's token:
+//! [`OutboxOptions`]). Delivery is at-least-once: receivers dedupe
 //! by the records' ids. The queue is bounded; past the bound the oldest records are dropped,
 //! counted and logged, so a long outage costs history, never the sender's memory or disk.
 //!
@@ -86,6 +88,36 @@ pub struct OutboxSettings {
     pub max_retry_delay: Duration,
 }
 
+/// How an outbox talks to its receiver. The default is the roles' contract: batches as a
+/// JSON array, with the role's API_TOKEN. A receiver outside the fleet (a chat webhook)
+/// takes one JSON object per request and must never see the fleet's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxOptions {
+    /// Post each record alone, as the request body, instead of batches as a JSON array.
+    pub one_per_request: bool,
+    /// Send API_TOKEN (when set) as `Authorization: Bearer`.
+    pub send_api_token: bool,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        OutboxOptions {
+            one_per_request: false,
+            send_api_token: true,
+        }
+    }
+}
+
+impl OutboxOptions {
+    /// For a receiver outside the fleet: one record per request, no token.
+    pub fn external() -> Self {
+        OutboxOptions {
+            one_per_request: true,
+            send_api_token: false,
+        }
+    }
+}
+
 /// A persisted, retried, bounded queue of records for one destination. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
@@ -98,6 +130,7 @@ struct Shared {
     url: String,
     api_token: Option<String>,
     settings: OutboxSettings,
+    one_per_request: bool,
     /// Undelivered records, oldest first, mirrored from disk.
     queue: Mutex<VecDeque<Entry>>,
     journal: Mutex<Journal>,
@@ -120,6 +153,16 @@ impl Outbox {
     /// Open (or create) the outbox for `destination`, posting to `url`. Records left from
     /// a previous run are loaded and will be delivered.
     pub fn open(service: &Service, destination: &str, url: &str) -> anyhow::Result<Outbox> {
+        Self::open_with(service, destination, url, OutboxOptions::default())
+    }
+
+    /// As [`Outbox::open`], talking to the receiver as `options` say.
+    pub fn open_with(
+        service: &Service,
+        destination: &str,
+        url: &str,
+        options: OutboxOptions,
+    ) -> anyhow::Result<Outbox> {
         anyhow::ensure!(
             !destination.is_empty()
                 && destination
@@ -146,8 +189,9 @@ impl Outbox {
         let shared = Arc::new(Shared {
             destination: destination.to_string(),
             url: url.to_string(),
-            api_token: config.api_token.clone(),
+            api_token: config.api_token.clone().filter(|_| options.send_api_token),
             settings: config.outbox.clone(),
+            one_per_request: options.one_per_request,
             queue: Mutex::new(entries),
             journal: Mutex::new(journal),
             wake: Notify::new(),
@@ -279,8 +323,16 @@ impl Shared {
         self.metrics.pending.with_label_values(&[&self.destination])
     }
 
+    fn full_batch(&self) -> usize {
+        if self.one_per_request {
+            1
+        } else {
+            self.settings.batch_size
+        }
+    }
+
     async fn deliver_forever(&self) {
-        let mut batch_limit = self.settings.batch_size;
+        let mut batch_limit = self.full_batch();
         let mut failures: u32 = 0;
         loop {
             let batch: Vec<(u64, String)> = {
@@ -301,7 +353,7 @@ impl Shared {
                         tracing::info!(destination = %self.destination, "delivering again");
                     }
                     failures = 0;
-                    batch_limit = self.settings.batch_size;
+                    batch_limit = self.full_batch();
                     let delivered = self.consume_through(last_seq);
                     self.metrics
                         .delivered
@@ -320,7 +372,7 @@ impl Shared {
                         .dropped
                         .with_label_values(&[&self.destination, "rejected"])
                         .inc_by(dropped);
-                    batch_limit = self.settings.batch_size;
+                    batch_limit = self.full_batch();
                 }
                 Delivery::Retry(reason) => {
                     if failures == 0 {
@@ -364,16 +416,10 @@ impl Shared {
     }
 
     async fn post(&self, batch: &[(u64, String)]) -> Delivery {
-        let mut body =
-            String::with_capacity(batch.iter().map(|(_, j)| j.len() + 1).sum::<usize>() + 2);
-        body.push('[');
-        for (index, (_, json)) in batch.iter().enumerate() {
-            if index > 0 {
-                body.push(',');
-            }
-            body.push_str(json);
-        }
-        body.push(']');
+        let body = match batch {
+            [(_, json)] if self.one_per_request => json.clone(),
+            _ => json_array(batch),
+        };
         let mut request = self
             .http
             .post(&self.url)
@@ -404,6 +450,20 @@ impl Shared {
             Err(error) => Delivery::Retry(error.to_string()),
         }
     }
+}
+
+/// The records' JSON texts joined into one JSON array.
+fn json_array(batch: &[(u64, String)]) -> String {
+    let mut body = String::with_capacity(batch.iter().map(|(_, j)| j.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (index, (_, json)) in batch.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(json);
+    }
+    body.push(']');
+    body
 }
 
 enum Delivery {

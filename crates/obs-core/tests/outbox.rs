@@ -329,3 +329,111 @@ async fn a_rejected_record_is_isolated_and_the_rest_delivered() {
     .await;
     assert_eq!(outbox.pending(), 0);
 }
+
+/// What an external receiver (a chat webhook) saw: each request's body and whether it
+/// carried an Authorization header.
+type Hooked = Arc<Mutex<Vec<(Value, bool)>>>;
+
+/// A webhook that takes one JSON object per request, refuses arrays and `"poison"` with a
+/// 400, and answers 503 to its first `failures` requests.
+fn start_webhook(failures: usize) -> (String, Hooked, ServerHandle) {
+    let hooked: Hooked = Arc::default();
+    let refused = Arc::new(Mutex::new(0usize));
+    let (h, r) = (hooked.clone(), refused.clone());
+    let server = HttpServer::new(move || {
+        let (hooked, refused) = (h.clone(), r.clone());
+        App::new().route(
+            "/hook",
+            web::post().to(
+                move |request: obs_core::actix_web::HttpRequest, body: web::Json<Value>| {
+                    let (hooked, refused) = (hooked.clone(), refused.clone());
+                    async move {
+                        {
+                            let mut refused = refused.lock().unwrap();
+                            if *refused < failures {
+                                *refused += 1;
+                                return HttpResponse::ServiceUnavailable().finish();
+                            }
+                        }
+                        if !body.is_object() || body["poison"] == true {
+                            return HttpResponse::BadRequest().body("invalid_payload");
+                        }
+                        let authorized = request.headers().contains_key("authorization");
+                        hooked.lock().unwrap().push((body.into_inner(), authorized));
+                        HttpResponse::Ok().body("ok")
+                    }
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .expect("bind the webhook");
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    obs_core::actix_web::rt::spawn(server);
+    (format!("http://127.0.0.1:{port}/hook"), hooked, handle)
+}
+
+#[actix_web::test]
+async fn an_external_receiver_gets_one_object_per_request_and_no_token() {
+    let (url, hooked, handle) = start_webhook(3);
+    let (mut config, _state) = obs_testkit::test_config("sender");
+    fast_retries(&mut config);
+    config.api_token = Some("fleet-secret".into());
+    let service = Service::new(config).unwrap();
+    let outbox = Outbox::open_with(
+        &service,
+        "webhook",
+        &url,
+        obs_core::OutboxOptions::external(),
+    )
+    .unwrap();
+    let app = TestApp::run(
+        service
+            .bind(Sender {
+                outbox: outbox.clone(),
+            })
+            .await
+            .unwrap(),
+    );
+    let mut messages = records(0..6);
+    messages[2]["poison"] = json!(true);
+    outbox.push(&messages).await.unwrap();
+    let want: Vec<u64> = vec![0, 1, 3, 4, 5];
+    let got = eventually(
+        "every good message, each alone",
+        Duration::from_secs(20),
+        || async {
+            let got: Vec<u64> = hooked
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|(body, _)| body["n"].as_u64())
+                .collect();
+            (got.len() >= want.len()).then_some(got)
+        },
+    )
+    .await;
+    assert_eq!(got, want, "in order, the refused one dropped alone");
+    assert!(
+        hooked
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, authorized)| !authorized),
+        "the fleet's token never leaves the fleet"
+    );
+    assert!(metric(&app, r#"outbox_retries_total{destination="webhook"}"#).await >= 3.0);
+    assert_eq!(
+        metric(
+            &app,
+            r#"outbox_dropped_total{destination="webhook",reason="rejected"}"#
+        )
+        .await,
+        1.0
+    );
+    handle.stop(false).await;
+}
