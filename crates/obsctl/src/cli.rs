@@ -2,21 +2,30 @@
 //! [`crate::commands`] and [`crate::tui`].
 //!
 //! Every role's base URL comes from a flag or its `OBS_<ROLE>_URL` variable and defaults to the
-//! local port of DESIGN §1, so `obsctl status` works next to `obs-stack` with no setup. New
-//! roles' commands (`incidents`, `plans`, `report`, `ack`, `silence`) add their URL here and
-//! a client next to [`crate::client::watcher`].
+//! local port of DESIGN §1, so `obsctl status` works next to `obs-stack` with no setup.
+//! Each role's commands have their arguments in a module of their own ([`curator`],
+//! [`planner`]); [`values`] parses what clap cannot check alone.
+
+mod curator;
+mod planner;
+pub mod values;
 
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
+pub use curator::{
+    ByHandArgs, IncidentFilter, IncidentsArgs, SeverityFilter, SilenceAddArgs, SilenceCommand,
+};
+pub use planner::{PlanFilter, PlansArgs, ReportFormat};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "obsctl",
     version,
     about = "Command-line client and live terminal view for the obs-fleet roles",
-    after_help = "Exit codes: 0 done, 1 the request failed (watcher unreachable, error answer), 2 bad usage."
+    after_help = "Exit codes: 0 done, 1 the request failed (a role unreachable, an error answer), 2 bad usage."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -39,6 +48,39 @@ pub struct GlobalArgs {
         value_name = "URL"
     )]
     pub watcher_url: Url,
+
+    /// The curator's base URL (incidents, ack, resolve, silences).
+    #[arg(
+        long,
+        global = true,
+        env = "OBS_CURATOR_URL",
+        default_value = "http://127.0.0.1:8002",
+        value_parser = parse_base_url,
+        value_name = "URL"
+    )]
+    pub curator_url: Url,
+
+    /// The planner's base URL (plans).
+    #[arg(
+        long,
+        global = true,
+        env = "OBS_PLANNER_URL",
+        default_value = "http://127.0.0.1:8003",
+        value_parser = parse_base_url,
+        value_name = "URL"
+    )]
+    pub planner_url: Url,
+
+    /// The synthesizer's base URL (report).
+    #[arg(
+        long,
+        global = true,
+        env = "OBS_SYNTHESIZER_URL",
+        default_value = "http://127.0.0.1:8004",
+        value_parser = parse_base_url,
+        value_name = "URL"
+    )]
+    pub synthesizer_url: Url,
 
     /// Bearer token for requests that change state (the roles' API_TOKEN).
     #[arg(
@@ -98,6 +140,34 @@ pub enum Command {
     Heartbeat(HeartbeatArgs),
     /// Report an event for a service (`failure`/`success` with --component feed task counters).
     Event(EventArgs),
+    /// Incidents from the curator, worst first (default: the active ones).
+    Incidents(IncidentsArgs),
+    /// One incident in full: what, where, since when, facts, what to do.
+    Incident {
+        /// The incident's id, or a prefix of it that only one incident has.
+        id: String,
+    },
+    /// Acknowledge an incident: someone is on it.
+    #[command(visible_alias = "acknowledge")]
+    Ack(ByHandArgs),
+    /// Resolve an incident by hand; it reopens if its source still reports the trouble.
+    Resolve(ByHandArgs),
+    /// Silences: hold notifications back for matching incidents (add, list, delete).
+    #[command(subcommand)]
+    Silence(SilenceCommand),
+    /// Plans from the planner, most urgent first: what to do about each incident.
+    Plans(PlansArgs),
+    /// One plan in full, by its id or its incident's: the steps with reasons and outcomes.
+    Plan {
+        /// The plan's id or its incident's id.
+        id: String,
+    },
+    /// The synthesizer's report, printed as it comes.
+    Report {
+        /// md on a terminal by default, json with --json.
+        #[arg(long, value_enum)]
+        format: Option<ReportFormat>,
+    },
     /// A live view refreshed every few seconds; q or Esc quits.
     Tui {
         /// Seconds between refreshes.

@@ -1,4 +1,9 @@
 //! What each command does: ask the role, then print text for people or JSON for scripts.
+//! The watcher's commands are here; the other roles' in [`curator`] and [`planner`].
+
+pub mod curator;
+mod ids;
+pub mod planner;
 
 use std::collections::HashSet;
 
@@ -8,7 +13,7 @@ use serde::Serialize;
 use ulid::Ulid;
 
 use crate::cli::{EventArgs, EventsArgs, HeartbeatArgs, IssueFilter};
-use crate::client::WatcherClient;
+use crate::client::{CuratorClient, PlannerClient, SynthesizerClient, WatcherClient};
 use crate::output;
 use crate::render::{self, Painter, StatusView};
 
@@ -19,6 +24,9 @@ const VERBOSE_EVENTS: u32 = 10;
 /// What every command needs: the clients and how to print.
 pub struct Context {
     pub watcher: WatcherClient,
+    pub curator: CuratorClient,
+    pub planner: PlannerClient,
+    pub synthesizer: SynthesizerClient,
     pub json: bool,
     pub painter: Painter,
 }

@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command};
-use client::{ApiClient, WatcherClient};
+use cli::{Cli, Command, ReportFormat};
+use client::{ApiClient, CuratorClient, PlannerClient, SynthesizerClient, WatcherClient};
 use commands::Context;
 use render::Painter;
 
@@ -33,6 +33,19 @@ pub fn main() -> ExitCode {
             )
             .exit();
     }
+    if let Command::Report {
+        format: Some(format),
+    } = cli.command
+    {
+        if cli.global.json && format != ReportFormat::Json {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--json asks for the JSON report; leave it out for --format md or html",
+                )
+                .exit();
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -44,12 +57,11 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
-    let watcher = WatcherClient::new(ApiClient::new(
-        "watcher",
-        global.watcher_url,
-        global.token,
-        global.timeout,
-    )?);
+    let api = |role, url| ApiClient::new(role, url, global.token.clone(), global.timeout);
+    let watcher = WatcherClient::new(api("watcher", global.watcher_url)?);
+    let curator = CuratorClient::new(api("curator", global.curator_url)?);
+    let planner = PlannerClient::new(api("planner", global.planner_url)?);
+    let synthesizer = SynthesizerClient::new(api("synthesizer", global.synthesizer_url)?);
     // One worker is plenty for a client; the TUI draws from a blocking thread meanwhile.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -57,6 +69,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     let context = Context {
         watcher,
+        curator,
+        planner,
+        synthesizer,
         json: global.json,
         painter: Painter::for_stdout(global.color),
     };
@@ -68,6 +83,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Logs { container, lines } => commands::logs(&context, container, *lines).await,
             Command::Heartbeat(args) => commands::heartbeat(&context, args).await,
             Command::Event(args) => commands::event(&context, args).await,
+            Command::Incidents(args) => commands::curator::incidents(&context, args).await,
+            Command::Incident { id } => commands::curator::incident(&context, id).await,
+            Command::Ack(args) => commands::curator::by_hand(&context, args, false).await,
+            Command::Resolve(args) => commands::curator::by_hand(&context, args, true).await,
+            Command::Silence(command) => commands::curator::silence(&context, command).await,
+            Command::Plans(args) => commands::planner::plans(&context, args).await,
+            Command::Plan { id } => commands::planner::plan(&context, id).await,
+            Command::Report { format } => {
+                let format = format.unwrap_or(if global.json {
+                    ReportFormat::Json
+                } else {
+                    ReportFormat::Md
+                });
+                commands::planner::report(&context, format).await
+            }
             Command::Tui { interval } => tui::run(context.watcher.clone(), *interval).await,
         }
     })

@@ -1,9 +1,12 @@
 //! HTTP to the roles, in one place: base URLs, the bearer token, timeouts, and turning every
 //! way a request can fail into one [`ClientError`] that reads as one line.
 //!
-//! [`ApiClient`] is role-agnostic; each role gets a small typed wrapper ([`watcher`]), so the
-//! curator's, planner's … commands slot in beside it with their own URL.
+//! [`ApiClient`] is role-agnostic; each role gets a small typed wrapper ([`watcher`],
+//! [`curator`], [`planner`], [`synthesizer`]) with its own URL.
 
+pub mod curator;
+pub mod planner;
+pub mod synthesizer;
 pub mod watcher;
 
 use std::time::Duration;
@@ -12,6 +15,9 @@ use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use curator::CuratorClient;
+pub use planner::PlannerClient;
+pub use synthesizer::SynthesizerClient;
 pub use watcher::WatcherClient;
 
 /// Why a request to a role did not give us what we asked for.
@@ -155,7 +161,47 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<serde_json::Value, ClientError> {
-        let (what, request) = self.request(Method::POST, path);
+        self.change(Method::POST, path, query, body).await
+    }
+
+    /// POST `body` as JSON and decode the answer as `T`.
+    pub async fn post_for<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.change(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// DELETE `path` and decode the answer as `T`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &[&str]) -> Result<T, ClientError> {
+        self.change::<(), T>(Method::DELETE, path, &[], None).await
+    }
+
+    /// GET `path` and return the body as text, whatever its type (a report in Markdown or
+    /// HTML).
+    pub async fn get_text(
+        &self,
+        path: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<String, ClientError> {
+        let (what, request) = self.request(Method::GET, path);
+        let response = self.send(&what, request.query(query)).await?;
+        response
+            .text()
+            .await
+            .map_err(|error| self.transport_error(&what, error))
+    }
+
+    /// A request with an optional JSON body; an empty answer reads as JSON `null`.
+    async fn change<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let (what, request) = self.request(method, path);
         let mut request = request.query(query);
         if let Some(body) = body {
             request = request.json(body);
@@ -165,10 +211,12 @@ impl ApiClient {
             .text()
             .await
             .map_err(|error| self.transport_error(&what, error))?;
-        if text.trim().is_empty() {
-            return Ok(serde_json::Value::Null);
-        }
-        serde_json::from_str(&text).map_err(|error| self.unreadable(&what, error))
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
+        serde_json::from_str(text).map_err(|error| self.unreadable(&what, error))
     }
 
     /// `path` is a list of segments under the base URL (a prefix in the base is kept); each

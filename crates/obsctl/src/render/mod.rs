@@ -4,6 +4,8 @@
 //! Colour only when it will be seen: a terminal, NO_COLOR unset (or `--color always`). Lines
 //! are cut to the terminal's width; piped output is never cut.
 
+pub mod incidents;
+pub mod plans;
 pub mod table;
 pub mod time;
 pub mod tone;

@@ -24,6 +24,18 @@ pub fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `in 5s`, `in 3m`, `in 2h`, `in 4d`; a time already past is `now`.
+pub fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let seconds = (at - now).num_seconds();
+    match seconds {
+        ..=0 => "now".into(),
+        1..=59 => format!("in {seconds}s"),
+        60..=3_599 => format!("in {}m", seconds / 60),
+        3_600..=86_399 => format!("in {}h", seconds / 3_600),
+        _ => format!("in {}d", seconds / 86_400),
+    }
+}
+
 /// `30s`, `1.5s`, `2m`: a timeout as the user set it.
 pub fn seconds(value: f64) -> String {
     if value >= 120.0 && value % 60.0 == 0.0 {
@@ -48,6 +60,15 @@ mod tests {
         assert_eq!(age(now - Duration::hours(2), now), "2h ago");
         assert_eq!(age(now - Duration::days(4), now), "4d ago");
         assert_eq!(age(now + Duration::seconds(3), now), "just now");
+    }
+
+    #[test]
+    fn times_ahead_read_naturally() {
+        let now = Utc::now();
+        assert_eq!(until(now + Duration::seconds(5), now), "in 5s");
+        assert_eq!(until(now + Duration::minutes(90), now), "in 1h");
+        assert_eq!(until(now + Duration::days(3), now), "in 3d");
+        assert_eq!(until(now - Duration::seconds(3), now), "now");
     }
 
     #[test]
