@@ -1,0 +1,247 @@
+//! Notifications: incident changes people should hear of, grouped briefly, one message per
+//! webhook per group, each webhook behind its own `obs_core::Outbox` (persisted, retried with
+//! backoff while the receiver is down, kept across restarts), posting one JSON object per
+//! request and never the fleet's API token.
+//!
+//! Message shapes (docs/synthesizer.md): Slack-compatible `{"text": "…"}` in Slack's mrkdwn,
+//! or the generic JSON with every change, its incident and its plan. A message's `id` is
+//! derived from what it carries, so a message sent again after a crash has the same id and a
+//! receiver can drop the copy.
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use obs_core::{Outbox, OutboxOptions, RoleContext, Service};
+use obs_model::{IncidentChange, Severity};
+use serde_json::{json, Value};
+
+use crate::config::{Webhook, WebhookKind};
+use crate::plans::Notice;
+
+struct Hook {
+    webhook: Webhook,
+    outbox: Outbox,
+}
+
+/// The webhooks' outboxes.
+pub struct Notifier {
+    hooks: Vec<Hook>,
+}
+
+impl Notifier {
+    pub fn open(service: &Service, webhooks: &[Webhook]) -> anyhow::Result<Notifier> {
+        let hooks = webhooks
+            .iter()
+            .map(|webhook| {
+                let outbox = Outbox::open_with(
+                    service,
+                    &destination(webhook),
+                    &webhook.url,
+                    OutboxOptions::external(),
+                )
+                .with_context(|| format!("opening the outbox for webhook {}", webhook.url))?;
+                Ok(Hook {
+                    webhook: webhook.clone(),
+                    outbox,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Notifier { hooks })
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.hooks.is_empty()
+    }
+
+    pub fn start(&self, context: &RoleContext) {
+        for hook in &self.hooks {
+            hook.outbox.start(context);
+        }
+    }
+
+    /// Hand one message about `notices` to every webhook's outbox; returns once all hold it
+    /// durably, with the kinds of the webhooks it went to, or the kind of the first that
+    /// could not take it.
+    pub async fn send(
+        &self,
+        notices: &[Notice],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WebhookKind>, (WebhookKind, anyhow::Error)> {
+        let mut sent = Vec::with_capacity(self.hooks.len());
+        if notices.is_empty() {
+            return Ok(sent);
+        }
+        for hook in &self.hooks {
+            let message = match hook.webhook.kind {
+                WebhookKind::Slack => slack_message(notices),
+                WebhookKind::Generic => generic_message(notices, now),
+            };
+            hook.outbox
+                .push(&[message])
+                .await
+                .with_context(|| {
+                    format!("queueing a notification for {}", destination(&hook.webhook))
+                })
+                .map_err(|error| (hook.webhook.kind, error))?;
+            sent.push(hook.webhook.kind);
+        }
+        Ok(sent)
+    }
+}
+
+/// The outbox folder and metrics label of a webhook: its kind and a hash of its URL, so the
+/// same URL finds its queue again after a restart even if the list was reordered, and the
+/// URL (which may hold a secret, as Slack's do) never appears in metrics.
+pub fn destination(webhook: &Webhook) -> String {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in webhook.url.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("webhook-{}-{:08x}", webhook.kind.as_str(), hash as u32)
+}
+
+/// Stable for the same notices: the first change's incident and revision, and how many.
+fn message_id(notices: &[Notice]) -> String {
+    let first = &notices[0].plan.incident;
+    format!("{}-r{}-n{}", first.id, first.revision, notices.len())
+}
+
+fn summary(notices: &[Notice]) -> String {
+    let mut counts: Vec<(IncidentChange, usize)> = Vec::new();
+    for notice in notices {
+        let change = notice.plan.incident.change;
+        match counts.iter_mut().find(|(c, _)| *c == change) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((change, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(change, n)| format!("{n} {}", change.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The generic JSON: every change with its incident and its plan's steps.
+pub fn generic_message(notices: &[Notice], now: DateTime<Utc>) -> Value {
+    let changes: Vec<Value> = notices
+        .iter()
+        .map(|notice| {
+            let plan = &notice.plan;
+            json!({
+                "change": plan.incident.change,
+                "incident": plan.incident,
+                "plan": {
+                    "id": plan.id,
+                    "priority": plan.priority,
+                    "state": plan.state,
+                    "rule": plan.rule,
+                    "summary": plan.summary,
+                    "steps": plan.steps,
+                    "revision": plan.revision,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "id": message_id(notices),
+        "source": "obs-fleet synthesizer",
+        "sent_at": now,
+        "summary": summary(notices),
+        "changes": changes,
+    })
+}
+
+/// Slack's mrkdwn: `&`, `<` and `>` are its only control characters.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `{"text": …}`: one line per change, its message and plan steps quoted under it.
+pub fn slack_message(notices: &[Notice]) -> Value {
+    let mut lines = vec![format!(
+        "*obs-fleet: {}* ({})",
+        if notices.len() == 1 {
+            "1 incident update".to_string()
+        } else {
+            format!("{} incident updates", notices.len())
+        },
+        summary(notices)
+    )];
+    for notice in notices {
+        let plan = &notice.plan;
+        let incident = &plan.incident;
+        let icon = match (incident.change, incident.severity) {
+            (IncidentChange::Resolved, _) => ":white_check_mark:",
+            (_, Severity::Critical) => ":red_circle:",
+            (_, Severity::Warning) => ":large_orange_circle:",
+            (_, Severity::Info) => ":large_blue_circle:",
+        };
+        lines.push(format!(
+            "{icon} *{}* {} · {} — {} · {}",
+            incident.severity.as_str().to_uppercase(),
+            incident.change.as_str(),
+            slack_escape(&incident.service),
+            slack_escape(&incident.title),
+            plan.priority.as_str()
+        ));
+        if incident.change != IncidentChange::Resolved {
+            if !incident.message.is_empty() {
+                lines.push(format!("> {}", slack_escape(&one_line(&incident.message))));
+            }
+            for (number, step) in plan.steps.iter().enumerate() {
+                lines.push(format!(
+                    "> {}. {}",
+                    number + 1,
+                    slack_escape(&one_line(&step.title))
+                ));
+            }
+        }
+    }
+    json!({"text": lines.join("\n")})
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_stable_labels_without_the_url() {
+        let hook = |kind, url: &str| Webhook {
+            kind,
+            url: url.into(),
+        };
+        let slack = destination(&hook(
+            WebhookKind::Slack,
+            "https://hooks.slack.com/services/T/B/SECRET",
+        ));
+        assert!(slack.starts_with("webhook-slack-"), "{slack}");
+        assert!(!slack.contains("SECRET"));
+        assert_eq!(
+            slack,
+            destination(&hook(
+                WebhookKind::Slack,
+                "https://hooks.slack.com/services/T/B/SECRET"
+            ))
+        );
+        assert_ne!(
+            destination(&hook(WebhookKind::Generic, "http://a/1")),
+            destination(&hook(WebhookKind::Generic, "http://a/2"))
+        );
+        assert!(slack
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+
+    #[test]
+    fn slack_text_escapes_its_control_characters() {
+        assert_eq!(slack_escape("<a> & b"), "&lt;a&gt; &amp; b");
+    }
+}
