@@ -8,10 +8,12 @@
 
 pub mod docker;
 pub mod postgres;
+pub mod prometheus;
 pub mod receiver;
 
+pub use prometheus::{Alertmanager, Prometheus};
+
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -230,122 +232,4 @@ pub fn promtool_check_metrics(text: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// A real Prometheus on a loopback port with its own config and storage, killed on drop.
-pub struct Prometheus {
-    pub url: String,
-    _child: ChildGuard,
-    _dir: tempfile::TempDir,
-    client: reqwest::Client,
-}
-
-impl Prometheus {
-    /// Start Prometheus with `scrape_configs` (YAML, the list under `scrape_configs:`).
-    pub async fn start(scrape_configs: &str) -> anyhow::Result<Prometheus> {
-        let dir = tempfile::tempdir()?;
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape_configs}"
-            ),
-        )?;
-        let port = free_port();
-        let mut child = Command::new(tool("prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting prometheus")?;
-        // Keep its log for failures, without letting a full pipe block it.
-        let log_path = dir.path().join("prometheus.log");
-        if let Some(stderr) = child.stderr.take() {
-            let log_path = log_path.clone();
-            std::thread::spawn(move || {
-                let mut log = std::fs::File::create(log_path).ok();
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(log) = &mut log {
-                        use std::io::Write;
-                        let _ = writeln!(log, "{line}");
-                    }
-                }
-            });
-        }
-        let prometheus = Prometheus {
-            url: format!("http://127.0.0.1:{port}"),
-            _child: ChildGuard(Some(child)),
-            _dir: dir,
-            client: client(),
-        };
-        let ready = format!("{}/-/ready", prometheus.url);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = prometheus.client.get(&ready).send().await {
-                if response.status().is_success() {
-                    return Ok(prometheus);
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "prometheus not ready after 30 s; log:\n{}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// An instant query; returns `data.result`.
-    pub async fn query(&self, promql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-        let response: serde_json::Value = self
-            .client
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", promql)])
-            .send()
-            .await?
-            .json()
-            .await?;
-        anyhow::ensure!(
-            response["status"] == "success",
-            "query {promql} failed: {response}"
-        );
-        Ok(response["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    /// `{label value → sample value}` of an instant query, keyed by `label`.
-    pub async fn values_by(
-        &self,
-        promql: &str,
-        label: &str,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
-        Ok(self
-            .query(promql)
-            .await?
-            .iter()
-            .filter_map(|sample| {
-                let key = sample["metric"][label].as_str()?.to_string();
-                let value = sample["value"][1].as_str()?.parse().ok()?;
-                Some((key, value))
-            })
-            .collect())
-    }
-
-    pub async fn targets(&self) -> anyhow::Result<serde_json::Value> {
-        Ok(self
-            .client
-            .get(format!("{}/api/v1/targets", self.url))
-            .send()
-            .await?
-            .json()
-            .await?)
-    }
 }
