@@ -95,3 +95,108 @@ pub fn issue(severity: Severity, state: IssueState) -> Issue {
         facts: BTreeMap::new(),
     }
 }
+
+pub fn incident(severity: Severity, state: obs_model::IncidentState) -> obs_model::Incident {
+    obs_model::Incident {
+        id: ulid::Ulid::from_string("01JC3Z8Q2J6W7V2N5Y4M1K0P9R").unwrap(),
+        fingerprint: "api/oom_killed/api-1".into(),
+        source: obs_model::IncidentSource::Watcher,
+        service: "api".into(),
+        kind: IssueKind::OomKilled,
+        subject: "api-1".into(),
+        severity,
+        state,
+        title: "api-1 killed: out of memory".into(),
+        message: "Container api-1 killed - out of memory (256 MiB)".into(),
+        recommendation: "Raise the memory limit or find the leak".into(),
+        first_seen: now() - Duration::minutes(30),
+        last_seen: now() - Duration::seconds(20),
+        updated_at: now() - Duration::seconds(20),
+        acknowledged_at: None,
+        acknowledged_by: None,
+        resolved_at: None,
+        resolved_by: None,
+        comment: None,
+        count: 3,
+        reopened: 0,
+        flapping: false,
+        silenced: None,
+        issue_ids: Vec::new(),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        facts: BTreeMap::from([
+            ("exit_code".to_string(), serde_json::json!(137)),
+            ("container".to_string(), serde_json::json!("api-1")),
+        ]),
+        change: obs_model::IncidentChange::Opened,
+        notify: true,
+        revision: 1,
+    }
+}
+
+pub fn silence() -> obs_model::Silence {
+    obs_model::Silence {
+        id: ulid::Ulid::from_string("01JC40000000000000000000AB").unwrap(),
+        matchers: vec![
+            obs_model::Matcher {
+                name: "service".into(),
+                value: "api".into(),
+                is_regex: false,
+                is_equal: true,
+            },
+            obs_model::Matcher {
+                name: "kind".into(),
+                value: "oom.*".into(),
+                is_regex: true,
+                is_equal: true,
+            },
+        ],
+        starts_at: now() - Duration::minutes(5),
+        ends_at: now() + Duration::hours(2),
+        comment: "deploying api".into(),
+        created_by: Some("alice".into()),
+        created_at: now() - Duration::minutes(5),
+        state: obs_model::SilenceState::Active,
+    }
+}
+
+pub fn plan(priority: obs_model::Priority) -> obs_model::Plan {
+    let incident = incident(Severity::Critical, obs_model::IncidentState::Open);
+    obs_model::Plan {
+        id: ulid::Ulid::from_string("01JC4P0000000000000000000Q").unwrap(),
+        incident_id: incident.id,
+        service: "api".into(),
+        priority,
+        state: obs_model::PlanState::Open,
+        rule: "oom_killed".into(),
+        summary: "api-1 was killed for running out of memory (2 restarts so far)".into(),
+        steps: vec![
+            obs_model::PlanStep {
+                action: "restart_container".into(),
+                title: "Restart api-1".into(),
+                reason: "It is not running".into(),
+                safe: true,
+                target: Some("api-1".into()),
+                outcome: Some(obs_model::StepOutcome {
+                    status: obs_model::StepStatus::Succeeded,
+                    at: now() - Duration::seconds(5),
+                    attempt: 1,
+                    detail: "the watcher restarted it".into(),
+                }),
+            },
+            obs_model::PlanStep {
+                action: "raise_memory_limit".into(),
+                title: "Raise the memory limit of api-1 from 256 MiB to 512 MiB".into(),
+                reason: "It was killed at its 256 MiB limit".into(),
+                safe: false,
+                target: Some("api-1".into()),
+                outcome: None,
+            },
+        ],
+        created_at: now() - Duration::minutes(30),
+        updated_at: now() - Duration::seconds(5),
+        closed_at: None,
+        incident,
+        revision: 2,
+    }
+}

@@ -300,3 +300,6 @@ pub fn silence_changed(verb: &str, silence: &Silence, now: DateTime<Utc>) -> Str
         matchers(silence)
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -127,3 +127,6 @@ fn step_block(number: usize, step: &PlanStep, painter: &Painter, now: DateTime<U
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,16 +24,25 @@ pub fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// `in 5s`, `in 3m`, `in 2h`, `in 4d`; a time already past is `now`.
+/// `in 5s`, `in 3m`, `in 2h`, `in 4d`, to the nearest unit (a two-hour silence shown a
+/// second after it was made still ends `in 2h`); a time already past is `now`.
 pub fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let seconds = (at - now).num_seconds();
-    match seconds {
-        ..=0 => "now".into(),
-        1..=59 => format!("in {seconds}s"),
-        60..=3_599 => format!("in {}m", seconds / 60),
-        3_600..=86_399 => format!("in {}h", seconds / 3_600),
-        _ => format!("in {}d", seconds / 86_400),
+    if seconds <= 0 {
+        return "now".into();
     }
+    if seconds < 60 {
+        return format!("in {seconds}s");
+    }
+    let minutes = (seconds + 30) / 60;
+    if minutes < 60 {
+        return format!("in {minutes}m");
+    }
+    let hours = (seconds + 1_800) / 3_600;
+    if hours < 24 {
+        return format!("in {hours}h");
+    }
+    format!("in {}d", (seconds + 43_200) / 86_400)
 }
 
 /// `30s`, `1.5s`, `2m`: a timeout as the user set it.
@@ -66,7 +75,9 @@ mod tests {
     fn times_ahead_read_naturally() {
         let now = Utc::now();
         assert_eq!(until(now + Duration::seconds(5), now), "in 5s");
-        assert_eq!(until(now + Duration::minutes(90), now), "in 1h");
+        assert_eq!(until(now + Duration::minutes(80), now), "in 1h");
+        assert_eq!(until(now + Duration::seconds(7_199), now), "in 2h");
+        assert_eq!(until(now + Duration::seconds(3_599), now), "in 1h");
         assert_eq!(until(now + Duration::days(3), now), "in 3d");
         assert_eq!(until(now - Duration::seconds(3), now), "now");
     }

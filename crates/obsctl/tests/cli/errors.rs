@@ -172,3 +172,147 @@ async fn a_base_url_keeps_its_path_and_a_wrong_one_is_one_line() {
         "{line}"
     );
 }
+
+/// The other roles' commands, each with the role it asks first.
+const ROLE_COMMANDS: &[(&str, &[&str])] = &[
+    ("curator", &["incidents"]),
+    ("curator", &["incident", "01JC3Z8Q2J6W7V2N5Y4M1K0P9R"]),
+    ("curator", &["incident", "01JC"]),
+    ("curator", &["ack", "01JC3Z8Q2J6W7V2N5Y4M1K0P9R"]),
+    ("curator", &["resolve", "01JC"]),
+    ("curator", &["silence", "list"]),
+    (
+        "curator",
+        &[
+            "silence",
+            "add",
+            "-m",
+            "service=api",
+            "--for",
+            "1h",
+            "-c",
+            "x",
+        ],
+    ),
+    ("curator", &["silence", "delete", "01JC"]),
+    ("planner", &["plans"]),
+    ("planner", &["plan", "01JC3Z8Q2J6W7V2N5Y4M1K0P9R"]),
+    ("synthesizer", &["report"]),
+    ("synthesizer", &["report", "--format", "html"]),
+];
+
+#[tokio::test]
+async fn an_unreachable_role_is_one_line_naming_its_url_flag_and_variable() {
+    let url = format!("http://127.0.0.1:{}", obs_testkit::free_port());
+    for (role, args) in ROLE_COMMANDS {
+        // `--json` with `--format html` is a usage error, tested below.
+        let variants: &[bool] = if args.contains(&"--format") {
+            &[false]
+        } else {
+            &[false, true]
+        };
+        for &json in variants {
+            let mut all = vec![
+                "--curator-url",
+                &url,
+                "--planner-url",
+                &url,
+                "--synthesizer-url",
+                &url,
+            ];
+            all.extend_from_slice(args);
+            if json {
+                all.push("--json");
+            }
+            let run = crate::support::run(&mut crate::support::obsctl_command(&all)).await;
+            assert_eq!(
+                run.failure(1),
+                format!(
+                    "obsctl: {role} at {url} is unreachable (connection refused); is it running? \
+                     (--{role}-url or OBS_{}_URL)",
+                    role.to_uppercase()
+                ),
+                "{all:?}"
+            );
+            assert!(run.stdout.is_empty(), "{all:?}: {run:#?}");
+        }
+    }
+    // The defaults are the local ports of DESIGN §1; the variables override them.
+    let run = crate::support::run(
+        crate::support::obsctl_command(&["plans"]).env("OBS_PLANNER_URL", &url),
+    )
+    .await;
+    assert!(
+        run.failure(1).contains(&format!("planner at {url} ")),
+        "{run:#?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_matchers_durations_and_states_are_clap_errors_with_exit_2() {
+    let url = "http://127.0.0.1:9";
+    let add = ["silence", "add", "-c", "why"];
+    let cases: &[(&[&str], &str)] = &[
+        (&["-m", "service", "--for", "1h"], "no operator"),
+        (&["-m", "=api", "--for", "1h"], "no name before ="),
+        (&["-m", "service!api", "--for", "1h"], "one of = != =~ !~"),
+        (&["-m", "my-label=x", "--for", "1h"], "not a matcher name"),
+        (&["-m", "service=api", "--for", "2"], "`2` needs a unit"),
+        (&["-m", "service=api", "--for", "1.5h"], "is not a unit"),
+        (&["-m", "service=api", "--for", "0m"], "longer than zero"),
+        (&["-m", "service=api", "--until", "tomorrow"], "RFC 3339"),
+        (&["-m", "service=api"], "--for"),
+        (
+            &[
+                "-m",
+                "service=api",
+                "--for",
+                "1h",
+                "--until",
+                "2030-01-01T00:00:00Z",
+            ],
+            "--until",
+        ),
+        (&["--for", "1h"], "--matcher"),
+    ];
+    for (args, named) in cases {
+        let mut all: Vec<&str> = add.to_vec();
+        all.extend_from_slice(args);
+        let run = obsctl(url, &all).await;
+        let stderr = run.failure(2);
+        assert!(
+            stderr.contains(named),
+            "{all:?} should say {named}: {stderr}"
+        );
+        assert!(run.stdout.is_empty(), "{all:?}: {run:#?}");
+    }
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["silence", "add", "-m", "service=api", "--for", "1h"],
+            "--comment",
+        ),
+        (&["silence"], "Usage"),
+        (&["incidents", "--state", "closed"], "--state"),
+        (&["incidents", "--severity", "fatal"], "--severity"),
+        (&["ack"], "<ID>"),
+        (&["resolve", "--comment"], "--comment"),
+        (&["plans", "--state", "active"], "--state"),
+        (&["report", "--format", "pdf"], "--format"),
+        (&["report", "--format", "md", "--json"], "--json"),
+        (&["--curator-url", "nope", "incidents"], "--curator-url"),
+        (&["--planner-url", "ftp://host", "plans"], "--planner-url"),
+        (
+            &["--synthesizer-url", "http://host/?q=1", "report"],
+            "--synthesizer-url",
+        ),
+    ];
+    for (args, named) in cases {
+        let run = obsctl(url, args).await;
+        let stderr = run.failure(2);
+        assert!(
+            stderr.contains(named),
+            "{args:?} should name {named}: {stderr}"
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {run:#?}");
+    }
+}

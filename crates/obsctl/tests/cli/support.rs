@@ -160,6 +160,11 @@ pub fn obsctl_command(args: &[&str]) -> tokio::process::Command {
     command
         .args(args)
         .env_remove("OBS_WATCHER_URL")
+        .env_remove("OBS_CURATOR_URL")
+        .env_remove("OBS_PLANNER_URL")
+        .env_remove("OBS_SYNTHESIZER_URL")
+        .env_remove("USER")
+        .env_remove("LOGNAME")
         .env_remove("OBS_API_TOKEN")
         .env_remove("NO_COLOR")
         .stdin(Stdio::null())
