@@ -1,5 +1,5 @@
 //! obsctl as people and scripts run it: the real binary against the real watcher binary on a
-//! loopback port, the real curator and planner served in the test process, a real tmux for
+//! loopback port, the real curator, planner and synthesizer served in the test process, a real tmux for
 //! the live view, a real Docker container for `logs`.
 
 mod commands;
@@ -8,6 +8,7 @@ mod follow;
 mod incidents;
 mod logs;
 mod plans;
+mod report;
 mod roles;
 mod silences;
 mod support;

@@ -1,4 +1,4 @@
-//! The curator and the planner served in this process on loopback ports (their real
+//! The curator, the planner and the synthesizer served in this process on loopback ports (their real
 //! servers, as the roles' own tests run them), what they are fed, and obsctl pointed at them.
 
 use std::collections::BTreeMap;
@@ -11,6 +11,7 @@ use obs_model::{
 };
 use obs_testkit::{test_config, TestApp};
 use planner::{Planner, PlannerConfig};
+use synthesizer::{Synthesizer, SynthesizerConfig};
 use ulid::Ulid;
 
 use crate::support::{obsctl_command, run, Run};
@@ -49,6 +50,17 @@ impl Role {
         })
         .await
         .expect("the planner starts");
+        Role { app, _state: state }
+    }
+
+    /// A synthesizer with no peers: its report is made of the plans it is sent.
+    pub async fn synthesizer() -> Role {
+        let (config, state) = test_config("synthesizer");
+        let app = TestApp::spawn(config, async move |service: &Service| {
+            Synthesizer::with_config(service, SynthesizerConfig::for_tests()).await
+        })
+        .await
+        .expect("the synthesizer starts");
         Role { app, _state: state }
     }
 
