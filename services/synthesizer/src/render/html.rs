@@ -27,7 +27,7 @@ header.top .wrap{display:flex;justify-content:space-between;align-items:center;h
 .brand{font-weight:650;font-size:17px;letter-spacing:.2px}
 .brand span{color:#9ca3af;font-weight:400}
 .updated{color:#9ca3af;font-size:13px}
-main{padding:28px 0 40px}
+main.wrap{padding-top:28px;padding-bottom:40px}
 .banner{display:flex;align-items:center;gap:16px;border-radius:12px;padding:20px 24px;margin-bottom:20px;color:#fff}
 .banner h1{margin:0;font-size:22px;font-weight:650}
 .banner p{margin:2px 0 0;opacity:.9;font-size:14px}
@@ -83,6 +83,10 @@ tr:last-child td{border-bottom:0}
 td.time{color:var(--muted);white-space:nowrap;font-variant-numeric:tabular-nums;width:1%}
 td.svc-col{font-weight:600;white-space:nowrap;width:1%}
 td.detail{color:var(--muted)}
+td.type{width:1%;white-space:nowrap}
+.legend{display:flex;gap:14px;font-weight:400;color:var(--muted);font-size:13px}
+.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}
+.legend .up{background:#22c55e}.legend .degraded{background:#f59e0b}.legend .down{background:#ef4444}
 .ev{display:inline-block;border-radius:6px;padding:0 8px;font-size:12px;font-weight:600;background:var(--grey-bg);color:#475467}
 .ev-good{background:var(--green-bg);color:var(--green)}
 .ev-bad{background:var(--red-bg);color:var(--red)}
@@ -169,7 +173,15 @@ fn banner(report: &Report) -> Markup {
 fn services(report: &Report) -> Markup {
     html! {
         section.card {
-            h2 { "Services" small { "uptime over the last 24 hours" } }
+            h2 {
+                "Services"
+                span.legend {
+                    span { i.up {} "operational" }
+                    span { i.degraded {} "degraded" }
+                    span { i.down {} "down" }
+                    span { "· last 24 hours" }
+                }
+            }
             @if report.services.is_empty() {
                 div.empty { "No services known yet." }
             }
@@ -340,7 +352,7 @@ fn events(events: &[Event], now: DateTime<Utc>) -> Markup {
                                 (event.timestamp.format("%H:%M:%S")) " · " (ago(event.timestamp, now)) " ago"
                             }
                             td.svc-col { (event.service) }
-                            td { span class=(event_class(&event.event_type)) { (event.event_type) } }
+                            td.type { span class=(event_class(&event.event_type)) { (event.event_type) } }
                             td.detail {
                                 @if let Some(container) = &event.container { (container) " " }
                                 @if let Some(detail) = &event.detail { (detail) }
