@@ -143,13 +143,18 @@ fn incident_section(
         .as_deref()
         .map(|by| format!(", acknowledged by {}", line(by)))
         .unwrap_or_default();
+    let seen = if incident.count > 1 {
+        format!(" · seen {} times", incident.count)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{} · open {}{} · seen {} times\n",
+        "{} · open {}{}{}\n",
         line(&incident.service),
         ago(incident.first_seen, now),
         acknowledged,
-        incident.count
+        seen
     );
     if !incident.message.is_empty() {
         let _ = writeln!(out, "{}\n", line(&incident.message));
