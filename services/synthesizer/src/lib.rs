@@ -108,14 +108,15 @@ impl Shared {
             (accepted, snapshot)
         };
         self.metrics.plans_stale.inc_by(accepted.stale as u64);
+        if accepted.notify > 0 {
+            // Even if the save below fails: the changes are owed either way.
+            self.notices_queued.notify_one();
+        }
         if let Some(snapshot) = snapshot {
             if let Err(error) = self.store.save(snapshot).await {
                 self.metrics.state_save_failures.inc();
                 return Err(error.into());
             }
-        }
-        if accepted.notify > 0 {
-            self.notices_queued.notify_one();
         }
         Ok(accepted)
     }
