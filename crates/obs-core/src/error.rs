@@ -1,8 +1,9 @@
 //! JSON errors, the same shape everywhere: `{"error":"<stable_code>","message":"<for a human>"}`.
 //!
-//! Handlers return [`ApiError`]; actix's own extractor failures (bad JSON, wrong content type,
-//! oversized body, bad query or path) are turned into it by the configs in [`extractor_configs`],
-//! so a client sees one shape whatever went wrong. The status is decided here and only here.
+//! Handlers return [`ApiError`]; JSON bodies come through [`crate::json::Json`], which names the
+//! wrong field, and actix's own extractor failures (bad query or path, a stray `web::Json`) are
+//! turned into it by the configs in [`extractor_configs`], so a client sees one shape whatever
+//! went wrong. The status is decided here and only here.
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
@@ -139,18 +140,21 @@ pub fn json_error(error: JsonPayloadError, limit: usize) -> ApiError {
 /// The extractor configs every role app registers, so bad input always answers in JSON.
 pub fn extractor_configs(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(
-            web::JsonConfig::default()
-                .limit(max_body_bytes)
-                .error_handler(move |error, _req: &HttpRequest| {
-                    json_error(error, max_body_bytes).into()
-                }),
-        )
-        .app_data(web::PayloadConfig::default().limit(max_body_bytes))
-        .app_data(
-            web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()),
-        )
-        .app_data(web::PathConfig::default().error_handler(|error, _req| path_error(error).into()));
+        cfg.app_data(crate::json::BodyLimit(max_body_bytes))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body_bytes)
+                    .error_handler(move |error, _req: &HttpRequest| {
+                        json_error(error, max_body_bytes).into()
+                    }),
+            )
+            .app_data(web::PayloadConfig::default().limit(max_body_bytes))
+            .app_data(
+                web::QueryConfig::default().error_handler(|error, _req| query_error(error).into()),
+            )
+            .app_data(
+                web::PathConfig::default().error_handler(|error, _req| path_error(error).into()),
+            );
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`server`]: [`Service`] → [`Application`]: probes, metrics, docs, JSON errors, drain.
 //! - [`metrics`]: one registry per role, seed-compatible HTTP metrics.
 //! - [`error`]: [`ApiError`], the one JSON error shape.
+//! - [`json`]: [`Json`], the request-body extractor whose errors name the field.
 //! - [`telemetry`]: JSON or text logs with role, trace id and request id.
 //! - [`outbox`]: persisted, retried, bounded delivery of records to another role.
 //! - [`durable`]: atomic file writes for state that must survive a crash.
@@ -15,6 +16,7 @@ pub mod docs;
 pub mod durable;
 pub mod error;
 pub mod heartbeat;
+pub mod json;
 pub mod metrics;
 mod middleware;
 pub mod outbox;
@@ -25,6 +27,7 @@ pub mod telemetry;
 
 pub use config::{ConfigError, CoreConfig};
 pub use error::ApiError;
+pub use json::Json;
 pub use metrics::Metrics;
 pub use outbox::{Outbox, OutboxOptions};
 pub use runtime::{exit_with, run_role};

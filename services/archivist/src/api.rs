@@ -138,7 +138,7 @@ struct PurgeDoc {
     ))]
 async fn append_records(
     archive: web::Data<Archive>,
-    body: web::Json<Value>,
+    body: obs_core::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let records = parse_batch(body.into_inner(), archive.max_batch)?;
     archive.metrics.batch_records.observe(records.len() as f64);

@@ -115,7 +115,7 @@ async fn apply_signals(shared: &Shared, signals: Vec<Signal>) -> Result<Tally, A
         (status = 503, description = "MAX_INCIDENTS reached; retry later", body = obs_core::error::ErrorBody)))]
 async fn post_issues(
     shared: web::Data<Shared>,
-    items: web::Json<Vec<Box<RawValue>>>,
+    items: obs_core::Json<Vec<Box<RawValue>>>,
 ) -> Result<HttpResponse, ApiError> {
     let issues = issues::parse_batch(&items)?;
     drop(items);
@@ -152,7 +152,7 @@ async fn post_issues(
         (status = 503, description = "MAX_INCIDENTS reached; retry later", body = obs_core::error::ErrorBody)))]
 async fn post_alertmanager(
     shared: web::Data<Shared>,
-    raw: web::Json<Box<RawValue>>,
+    raw: obs_core::Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
     let payload: alertmanager::Payload = body(&raw)?;
     let signals = alertmanager::signals(payload, Utc::now())?;
@@ -360,7 +360,7 @@ async fn resolve(
         (status = 409, description = "MAX_SILENCES reached", body = obs_core::error::ErrorBody)))]
 async fn post_silence(
     shared: web::Data<Shared>,
-    raw: web::Json<Box<RawValue>>,
+    raw: obs_core::Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
     let input: SilenceIn = body(&raw)?;
     let now = Utc::now();
@@ -442,7 +442,7 @@ async fn get_goals(shared: web::Data<Shared>) -> HttpResponse {
         (status = 400, description = "invalid; the field is named", body = obs_core::error::ErrorBody)))]
 async fn put_goals(
     shared: web::Data<Shared>,
-    raw: web::Json<Box<RawValue>>,
+    raw: obs_core::Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
     let input: Goals = body(&raw)?;
     let services = goals::check(input).map_err(ApiError::from)?;

@@ -60,28 +60,10 @@ impl From<FieldError> for ApiError {
     }
 }
 
-/// Deserialize JSON text into `T`, naming the field that did not fit (serde alone says only
-/// "at line 1 column 80").
+/// Deserialize JSON text into `T`, naming the field that did not fit (obs-core's parser, the
+/// one every role's JSON bodies go through).
 pub fn parse<T: DeserializeOwned>(json: &str) -> Result<T, FieldError> {
-    let mut deserializer = serde_json::Deserializer::from_str(json);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let field = if path == "." { String::new() } else { path };
-        // serde_json appends "at line 1 column 80": the path says where, more usefully.
-        let why = strip_position(&error.into_inner().to_string());
-        FieldError::new(field, why)
-    })?;
-    deserializer
-        .end()
-        .map_err(|error| FieldError::new("", strip_position(&error.to_string())))?;
-    Ok(value)
-}
-
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
-        None => message.to_string(),
-    }
+    obs_core::json::from_str(json).map_err(|error| FieldError::new(error.path, error.why))
 }
 
 /// A name: 1 to 128 characters from letters, digits and `-_.:@`. No spaces, no `/` (it

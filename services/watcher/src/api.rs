@@ -154,7 +154,7 @@ async fn contact(
         (status = 409, description = "MAX_SERVICES reached", body = obs_core::error::ErrorBody)))]
 async fn heartbeat(
     shared: web::Data<Shared>,
-    body: web::Json<HeartbeatIn>,
+    body: obs_core::Json<HeartbeatIn>,
 ) -> Result<HttpResponse, ApiError> {
     let beat = body.into_inner();
     check_name("service", &beat.service)?;
@@ -248,7 +248,7 @@ async fn ping_fail(
         (status = 400, body = obs_core::error::ErrorBody)))]
 async fn post_event(
     shared: web::Data<Shared>,
-    body: web::Json<EventIn>,
+    body: obs_core::Json<EventIn>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner();
     check_name("service", &input.service)?;

@@ -11,9 +11,11 @@ pub struct Greeting {
     pub name: String,
     #[serde(default)]
     pub times: u32,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
-async fn echo(body: web::Json<Greeting>) -> Result<HttpResponse, ApiError> {
+async fn echo(body: obs_core::Json<Greeting>) -> Result<HttpResponse, ApiError> {
     if body.name.len() > 64 {
         return Err(ApiError::invalid_field("name", "longer than 64 characters"));
     }

@@ -28,8 +28,11 @@ async fn bad_heartbeats_are_refused_and_leave_no_trace() {
         (json!({"service": long_name}), "service"),
         (json!({"service": "has space"}), "service"),
         (json!({"service": "a/b"}), "service"),
-        // Type errors are worded by serde through obs-core: "expected a string".
-        (json!({"service": 42}), "expected a string"),
+        // Type errors are worded by serde through obs-core, after the field's name.
+        (
+            json!({"service": 42}),
+            "service: invalid type: integer `42`, expected a string",
+        ),
         (json!({"service": "ok", "phase": long_phase}), "phase"),
         (json!({"service": "ok", "phase": "bell\u{7}"}), "phase"),
         (
@@ -46,7 +49,7 @@ async fn bad_heartbeats_are_refused_and_leave_no_trace() {
         ),
         (
             json!({"service": "ok", "timeout_seconds": "soon"}),
-            "expected f64",
+            "timeout_seconds: invalid type: string \"soon\", expected f64",
         ),
     ];
     for (body, field) in cases {

@@ -1,0 +1,225 @@
+//! JSON request bodies that say which field was wrong.
+//!
+//! actix's `web::Json` reports a wrong type as "invalid type: integer `5`, expected a string at
+//! line 1 column 12": no field. [`Json`] deserializes through `serde_path_to_error`, so the
+//! client reads `service: invalid type: integer `5`, expected a string`, the path reaching into
+//! arrays and nested objects (`[3].labels.alertname`). Every role takes JSON bodies with it.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::{Decompress, Payload};
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt as _;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// MAX_BODY_BYTES when no [`BodyLimit`] is registered (the DESIGN default).
+const DEFAULT_LIMIT: usize = 1024 * 1024;
+
+/// The largest body [`Json`] reads, registered by [`crate::error::extractor_configs`].
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body deserialized into `T`. Requires `Content-Type: application/json` (or
+/// `…+json`); errors are [`ApiError`]s: 400 naming the field, 413 over the limit, 415 for
+/// another content type.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Json<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = request
+            .app_data::<web::Data<BodyLimit>>()
+            .map(|limit| limit.0)
+            .or_else(|| request.app_data::<BodyLimit>().map(|limit| limit.0))
+            .unwrap_or(DEFAULT_LIMIT);
+        let checked = check_headers(request, limit);
+        let payload = Decompress::from_headers(payload.take(), request.headers());
+        Box::pin(async move {
+            checked?;
+            let body = read_body(payload, limit).await?;
+            Ok(Json(from_slice(&body)?))
+        })
+    }
+}
+
+/// What can be refused before reading a byte: the content type and a declared length.
+fn check_headers(request: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let is_json = matches!(request.mime_type(), Ok(Some(mime))
+        if mime.subtype().as_str() == "json" || mime.suffix().is_some_and(|s| s.as_str() == "json"));
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected a JSON body with Content-Type: application/json".into(),
+        ));
+    }
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    match declared {
+        Some(length) if length > limit => Err(ApiError::PayloadTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
+/// The whole body, or 413 as soon as it grows past `limit` (a body may lie about its length
+/// or be chunked or compressed).
+async fn read_body(mut payload: Decompress<Payload>, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|cause| ApiError::BadRequest {
+            code: "invalid_body",
+            message: format!("request body could not be read: {cause}"),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Why a JSON document did not fit: where (`path`, empty for the document as a whole) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError {
+    /// `service`, `[3].labels.alertname`; empty when the document itself is wrong.
+    pub path: String,
+    pub why: String,
+    /// Not JSON at all (or cut short), as opposed to JSON of the wrong shape.
+    pub syntax: bool,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = if self.path.is_empty() {
+            "request body"
+        } else {
+            &self.path
+        };
+        write!(f, "{path}: {}", self.why)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+impl From<JsonError> for ApiError {
+    fn from(error: JsonError) -> Self {
+        ApiError::BadRequest {
+            code: if error.syntax {
+                "invalid_json"
+            } else {
+                "invalid_field"
+            },
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Deserialize a JSON document into `T`, naming the field that did not fit.
+pub fn from_slice<T: DeserializeOwned>(json: &[u8]) -> Result<T, JsonError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let cause = error.into_inner();
+        json_error(path, &cause)
+    })?;
+    deserializer
+        .end()
+        .map_err(|cause| json_error(String::new(), &cause))?;
+    Ok(value)
+}
+
+/// As [`from_slice`], from text.
+pub fn from_str<T: DeserializeOwned>(json: &str) -> Result<T, JsonError> {
+    from_slice(json.as_bytes())
+}
+
+fn json_error(path: String, cause: &serde_json::Error) -> JsonError {
+    let syntax = cause.is_syntax() || cause.is_eof();
+    // Broken JSON has no field, only a position: where the parser was ("[0].?") is no help.
+    let path = if syntax { String::new() } else { path };
+    let message = cause.to_string();
+    // For a wrong shape the path says where, better than serde_json's "at line 1 column 80";
+    // for broken JSON the position is all there is.
+    let why = match message.rfind(" at line ") {
+        Some(at) if !syntax => message[..at].to_string(),
+        _ => message,
+    };
+    JsonError { path, why, syntax }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Beat {
+        service: String,
+        labels: Option<std::collections::BTreeMap<String, String>>,
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field() {
+        let error = from_str::<Beat>(r#"{"service": 5}"#).unwrap_err();
+        assert_eq!(error.path, "service");
+        assert_eq!(
+            error.to_string(),
+            "service: invalid type: integer `5`, expected a string"
+        );
+        assert!(!error.syntax);
+    }
+
+    #[test]
+    fn paths_reach_into_arrays_and_maps() {
+        let error =
+            from_str::<Vec<Beat>>(r#"[{"service": "a"}, {"service": "b", "labels": {"x": 1}}]"#)
+                .unwrap_err();
+        assert_eq!(error.path, "[1].labels.x");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_at_the_document() {
+        let error = from_str::<Beat>("{}").unwrap_err();
+        assert_eq!(error.path, "");
+        assert_eq!(error.to_string(), "request body: missing field `service`");
+    }
+
+    #[test]
+    fn broken_json_is_a_syntax_error_with_its_position() {
+        let error = from_str::<Beat>(r#"{"service": "#).unwrap_err();
+        assert!(error.syntax, "{error:?}");
+        assert_eq!(error.path, "", "{error:?}");
+        assert!(error.why.contains("line 1"), "{error:?}");
+        let trailing = from_str::<Beat>(r#"{"service": "a"} x"#).unwrap_err();
+        assert!(trailing.syntax, "{trailing:?}");
+    }
+}
