@@ -2,7 +2,8 @@
 //! bearer-token guard, and JSON for the errors actix answers on its own (405).
 //!
 //! It is on every request's path, so it does a fixed, small amount of work: two clock reads,
-//! one counter and one histogram update, and no allocation beyond the request id.
+//! one counter and one histogram update, the request id (no span: see [`crate::telemetry`]),
+//! and no allocation beyond the response header that returns the id.
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
@@ -18,10 +19,10 @@ use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{Error, ResponseError};
 use subtle::ConstantTimeEq;
-use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
+use crate::telemetry::{with_request_id, RequestId};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -34,7 +35,7 @@ pub(crate) struct ObserveState {
     pub api_token: Option<String>,
     /// Requests being handled now, read by the drain on shutdown.
     pub in_flight: Arc<AtomicI64>,
-    /// The role's root span; request spans hang below it so every line carries the role.
+    /// The role's span, entered while a handler runs so every line carries the role.
     pub role_span: tracing::Span,
 }
 
@@ -86,12 +87,7 @@ where
         let service = self.service.clone();
         Box::pin(async move {
             let _in_flight = InFlight::enter(&state);
-            let request_id = request_id(&request);
-            let span = tracing::info_span!(
-                parent: &state.role_span,
-                "request",
-                request_id = %request_id,
-            );
+            let (request_id, header) = request_id(&request);
             let method = method_label(request.method());
 
             let response = if state.is_unauthorized(&request) {
@@ -101,7 +97,15 @@ where
                         .map_into_right_body(),
                 )
             } else {
-                match service.call(request).instrument(span.clone()).await {
+                let handling = service.call(request);
+                let mut handling = std::pin::pin!(handling);
+                // Lines the handler writes carry the role (its span) and the request id.
+                let result = std::future::poll_fn(|cx| {
+                    let _role = state.role_span.enter();
+                    with_request_id(request_id, || handling.as_mut().poll(cx))
+                })
+                .await;
+                match result {
                     Ok(response) => json_for_bare_errors(response),
                     Err(error) => {
                         // Only a middleware below us can fail this way; the route is unknown.
@@ -124,16 +128,19 @@ where
                 .metrics
                 .http
                 .record(route, method, status, started.elapsed().as_secs_f64());
-            if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            response.headers_mut().insert(REQUEST_ID_HEADER, header);
+            // No access line at info: a line per request would cost more than serving it.
+            // LOG_LEVEL=debug shows one for each request.
+            if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
+                let _role = state.role_span.enter();
+                with_request_id(request_id, || {
+                    if status.is_server_error() {
+                        tracing::warn!(route, method, status = status.as_u16(), "request failed");
+                    } else {
+                        tracing::debug!(route, method, status = status.as_u16(), "request handled");
+                    }
+                });
             }
-            span.in_scope(|| {
-                if status.is_server_error() {
-                    tracing::warn!(route, method, status = status.as_u16(), "request failed");
-                } else {
-                    tracing::debug!(route, method, status = status.as_u16(), "request handled");
-                }
-            });
             Ok(response)
         })
     }
@@ -205,15 +212,24 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The caller's `X-Request-Id` when it is short and printable, else a fresh ULID.
-fn request_id(request: &ServiceRequest) -> String {
-    request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| ulid::Ulid::new().to_string())
+/// The caller's `X-Request-Id` when it is short and printable, else a fresh ULID; and the
+/// header that returns it.
+fn request_id(request: &ServiceRequest) -> (RequestId, HeaderValue) {
+    if let Some(header) = request.headers().get(REQUEST_ID_HEADER) {
+        if let Some(id) = RequestId::new(header.as_bytes()) {
+            return (id, header.clone());
+        }
+    }
+    // Request ids need to be unique, not unguessable: a fast generator will do.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let ulid = ulid::Ulid::from_parts(now, fastrand::u128(..));
+    let mut text = [0; ulid::ULID_LEN];
+    ulid.array_to_str(&mut text);
+    let id = RequestId::new(&text).unwrap_or_else(|| unreachable!("a ULID is printable"));
+    let header = HeaderValue::from_bytes(&text).unwrap_or_else(|_| unreachable!("a ULID is ASCII"));
+    (id, header)
 }
 
 /// actix answers a known path with the wrong method itself, with an empty body; give it ours.
