@@ -28,19 +28,42 @@ pub fn openapi(role: &str, role_api: OpenApiDoc) -> OpenApiDoc {
     doc
 }
 
+/// The role's `/openapi.json`, built on the first request for it: most processes never serve
+/// it, and building it (utoipa's builders, then serde) is most of a role's start-up work.
+pub struct LazyOpenApi {
+    json: std::sync::OnceLock<web::Bytes>,
+    build: Box<dyn Fn() -> OpenApiDoc + Send + Sync>,
+}
+
+impl LazyOpenApi {
+    pub fn new(build: impl Fn() -> OpenApiDoc + Send + Sync + 'static) -> Self {
+        LazyOpenApi {
+            json: std::sync::OnceLock::new(),
+            build: Box::new(build),
+        }
+    }
+
+    pub fn json(&self) -> web::Bytes {
+        self.json
+            .get_or_init(|| {
+                web::Bytes::from(serde_json::to_vec(&(self.build)()).unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
 /// `/openapi.json`, and `/docs/` with Swagger UI's page and assets (served from the binary,
 /// so it works with no network).
-pub fn routes(doc: OpenApiDoc) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn routes(doc: std::sync::Arc<LazyOpenApi>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        let json = web::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
         cfg.route(
             "/openapi.json",
             web::get().to(move || {
-                let json = json.clone();
+                let doc = doc.clone();
                 async move {
                     HttpResponse::Ok()
                         .content_type("application/json")
-                        .body(json)
+                        .body(doc.json())
                 }
             }),
         )

@@ -116,7 +116,13 @@ impl Service {
             in_flight: in_flight.clone(),
             role_span: self.span.clone(),
         }));
-        let openapi = crate::docs::openapi(&config.role, role.openapi());
+        let openapi = {
+            let role = role.clone();
+            let name = config.role.clone();
+            Arc::new(crate::docs::LazyOpenApi::new(move || {
+                crate::docs::openapi(&name, role.openapi())
+            }))
+        };
         let metrics = web::Data::from(self.metrics.clone());
         let readiness = web::Data::new(self.readiness.clone());
         let max_body_bytes = config.max_body_bytes;
