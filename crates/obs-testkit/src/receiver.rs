@@ -79,6 +79,16 @@ impl Receiver {
             .collect()
     }
 
+    /// Every body posted to `path` so far, as posted (for receivers of one object per
+    /// request, such as webhooks).
+    pub fn bodies(&self, path: &str) -> Vec<Value> {
+        lock(&self.received)
+            .iter()
+            .filter(|(posted, _)| posted == path)
+            .map(|(_, body)| body.clone())
+            .collect()
+    }
+
     /// Wait until at least `count` items reached `path`.
     pub async fn wait_for(&self, path: &str, count: usize) -> Vec<Value> {
         eventually(
