@@ -1151,6 +1151,7 @@ def scenario_watcher_scale(bench: Bench) -> Section:
 
 
 import archive_bench  # noqa: E402  (beside this file; takes the harness as an argument)
+import flow_bench  # noqa: E402  (likewise)
 
 SCENARIOS: dict[str, Callable[[Bench], Section]] = {
     "throughput": scenario_healthz_throughput,
@@ -1163,6 +1164,8 @@ SCENARIOS: dict[str, Callable[[Bench], Section]] = {
     "watcher-scale": scenario_watcher_scale,
     # bench/archive_bench.py: the archivist (durable appends, queries, export).
     "archive": lambda bench: archive_bench.scenario_archive(bench, sys.modules[__name__]),
+    # bench/flow_bench.py: a missed heartbeat to the webhook, through all five roles.
+    "flow": lambda bench: flow_bench.scenario_flow(bench, sys.modules[__name__]),
 }
 
 
