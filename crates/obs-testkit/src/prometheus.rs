@@ -38,8 +38,7 @@ impl Prometheus {
         alerting: Alerting<'_>,
     ) -> anyhow::Result<Prometheus> {
         let dir = tempfile::tempdir()?;
-        let mut config =
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n".to_string();
+        let mut config = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n".to_string();
         if let Some(rules) = alerting.rules {
             let path = dir.path().join("rules.yml");
             std::fs::write(&path, rules)?;
@@ -145,7 +144,10 @@ impl Alertmanager {
         let mut command = Command::new(tool("prometheus-alertmanager"));
         command
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             // No gossip with peers: a lone instance on loopback.
             .arg("--cluster.listen-address=");
