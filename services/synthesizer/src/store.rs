@@ -1,5 +1,5 @@
 //! The plans, the notified revisions and the notifications not yet handed to the webhooks,
-//! saved as one JSON file (STATE_DIR/state.json) written atomically after every change, so
+//! saved as one JSON file (STATE_DIR/synthesizer.json) written atomically after every change, so
 //! a restart (or a crash) keeps everything a sender was told was taken.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,8 @@ use obs_core::durable::write_atomically;
 
 use crate::plans::Saved;
 
-const FILE: &str = "state.json";
+// Its own name: roles run side by side may share one STATE_DIR (the watcher keeps a state.json).
+const FILE: &str = "synthesizer.json";
 
 pub struct Store {
     path: PathBuf,
