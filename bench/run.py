@@ -1260,6 +1260,10 @@ def write_report(path: Path, sections: list[Section], info: dict[str, str], star
     target_rows = [[c.target, c.measured, "PASS" if c.passed else "MISS"] for c in checks]
     for _, body in kept:
         target_rows += section_target_rows(body)
+    # Reports written before sections had their own targets table: keep the summary's rows
+    # this run did not measure again.
+    known = {row[0] for row in target_rows}
+    target_rows += [row for row in earlier_summary_rows(path, kept) if row[0] not in known]
     out.append(markdown_table(Table(["target", "measured", "result"], target_rows)))
     for section in sections:
         out += ["", f"## {section.title}", "",
@@ -1299,6 +1303,20 @@ def kept_sections(path: Path, rerun: set[str]) -> list[tuple[str, str]]:
         if title not in REPORT_HEADINGS and title not in rerun:
             kept.append((title, body))
     return kept
+
+
+def earlier_summary_rows(path: Path, kept: list[tuple[str, str]]) -> list[list[str]]:
+    """The earlier report's summary rows that no section's own table holds, when sections
+    were kept from it (rows of sections rerun now are dropped by the caller by target)."""
+    if not kept:
+        return []
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    summary = text.split("\n## Targets\n", 1)[-1].split("\n## ", 1)[0] if "\n## Targets\n" in text else ""
+    owned = {row[0] for _, body in kept for row in section_target_rows(body)}
+    return [row for row in section_target_rows(summary) if row[0] not in owned]
 
 
 def section_target_rows(body: str) -> list[list[str]]:
