@@ -3,6 +3,7 @@
 //! - [`config`]: env config (envy), one-line errors, exit code 2.
 //! - [`server`]: [`Service`] → [`Application`]: probes, metrics, docs, JSON errors, drain.
 //! - [`metrics`]: one registry per role, seed-compatible HTTP metrics.
+//! - [`auth`]: API_TOKEN, the bearer token on whatever changes state.
 //! - [`error`]: [`ApiError`], the one JSON error shape.
 //! - [`json`]: [`Json`], the request-body extractor whose errors name the field.
 //! - [`telemetry`]: JSON or text logs with role, trace id and request id.
@@ -11,6 +12,7 @@
 //! - [`heartbeat`]: the client that reports a role alive to the watcher.
 //! - [`runtime`]: a role binary's whole `main`.
 
+pub mod auth;
 pub mod config;
 pub mod docs;
 pub mod durable;
@@ -22,9 +24,11 @@ mod middleware;
 pub mod outbox;
 pub mod probes;
 pub mod runtime;
+mod series;
 pub mod server;
 pub mod telemetry;
 
+pub use auth::StateChanging;
 pub use config::{ConfigError, CoreConfig};
 pub use error::ApiError;
 pub use json::Json;

@@ -26,6 +26,7 @@ pub struct Metrics {
 }
 
 /// The seed-compatible HTTP metrics, named `<METRICS_PREFIX>_…`.
+#[derive(Clone)]
 pub(crate) struct HttpMetrics {
     pub requests: IntCounterVec,
     pub duration: HistogramVec,

@@ -2,41 +2,44 @@
 //! bearer-token guard, and JSON for the errors actix answers on its own (405).
 //!
 //! It is on every request's path, so it does a fixed, small amount of work: two clock reads,
-//! one counter and one histogram update, the request id (no span: see [`crate::telemetry`]),
-//! and no allocation beyond the response header that returns the id.
+//! one counter and one histogram update through the worker's [`SeriesCache`], the in-flight
+//! gauge, and nothing for logs until a line is written (see [`crate::telemetry`]).
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::task::ready;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use actix_web::http::header::HeaderName;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{Error, ResponseError};
-use subtle::ConstantTimeEq;
+use prometheus::IntGauge;
 
+use crate::auth::{is_read_only, ApiToken};
 use crate::error::ApiError;
-use crate::metrics::HttpMetrics;
-use crate::telemetry::{with_request_id, RequestId};
+use crate::series::SeriesCache;
+use crate::telemetry::{enter_for_thread, in_request, RequestId};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Route label for anything no route matched: one series however many random paths arrive.
-const UNMATCHED: &str = "unmatched";
 
 /// What the middleware needs, shared by all workers of one role.
 pub(crate) struct ObserveState {
     pub metrics: Arc<crate::metrics::Metrics>,
-    pub api_token: Option<String>,
-    /// Requests being handled now, read by the drain on shutdown.
-    pub in_flight: Arc<AtomicI64>,
-    /// The role's span, entered while a handler runs so every line carries the role.
+    pub api_token: ApiToken,
+    /// The role's span: every line a worker writes carries the role.
     pub role_span: tracing::Span,
+}
+
+impl ObserveState {
+    /// Requests being handled now (the drain on shutdown waits for none).
+    pub fn in_flight(&self) -> IntGauge {
+        self.metrics.http.in_flight.clone()
+    }
 }
 
 #[derive(Clone)]
@@ -47,35 +50,44 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<B>;
     type Error = Error;
     type Transform = ObserveMiddleware<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
+    /// Called once per worker, on the worker's thread.
     fn new_transform(&self, service: S) -> Self::Future {
+        enter_for_thread(&self.0.role_span);
         ready(Ok(ObserveMiddleware {
-            service: Rc::new(service),
-            state: self.0.clone(),
+            service,
+            worker: Rc::new(Worker {
+                series: SeriesCache::new(self.0.metrics.http.clone()),
+                state: self.0.clone(),
+            }),
         }))
     }
 }
 
 pub struct ObserveMiddleware<S> {
-    service: Rc<S>,
-    state: Arc<ObserveState>,
+    service: S,
+    worker: Rc<Worker>,
 }
 
-type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+/// One worker's part: the shared state and the worker's own series cache.
+struct Worker {
+    state: Arc<ObserveState>,
+    series: SeriesCache,
+}
 
 impl<S, B> Service<ServiceRequest> for ObserveMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<B>;
     type Error = Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = Observed<S::Future>;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.service.poll_ready(cx)
@@ -83,118 +95,150 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let started = Instant::now();
-        let state = self.state.clone();
-        let service = self.service.clone();
-        Box::pin(async move {
-            let _in_flight = InFlight::enter(&state);
-            let (request_id, header) = request_id(&request);
-            let method = method_label(request.method());
+        let in_flight = InFlight::enter(self.worker.clone());
+        let method = method_label(request.method());
+        // The caller's id is echoed and logged; without one, an id is minted only if a line
+        // is written (there is nothing else to find the response by).
+        let mut request_id = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(RequestId::from_caller);
+        let handling = if in_flight.0.state.is_unauthorized(&request) {
+            let refusal = ApiError::Unauthorized;
+            let status = refusal.status_code();
+            let seconds = started.elapsed().as_secs_f64();
+            in_flight
+                .0
+                .series
+                .record(request.request(), method, status, seconds);
+            Handling::Refused {
+                error: Some(answer(refusal, request_id.take())),
+            }
+        } else {
+            Handling::Called {
+                future: self.service.call(request),
+            }
+        };
+        Observed {
+            handling,
+            in_flight,
+            started,
+            method,
+            request_id,
+        }
+    }
+}
 
-            let response = if state.is_unauthorized(&request) {
-                request.into_response(
-                    ApiError::Unauthorized
-                        .error_response()
-                        .map_into_right_body(),
-                )
-            } else {
-                let handling = service.call(request);
-                let mut handling = std::pin::pin!(handling);
-                // Lines the handler writes carry the role (its span) and the request id.
-                let result = std::future::poll_fn(|cx| {
-                    let _role = state.role_span.enter();
-                    with_request_id(request_id, || handling.as_mut().poll(cx))
-                })
-                .await;
-                match result {
-                    Ok(response) => json_for_bare_errors(response),
+pin_project_lite::pin_project! {
+    /// A request on its way through the middleware: a named future rather than a boxed
+    /// `async` block, which saves an allocation per request.
+    pub struct Observed<F> {
+        #[pin]
+        handling: Handling<F>,
+        in_flight: InFlight,
+        started: Instant,
+        method: &'static str,
+        request_id: Option<RequestId>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = HandlingProjection]
+    enum Handling<F> {
+        /// The service below is handling it.
+        Called { #[pin] future: F },
+        /// The middleware refused it (401); taken when polled.
+        Refused { error: Option<Error> },
+    }
+}
+
+impl<F, B> Future for Observed<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<B>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let series = &this.in_flight.0.series;
+        let method = *this.method;
+        let mut response = match this.handling.project() {
+            HandlingProjection::Called { future } => {
+                match ready!(in_request(this.request_id, || future.poll(cx))) {
+                    Ok(response) => response,
                     Err(error) => {
                         // Only a middleware below us can fail this way; the route is unknown.
                         let status = error.as_response_error().status_code();
-                        state.metrics.http.record(
-                            UNMATCHED,
-                            method,
-                            status,
-                            started.elapsed().as_secs_f64(),
-                        );
-                        return Err(error);
+                        let seconds = this.started.elapsed().as_secs_f64();
+                        series.record_unmatched(method, status, seconds);
+                        return Poll::Ready(Err(error));
                     }
                 }
-            };
-            let mut response = response;
-            let status = response.status();
-            let route = response.request().match_pattern();
-            let route = route.as_deref().unwrap_or(UNMATCHED);
-            state
-                .metrics
-                .http
-                .record(route, method, status, started.elapsed().as_secs_f64());
-            response.headers_mut().insert(REQUEST_ID_HEADER, header);
-            // No access line at info: a line per request would cost more than serving it.
-            // LOG_LEVEL=debug shows one for each request.
-            if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
-                let _role = state.role_span.enter();
-                with_request_id(request_id, || {
-                    if status.is_server_error() {
-                        tracing::warn!(route, method, status = status.as_u16(), "request failed");
-                    } else {
-                        tracing::debug!(route, method, status = status.as_u16(), "request handled");
-                    }
-                });
             }
-            Ok(response)
-        })
+            HandlingProjection::Refused { error } => match error.take() {
+                Some(error) => return Poll::Ready(Err(error)),
+                None => panic!("an observed request polled after it completed"),
+            },
+        };
+        let status = response.status();
+        let seconds = this.started.elapsed().as_secs_f64();
+        series.record(response.request(), method, status, seconds);
+        // No access line at info: a line per request would cost more than serving it.
+        // LOG_LEVEL=debug shows one for each request.
+        if status.is_server_error() || tracing::enabled!(tracing::Level::DEBUG) {
+            let route = response.request().match_pattern();
+            let route = route.as_deref().unwrap_or(crate::series::UNMATCHED);
+            in_request(this.request_id, || {
+                if status.is_server_error() {
+                    tracing::warn!(route, method, status = status.as_u16(), "request failed");
+                } else {
+                    tracing::debug!(route, method, status = status.as_u16(), "request handled");
+                }
+            });
+        }
+        if let Some(not_allowed) = bare_method_not_allowed(&response) {
+            return Poll::Ready(Err(answer(not_allowed, this.request_id.take())));
+        }
+        if let Some(header) = this.request_id.take().and_then(RequestId::into_header) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, header);
+        }
+        Poll::Ready(Ok(response))
     }
 }
 
-/// Decrements the in-flight gauges however the request ends, cancellation included.
-struct InFlight<'a>(&'a ObserveState);
+/// An answer of the middleware's own, as an error carrying the whole JSON response: the
+/// error path lets the middleware keep the body type of the service below it.
+fn answer(error: ApiError, request_id: Option<RequestId>) -> Error {
+    let mut response = error.error_response();
+    if let Some(header) = request_id.and_then(RequestId::into_header) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, header);
+    }
+    actix_web::error::InternalError::from_response(error, response).into()
+}
 
-impl<'a> InFlight<'a> {
-    fn enter(state: &'a ObserveState) -> Self {
-        state.metrics.http.in_flight.inc();
-        state.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(state)
+/// Counts the request in the in-flight gauge until it ends, however it ends (cancellation
+/// included).
+struct InFlight(Rc<Worker>);
+
+impl InFlight {
+    fn enter(worker: Rc<Worker>) -> Self {
+        worker.state.metrics.http.in_flight.inc();
+        InFlight(worker)
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.metrics.http.in_flight.dec();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.state.metrics.http.in_flight.dec();
     }
 }
 
 impl ObserveState {
-    /// With API_TOKEN set, anything that may change state needs the bearer token.
+    /// With API_TOKEN set, anything whose method may change state needs the bearer token.
     /// Probes and metrics are reads, so they never do.
     fn is_unauthorized(&self, request: &ServiceRequest) -> bool {
-        let Some(token) = &self.api_token else {
-            return false;
-        };
-        if matches!(
-            *request.method(),
-            Method::GET | Method::HEAD | Method::OPTIONS
-        ) {
-            return false;
-        }
-        let presented = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or("");
-        !bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
-    }
-}
-
-impl HttpMetrics {
-    pub(crate) fn record(&self, route: &str, method: &str, status: StatusCode, seconds: f64) {
-        self.requests
-            .with_label_values(&[route, method, status.as_str()])
-            .inc();
-        self.duration
-            .with_label_values(&[route, method])
-            .observe(seconds);
+        !is_read_only(request.method()) && !self.api_token.admits(request.headers())
     }
 }
 
@@ -212,41 +256,15 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The caller's `X-Request-Id` when it is short and printable, else a fresh ULID; and the
-/// header that returns it.
-fn request_id(request: &ServiceRequest) -> (RequestId, HeaderValue) {
-    if let Some(header) = request.headers().get(REQUEST_ID_HEADER) {
-        if let Some(id) = RequestId::new(header.as_bytes()) {
-            return (id, header.clone());
-        }
-    }
-    // Request ids need to be unique, not unguessable: a fast generator will do.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64);
-    let ulid = ulid::Ulid::from_parts(now, fastrand::u128(..));
-    let mut text = [0; ulid::ULID_LEN];
-    ulid.array_to_str(&mut text);
-    let id = RequestId::new(&text).unwrap_or_else(|| unreachable!("a ULID is printable"));
-    let header = HeaderValue::from_bytes(&text).unwrap_or_else(|_| unreachable!("a ULID is ASCII"));
-    (id, header)
-}
-
-/// actix answers a known path with the wrong method itself, with an empty body; give it ours.
-fn json_for_bare_errors<B: MessageBody>(
-    response: ServiceResponse<B>,
-) -> ServiceResponse<EitherBody<B>> {
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+/// actix answers a known path with the wrong method itself, with an empty body: the error to
+/// answer with instead.
+fn bare_method_not_allowed<B>(response: &ServiceResponse<B>) -> Option<ApiError> {
+    let bare = response.status() == StatusCode::METHOD_NOT_ALLOWED
         && !response
             .headers()
-            .contains_key(actix_web::http::header::CONTENT_TYPE)
-    {
-        let error = ApiError::MethodNotAllowed {
-            method: response.request().method().to_string(),
-            path: response.request().path().to_string(),
-        };
-        let (request, _) = response.into_parts();
-        return ServiceResponse::new(request, error.error_response().map_into_right_body());
-    }
-    response.map_into_left_body()
+            .contains_key(actix_web::http::header::CONTENT_TYPE);
+    bare.then(|| ApiError::MethodNotAllowed {
+        method: response.request().method().to_string(),
+        path: response.request().path().to_string(),
+    })
 }

@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::auth::ApiToken;
 use crate::config::CoreConfig;
 use crate::error::ApiError;
 use crate::heartbeat::HeartbeatClient;
@@ -109,13 +109,13 @@ impl Service {
     ) -> anyhow::Result<Application> {
         let config = self.config;
         let role = Arc::new(role);
-        let in_flight = Arc::new(AtomicI64::new(0));
+        let api_token = ApiToken(config.api_token.as_deref().map(Arc::from));
         let observe = Observe(Arc::new(ObserveState {
             metrics: self.metrics.clone(),
-            api_token: config.api_token.clone(),
-            in_flight: in_flight.clone(),
+            api_token: api_token.clone(),
             role_span: self.span.clone(),
         }));
+        let in_flight = observe.0.in_flight();
         let openapi = {
             let role = role.clone();
             let name = config.role.clone();
@@ -135,6 +135,7 @@ impl Service {
                 .wrap(observe.clone())
                 .app_data(metrics.clone())
                 .app_data(readiness.clone())
+                .app_data(api_token.clone())
                 .configure(crate::error::extractor_configs(max_body_bytes))
                 .configure(crate::probes::routes)
                 .configure(crate::docs::routes(openapi.clone()))
@@ -220,7 +221,7 @@ pub struct Application {
     metrics_server: Option<Server>,
     port: u16,
     metrics_port: Option<u16>,
-    in_flight: Arc<AtomicI64>,
+    in_flight: prometheus::IntGauge,
     readiness: Readiness,
     span: tracing::Span,
 }
@@ -302,7 +303,7 @@ impl Application {
             "shutting down: not ready, draining"
         );
         let deadline = tokio::time::Instant::now() + grace;
-        while self.in_flight.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        while self.in_flight.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         handle.stop(true).await;

@@ -3,14 +3,18 @@
 //! Every line a role writes is inside its role span (`role`, `trace_id`), and every line
 //! written while handling a request carries that request's `request_id` as a top-level field.
 //!
-//! The request id is not a span of its own: a span per request cost more than the rest of the
-//! request middleware together (the fmt layer formats a span's fields to JSON when it opens),
-//! and almost no request logs anything. The middleware sets the id in a thread-local while it
-//! polls the handler, and the event formatter adds it to the lines written meanwhile, so the
-//! cost is paid by the lines that are written, not by every request.
+//! Both are paid for by the lines that are written, not by every request, because almost no
+//! request logs anything:
+//! - the request id is not a span of its own (the fmt layer formats a span's fields when it
+//!   opens); the middleware marks the request in a thread-local while it polls the handler,
+//!   and the event formatter adds the id to the lines written meanwhile, minting a ULID at the
+//!   first line when the caller sent no `X-Request-Id`;
+//! - the role span is entered once per HTTP worker thread, which serves one role for life,
+//!   rather than around every poll.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
+use actix_web::http::header::HeaderValue;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
@@ -75,54 +79,110 @@ pub fn role_span(config: &CoreConfig) -> tracing::Span {
     tracing::error_span!("role", role = %config.role, trace_id = %config.trace_id)
 }
 
-/// The longest request id kept; a caller's longer `X-Request-Id` is replaced by a fresh one.
+/// The longest caller's `X-Request-Id` reused; a longer one is treated as absent.
 pub(crate) const MAX_REQUEST_ID: usize = 64;
 
-/// A request id held inline, so setting it per poll copies bytes and allocates nothing.
-#[derive(Clone, Copy)]
-pub(crate) struct RequestId {
-    len: u8,
-    bytes: [u8; MAX_REQUEST_ID],
+/// The id of one request in the logs.
+#[derive(Clone)]
+pub(crate) enum RequestId {
+    /// The caller's `X-Request-Id`: 1 to [`MAX_REQUEST_ID`] printable ASCII characters.
+    Caller(HeaderValue),
+    /// A ULID minted here. Request ids need to be unique, not unguessable: a fast generator
+    /// will do.
+    Minted(ulid::Ulid),
 }
 
 impl RequestId {
-    /// `None` unless `id` is 1 to [`MAX_REQUEST_ID`] printable ASCII characters.
-    pub fn new(id: &[u8]) -> Option<Self> {
-        if id.is_empty() || id.len() > MAX_REQUEST_ID || !id.iter().all(u8::is_ascii_graphic) {
-            return None;
+    /// The caller's id, if it is one we can log and return as it is.
+    pub fn from_caller(header: &HeaderValue) -> Option<Self> {
+        let bytes = header.as_bytes();
+        let usable = !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID
+            && bytes.iter().all(u8::is_ascii_graphic);
+        usable.then(|| RequestId::Caller(header.clone()))
+    }
+
+    fn mint() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        RequestId::Minted(ulid::Ulid::from_parts(now, fastrand::u128(..)))
+    }
+
+    /// `f` of the id as text.
+    fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            // Only printable ASCII gets in (see `from_caller`).
+            RequestId::Caller(header) => f(header.to_str().unwrap_or("")),
+            RequestId::Minted(ulid) => {
+                let mut text = [0; ulid::ULID_LEN];
+                f(ulid.array_to_str(&mut text))
+            }
         }
-        let mut bytes = [0; MAX_REQUEST_ID];
-        bytes[..id.len()].copy_from_slice(id);
-        Some(RequestId {
-            len: id.len() as u8,
-            bytes,
-        })
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only printable ASCII gets in (see `new`).
-        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    /// The id as a response header.
+    pub fn into_header(self) -> Option<HeaderValue> {
+        match self {
+            RequestId::Caller(header) => Some(header),
+            RequestId::Minted(ulid) => {
+                let mut text = [0; ulid::ULID_LEN];
+                HeaderValue::from_str(ulid.array_to_str(&mut text)).ok()
+            }
+        }
     }
 }
 
 thread_local! {
-    static REQUEST_ID: Cell<Option<RequestId>> = const { Cell::new(None) };
+    /// `Some` while a request's handler is polled on this thread, with its id once it has one.
+    static REQUEST: Cell<Option<Option<RequestId>>> = const { Cell::new(None) };
+    /// The role span of a worker thread, entered for the thread's whole life.
+    static ROLE_SPAN: RefCell<Option<tracing::span::EnteredSpan>> = const { RefCell::new(None) };
 }
 
-/// Run `f` with `id` as the request id of every line it logs on this thread.
-pub(crate) fn with_request_id<R>(id: RequestId, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<RequestId>);
-    impl Drop for Restore {
+/// Run `f` inside the request whose id is `id`: the caller's, or `None` until a line is
+/// written. The first line written mints a ULID, which is left in `id` for the response.
+///
+/// Most requests write no line, so most never pay for an id.
+pub(crate) fn in_request<R>(id: &mut Option<RequestId>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        outer: Option<Option<RequestId>>,
+        id: &'a mut Option<RequestId>,
+    }
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            REQUEST_ID.set(self.0);
+            if let Some(inner) = REQUEST.replace(self.outer.take()) {
+                *self.id = inner;
+            }
         }
     }
-    let _restore = Restore(REQUEST_ID.replace(Some(id)));
+    let outer = REQUEST.replace(Some(id.take()));
+    let _restore = Restore { outer, id };
     f()
+}
+
+/// `f` of the id of the request being handled on this thread (minted now if it has none
+/// yet), or of `None` outside a request.
+fn with_current_request_id<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+    let Some(id) = REQUEST.take() else {
+        return f(None);
+    };
+    let id = id.unwrap_or_else(RequestId::mint);
+    let result = id.with_text(|text| f(Some(text)));
+    REQUEST.set(Some(Some(id)));
+    result
+}
+
+/// Enter `span` on this thread until the thread ends, unless a span was entered that way
+/// already. An HTTP worker thread serves one role for its whole life, so every line it writes
+/// belongs to that role; entering the span once is what entering it per request did, without
+/// the per-request cost.
+pub(crate) fn enter_for_thread(span: &tracing::Span) {
+    ROLE_SPAN.with_borrow_mut(|entered| {
+        if entered.is_none() {
+            *entered = Some(span.clone().entered());
+        }
+    });
 }
 
 /// The event format of the role (`inner`), with `request_id` added to lines written inside a
@@ -144,22 +204,24 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> std::fmt::Result {
-        let Some(id) = REQUEST_ID.get() else {
-            return self.inner.format_event(ctx, writer, event);
-        };
-        let mut line = String::with_capacity(256);
-        self.inner
-            .format_event(ctx, Writer::new(&mut line), event)?;
-        if self.json {
-            let Some(rest) = line.strip_prefix('{') else {
-                return writer.write_str(&line);
+        with_current_request_id(|id| {
+            let Some(id) = id else {
+                return self.inner.format_event(ctx, writer, event);
             };
-            // The id is printable ASCII, but may hold `"` or `\`.
-            let quoted = serde_json::to_string(id.as_str()).map_err(|_| std::fmt::Error)?;
-            write!(writer, "{{\"request_id\":{quoted},{rest}")
-        } else {
-            let body = line.strip_suffix('\n').unwrap_or(&line);
-            writeln!(writer, "{body} request_id={}", id.as_str())
-        }
+            let mut line = String::with_capacity(256);
+            self.inner
+                .format_event(ctx, Writer::new(&mut line), event)?;
+            if self.json {
+                let Some(rest) = line.strip_prefix('{') else {
+                    return writer.write_str(&line);
+                };
+                // The id is printable ASCII, but may hold `"` or `\`.
+                let quoted = serde_json::to_string(id).map_err(|_| std::fmt::Error)?;
+                write!(writer, "{{\"request_id\":{quoted},{rest}")
+            } else {
+                let body = line.strip_suffix('\n').unwrap_or(&line);
+                writeln!(writer, "{body} request_id={id}")
+            }
+        })
     }
 }

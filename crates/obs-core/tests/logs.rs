@@ -75,6 +75,17 @@ async fn lines_inside_a_request_carry_its_id_and_the_role() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "caller-\"quoted\"-1");
+    // Without a caller's id, the first line a request writes mints one, which the response
+    // returns; a request that writes nothing gets none.
+    let minted = app.get("/v1/chatty").await;
+    let minted = minted.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(ulid::Ulid::from_string(&minted).is_ok(), "a ULID: {minted}");
+    let quiet = app.get("/healthz").await;
+    assert!(quiet.headers().get("x-request-id").is_none());
     let response = app.get("/v1/broken").await;
     assert_eq!(response.status(), 500);
     let generated = response.headers()["x-request-id"]
@@ -92,6 +103,12 @@ async fn lines_inside_a_request_carry_its_id_and_the_role() {
         assert_eq!(line["request_id"], "caller-\"quoted\"-1", "{line}");
         assert_eq!(line["spans"][0]["role"], "chatty", "{line}");
         assert_eq!(line["spans"][0]["trace_id"], "trace-7", "{line}");
+        // Both lines of the request without a caller's id carry the one minted id.
+        let line = lines
+            .iter()
+            .find(|line| line["message"] == message && line["request_id"] == minted.as_str())
+            .unwrap_or_else(|| panic!("no {message:?} with id {minted}: {lines:#?}"));
+        assert_eq!(line["spans"][0]["role"], "chatty", "{line}");
     }
     // The cause of a 500 is logged with the id the client got back.
     let cause = lines

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use obs_core::actix_web::{web, HttpResponse};
 use obs_core::utoipa::{self, OpenApi};
-use obs_core::ApiError;
+use obs_core::{ApiError, StateChanging};
 use obs_model::{
     ContainerList, EventIn, EventList, EventSource, HeartbeatIn, IssueList, IssueState,
 };
@@ -195,6 +195,7 @@ fn ping_timeout(query: &PingQuery) -> Result<Option<Duration>, ApiError> {
         ("timeout_seconds" = Option<f64>, Query, description = "overrides the timeout for this service")),
     responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody)))]
 async fn ping(
+    _guard: StateChanging,
     shared: web::Data<Shared>,
     service: web::Path<String>,
     query: web::Query<PingQuery>,
@@ -219,6 +220,7 @@ async fn ping(
         ("detail" = Option<String>, Query, description = "what failed, for the issue")),
     responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody)))]
 async fn ping_fail(
+    _guard: StateChanging,
     shared: web::Data<Shared>,
     service: web::Path<String>,
     query: web::Query<PingQuery>,

@@ -236,3 +236,52 @@ async fn beyond_max_services_a_new_service_is_refused() {
     let (_, status) = get(&app, "/status").await;
     assert_eq!(status["services"].as_array().unwrap().len(), 2);
 }
+
+/// A ping changes state even as a GET, so with API_TOKEN set it needs the token like a POST;
+/// reads stay open.
+#[actix_web::test]
+async fn with_an_api_token_pings_need_it_even_as_gets() {
+    let (mut config, _state) = obs_testkit::test_config("watcher");
+    config.api_token = Some("cron-secret".into());
+    let app = crate::helpers::spawn_with(config, WatcherConfig::for_tests()).await;
+
+    for path in ["/ping/nightly-backup", "/ping/nightly-backup/fail"] {
+        for request in [
+            app.client.get(app.url(path)),
+            app.client.post(app.url(path)),
+        ] {
+            let (status, body) = crate::helpers::json(request.send().await.unwrap()).await;
+            assert_eq!(status, 401, "{path}: {body}");
+            assert_eq!(body["error"], "unauthorized");
+        }
+        let wrong = app
+            .client
+            .get(app.url(path))
+            .bearer_auth("guess")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{path} with a wrong token");
+    }
+    assert!(
+        service_status(&app, "nightly-backup").await.is_none(),
+        "refused pings record nothing"
+    );
+    let (status, _) = get(&app, "/status").await;
+    assert_eq!(status, 200, "reads need no token");
+
+    let (status, _) = crate::helpers::json(
+        app.client
+            .get(app.url("/ping/nightly-backup"))
+            .bearer_auth("cron-secret")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let entry = service_status(&app, "nightly-backup")
+        .await
+        .expect("listed");
+    assert_eq!(entry["status"], "up");
+}
