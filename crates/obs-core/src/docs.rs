@@ -67,16 +67,21 @@ pub fn routes(doc: std::sync::Arc<LazyOpenApi>) -> impl FnOnce(&mut web::Service
                 }
             }),
         )
-        .route(
-            "/docs",
-            web::get().to(|| async {
-                HttpResponse::PermanentRedirect()
-                    .insert_header(("Location", "/docs/"))
-                    .finish()
-            }),
-        )
-        .route("/docs/", web::get().to(|| asset("index.html")))
-        .route("/docs/{file}", web::get().to(docs_file));
+        // A scope is matched on its prefix first, so requests for the role's own routes do
+        // not run the pattern of `/docs/{file}` on the way.
+        .service(
+            web::scope("/docs")
+                .route(
+                    "",
+                    web::get().to(|| async {
+                        HttpResponse::PermanentRedirect()
+                            .insert_header(("Location", "/docs/"))
+                            .finish()
+                    }),
+                )
+                .route("/", web::get().to(|| asset("index.html")))
+                .route("/{file}", web::get().to(docs_file)),
+        );
     }
 }
 

@@ -33,15 +33,19 @@ const OK: &str = r#"{"status":"ok"}"#;
 pub fn routes(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
     cfg.app_data(web::Data::from(shared))
         .service(web::resource("/heartbeat").route(web::post().to(heartbeat)))
+        // In a scope, so only requests under /ping run these two patterns.
         .service(
-            web::resource("/ping/{service}")
-                .route(web::get().to(ping))
-                .route(web::post().to(ping)),
-        )
-        .service(
-            web::resource("/ping/{service}/fail")
-                .route(web::get().to(ping_fail))
-                .route(web::post().to(ping_fail)),
+            web::scope("/ping")
+                .service(
+                    web::resource("/{service}")
+                        .route(web::get().to(ping))
+                        .route(web::post().to(ping)),
+                )
+                .service(
+                    web::resource("/{service}/fail")
+                        .route(web::get().to(ping_fail))
+                        .route(web::post().to(ping_fail)),
+                ),
         )
         .service(
             web::resource("/events")

@@ -10,7 +10,11 @@
 //! re-queues it once. So a beat costs a hash lookup, and the set sees one operation per
 //! service per timeout period instead of one per beat.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::RandomState;
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +36,15 @@ pub struct Tracked {
     /// The key under which it sits in the deadline set, if it does; may be earlier than
     /// `deadline` (lazy invalidation).
     queued: Option<Instant>,
+}
+
+impl Tracked {
+    /// Whether its deadline is missing from the set or queued later than due (it moved
+    /// earlier: a shorter timeout). Queued no later than due is fine: the pass that finds it
+    /// re-queues it at its true deadline.
+    fn needs_queueing(&self) -> bool {
+        self.queued.is_none_or(|queued| queued > self.deadline)
+    }
 }
 
 /// What a contact from a service changed.
@@ -76,7 +89,8 @@ impl std::fmt::Display for Full {
 }
 
 pub struct Tracker {
-    services: HashMap<Arc<str>, Tracked>,
+    /// By name; SipHash (std's RandomState), as the names come from clients.
+    services: HashMap<Arc<str>, Tracked, RandomState>,
     deadlines: BTreeSet<(Instant, Arc<str>)>,
     /// Off (MONITOR_HEARTBEAT_ENABLED=0): contacts are recorded, nobody is marked down by
     /// silence, and the deadline set stays empty.
@@ -99,7 +113,7 @@ pub struct Pass {
 impl Tracker {
     pub fn new(enabled: bool, max_services: usize, default_timeout: Duration) -> Self {
         Tracker {
-            services: HashMap::new(),
+            services: HashMap::with_hasher(RandomState::new()),
             deadlines: BTreeSet::new(),
             enabled,
             max_services,
@@ -126,6 +140,7 @@ impl Tracker {
         now: Instant,
         wall: DateTime<Utc>,
     ) -> Result<(Contact, bool), Full> {
+        let enabled = self.enabled;
         let (tracked, new) = self.contact(service, timeout, now, wall)?;
         if let Some(phase) = phase {
             if tracked.phase.as_deref() != Some(phase) {
@@ -144,7 +159,8 @@ impl Tracker {
         } else {
             Contact::Alive
         };
-        let earlier = self.queue(service);
+        let requeue = enabled && tracked.needs_queueing();
+        let earlier = requeue && self.queue(service);
         Ok((contact, earlier))
     }
 
@@ -156,6 +172,7 @@ impl Tracker {
         now: Instant,
         wall: DateTime<Utc>,
     ) -> Result<(Contact, bool), Full> {
+        let enabled = self.enabled;
         let (tracked, _) = self.contact(service, timeout, now, wall)?;
         let first = tracked.reason != Some(DownReason::Failed);
         tracked.state = ServiceState::Down;
@@ -163,10 +180,13 @@ impl Tracker {
         if first {
             tracked.down_since = Some(wall);
         }
-        let earlier = self.queue(service);
+        let requeue = enabled && tracked.needs_queueing();
+        let earlier = requeue && self.queue(service);
         Ok((Contact::Failed { first }, earlier))
     }
 
+    /// The service's entry, made if it is new, with its deadline moved on. One lookup (a
+    /// heartbeat's whole table cost): the name is copied into the table only when new.
     fn contact(
         &mut self,
         service: &str,
@@ -174,31 +194,31 @@ impl Tracker {
         now: Instant,
         wall: DateTime<Utc>,
     ) -> Result<(&mut Tracked, bool), Full> {
-        let new = !self.services.contains_key(service);
-        if new {
-            if self.services.len() >= self.max_services {
+        let full = self.services.len() >= self.max_services;
+        let (tracked, new) = match self.services.entry_ref(service) {
+            EntryRef::Occupied(entry) => (entry.into_mut(), false),
+            EntryRef::Vacant(_) if full => {
                 return Err(Full {
                     max: self.max_services,
-                });
+                })
             }
-            self.services.insert(
-                Arc::from(service),
-                Tracked {
-                    state: ServiceState::Up,
-                    reason: None,
-                    phase: None,
-                    last_seen: wall,
-                    down_since: None,
-                    timeout: self.default_timeout,
-                    deadline: now,
-                    queued: None,
-                },
-            );
-        }
-        let tracked = self
-            .services
-            .get_mut(service)
-            .expect("inserted above when missing");
+            EntryRef::Vacant(entry) => (
+                entry.insert_with_key(
+                    Arc::from(service),
+                    Tracked {
+                        state: ServiceState::Up,
+                        reason: None,
+                        phase: None,
+                        last_seen: wall,
+                        down_since: None,
+                        timeout: self.default_timeout,
+                        deadline: now,
+                        queued: None,
+                    },
+                ),
+                true,
+            ),
+        };
         tracked.last_seen = wall;
         if let Some(timeout) = timeout {
             tracked.timeout = timeout;

@@ -14,6 +14,7 @@ use obs_core::CancellationToken;
 use obs_model::{EventSource, IssueKind, ProbeStatus, Severity};
 use tokio::sync::Notify;
 
+use crate::config::ProbeSettings;
 use crate::issues::Detection;
 use crate::Shared;
 
@@ -84,18 +85,9 @@ impl ProbeTargets {
 /// The prober: one pass every PROBE_INTERVAL (and one as soon as targets are added).
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let settings = shared.config.probes.clone();
-    let client = match reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .user_agent(concat!("obs-fleet-watcher/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "cannot build the HTTP client; probes are off");
-            return;
-        }
-    };
+    // Built at the first target: a watcher with nothing to probe never sets up an HTTP client
+    // (its TLS roots and connection pool are most of what it would cost).
+    let mut client = None;
     let mut ticker = tokio::time::interval(settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -104,8 +96,30 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = ticker.tick() => {}
             _ = shared.probes.inner.added.notified() => {}
         }
-        probe_all(&shared, &client).await;
+        if shared.probes.lock().is_empty() {
+            continue;
+        }
+        if client.is_none() {
+            client = match build_client(&settings) {
+                Ok(client) => Some(client),
+                Err(error) => {
+                    tracing::error!(%error, "cannot build the HTTP client; probes are off");
+                    return;
+                }
+            };
+        }
+        if let Some(client) = &client {
+            probe_all(&shared, client).await;
+        }
     }
+}
+
+fn build_client(settings: &ProbeSettings) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .user_agent(concat!("obs-fleet-watcher/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 async fn probe_all(shared: &Arc<Shared>, client: &reqwest::Client) {

@@ -10,6 +10,10 @@ pub const MAX_PHASE_CHARS: usize = 128;
 /// A name: 1 to 128 characters from letters, digits and `-_.:@`. No spaces, no `/` (it
 /// separates the parts of an issue's fingerprint and cannot travel in `/ping/{service}`).
 pub fn name(value: &str) -> Result<(), String> {
+    // Every valid name is ASCII, so bytes are characters: the common case in one pass.
+    if !value.is_empty() && value.len() <= MAX_NAME_CHARS && value.bytes().all(is_name_byte) {
+        return Ok(());
+    }
     if value.is_empty() {
         return Err("must not be empty".into());
     }
@@ -30,9 +34,21 @@ pub fn name(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn is_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b':' | b'@')
+}
+
 /// Free text of at most `max` characters, without control characters other than newline
 /// and tab.
 pub fn text(value: &str, max: usize) -> Result<(), String> {
+    // ASCII text, the common case, in one pass over bytes (no character decoding).
+    if value.len() <= max
+        && value
+            .bytes()
+            .all(|byte| (0x20..0x7f).contains(&byte) || byte == b'\n' || byte == b'\t')
+    {
+        return Ok(());
+    }
     let length = value.chars().count();
     if length > max {
         return Err(format!(
@@ -61,6 +77,7 @@ mod tests {
         assert!(name("a/b").is_err());
         assert!(name(&"x".repeat(MAX_NAME_CHARS)).is_ok());
         assert!(name(&"x".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(name("café").is_err(), "letters are ASCII letters");
     }
 
     #[test]
@@ -68,5 +85,9 @@ mod tests {
         assert!(text("model timeout\nat step 3", 100).is_ok());
         assert!(text("bell\u{7}", 100).is_err());
         assert!(text(&"é".repeat(11), 10).is_err());
+        assert!(text(&"é".repeat(10), 10).is_ok(), "characters, not bytes");
+        assert!(text("del\u{7f}", 100).is_err());
+        assert!(text("c1 control\u{85}", 100).is_err());
+        assert!(text("tab\tand newline\n", 100).is_ok());
     }
 }
