@@ -86,8 +86,7 @@ impl std::str::FromStr for LogFormat {
 #[derive(Debug, Deserialize)]
 struct RawCoreConfig {
     role: Option<String>,
-    #[serde(default = "default_host")]
-    host: IpAddr,
+    host: Option<IpAddr>,
     port: Option<u16>,
     metrics_port: Option<u16>,
     #[serde(default)]
@@ -111,6 +110,8 @@ struct RawCoreConfig {
     workers: Option<usize>,
     #[serde(default = "default_outbox_max_records")]
     outbox_max_records: usize,
+    #[serde(default = "default_outbox_max_bytes")]
+    outbox_max_bytes: usize,
     #[serde(default = "default_outbox_batch_size")]
     outbox_batch_size: usize,
     #[serde(default = "default_outbox_retry_max_seconds")]
@@ -146,6 +147,9 @@ fn default_heartbeat_interval() -> u64 {
 fn default_outbox_max_records() -> usize {
     100_000
 }
+fn default_outbox_max_bytes() -> usize {
+    64 * 1024 * 1024
+}
 fn default_outbox_batch_size() -> usize {
     100
 }
@@ -155,6 +159,7 @@ fn default_outbox_retry_max_seconds() -> u64 {
 fn default_outbox() -> OutboxSettings {
     OutboxSettings {
         max_records: default_outbox_max_records(),
+        max_bytes: default_outbox_max_bytes(),
         batch_size: default_outbox_batch_size(),
         max_retry_delay: Duration::from_secs(default_outbox_retry_max_seconds()),
     }
@@ -208,18 +213,70 @@ fn describe_envy_error_prefixed(error: envy::Error, prefix: &str) -> ConfigError
     }
 }
 
+/// Where a role listens unless HOST and PORT say otherwise: its port, and the variables the
+/// service it replaces listened by (the seeds' monitoring service: MONITOR_HOST,
+/// MONITOR_PORT), honoured when HOST or PORT is not set, so old manifests keep working.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub port: u16,
+    pub legacy: Option<LegacyListen>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LegacyListen {
+    pub host: &'static str,
+    pub port: &'static str,
+}
+
+impl From<u16> for Listen {
+    fn from(port: u16) -> Self {
+        Listen { port, legacy: None }
+    }
+}
+
+impl Listen {
+    /// HOST and PORT, or the legacy variables where those are not set.
+    fn resolve(
+        &self,
+        host: Option<IpAddr>,
+        port: Option<u16>,
+    ) -> Result<(IpAddr, u16), ConfigError> {
+        fn legacy(name: Option<&'static str>) -> Option<(&'static str, String)> {
+            let name = name?;
+            Some((name, std::env::var(name).ok()?))
+        }
+        let host = match (host, legacy(self.legacy.map(|l| l.host))) {
+            (Some(host), _) => host,
+            (None, Some((name, value))) => value.trim().parse().map_err(|error| {
+                ConfigError::new(format!("{name}: '{value}' is not an IP address ({error})"))
+            })?,
+            (None, None) => default_host(),
+        };
+        let port = match (port, legacy(self.legacy.map(|l| l.port))) {
+            (Some(port), _) => port,
+            (None, Some((name, value))) => value.trim().parse().map_err(|error| {
+                ConfigError::new(format!("{name}: '{value}' is not a port ({error})"))
+            })?,
+            (None, None) => self.port,
+        };
+        Ok((host, port))
+    }
+}
+
 impl CoreConfig {
-    /// The shared settings for `role`, whose port is `default_port` unless PORT says otherwise.
-    pub fn from_env(role: &str, default_port: u16) -> Result<Self, ConfigError> {
+    /// The shared settings for `role`, listening as `listen` says unless HOST and PORT say
+    /// otherwise.
+    pub fn from_env(role: &str, listen: impl Into<Listen>) -> Result<Self, ConfigError> {
         let raw: RawCoreConfig = from_env()?;
         let role = raw.role.unwrap_or_else(|| role.to_string());
+        let (host, port) = listen.into().resolve(raw.host, raw.port)?;
         let config = CoreConfig {
             state_dir: raw
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from("./data").join(&role)),
             role,
-            host: raw.host,
-            port: raw.port.unwrap_or(default_port),
+            host,
+            port,
             metrics_port: raw.metrics_port,
             trace_id: raw.trace_id,
             log_level: raw.log_level,
@@ -236,6 +293,7 @@ impl CoreConfig {
             workers: raw.workers,
             outbox: OutboxSettings {
                 max_records: raw.outbox_max_records,
+                max_bytes: raw.outbox_max_bytes,
                 batch_size: raw.outbox_batch_size,
                 max_retry_delay: Duration::from_secs(raw.outbox_retry_max_seconds),
             },
@@ -271,6 +329,11 @@ impl CoreConfig {
         }
         if self.outbox.max_records == 0 {
             return Err(ConfigError::new("OUTBOX_MAX_RECORDS: must be at least 1"));
+        }
+        if self.outbox.max_bytes < 64 * 1024 {
+            return Err(ConfigError::new(
+                "OUTBOX_MAX_BYTES: must be at least 65536 (64 KiB)",
+            ));
         }
         if self.outbox.batch_size == 0 {
             return Err(ConfigError::new("OUTBOX_BATCH_SIZE: must be at least 1"));

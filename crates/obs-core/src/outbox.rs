@@ -6,14 +6,17 @@
 //! while the receiver is down or cold-starting (a receiver outside the fleet, such as a chat
 //! webhook, can be sent one record per request instead, without the fleet's token:
 //! [`OutboxOptions`]). Delivery is at-least-once: receivers dedupe
-//! by the records' ids. The queue is bounded; past the bound the oldest records are dropped,
-//! counted and logged, so a long outage costs history, never the sender's memory or disk.
+//! by the records' ids. The queue is bounded in records and in bytes (OUTBOX_MAX_RECORDS,
+//! OUTBOX_MAX_BYTES); past a bound the oldest records are dropped, counted and logged, so a
+//! long outage costs history, never the sender's memory or disk.
 //!
 //! On disk: `queue.log`, lines of `<seq>\t<json>`, and `cursor`, the highest seq delivered
 //! or dropped. Because every line carries its seq, compacting the log and moving the cursor
 //! need no common transaction: after a crash at any point, replaying the lines above the
 //! cursor gives exactly the undelivered records. A torn last line (a crash mid-append, never
-//! acknowledged) is cut off on open.
+//! acknowledged) is cut off on open, and so is a failed append at once. One thread per outbox
+//! owns the files, so the delivery task never waits on the disk; `lock`, held while the
+//! outbox is open, keeps a second process off the same folder.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -84,6 +87,8 @@ impl OutboxMetrics {
 #[derive(Debug, Clone)]
 pub struct OutboxSettings {
     pub max_records: usize,
+    /// Bytes of JSON held, on disk and in memory.
+    pub max_bytes: usize,
     pub batch_size: usize,
     pub max_retry_delay: Duration,
 }
@@ -122,7 +127,7 @@ impl OutboxOptions {
 #[derive(Clone)]
 pub struct Outbox {
     shared: Arc<Shared>,
-    writer: mpsc::Sender<Append>,
+    writer: mpsc::Sender<Job>,
 }
 
 struct Shared {
@@ -132,11 +137,34 @@ struct Shared {
     settings: OutboxSettings,
     one_per_request: bool,
     /// Undelivered records, oldest first, mirrored from disk.
-    queue: Mutex<VecDeque<Entry>>,
-    journal: Mutex<Journal>,
+    queue: Mutex<Queue>,
     wake: Notify,
     metrics: OutboxMetrics,
     http: reqwest::Client,
+}
+
+/// The undelivered records and the bytes they hold.
+#[derive(Default)]
+struct Queue {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+}
+
+impl Queue {
+    fn push(&mut self, entry: Entry) {
+        self.bytes += entry.json.len();
+        self.entries.push_back(entry);
+    }
+
+    fn pop(&mut self) -> Option<Entry> {
+        let entry = self.entries.pop_front()?;
+        self.bytes -= entry.json.len();
+        Some(entry)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 struct Entry {
@@ -144,9 +172,15 @@ struct Entry {
     json: String,
 }
 
-struct Append {
-    lines: Vec<String>,
-    done: oneshot::Sender<anyhow::Result<()>>,
+/// Work for the writer thread, the only one that touches the files.
+enum Job {
+    /// Persist these records, then say so.
+    Append {
+        lines: Vec<String>,
+        done: oneshot::Sender<anyhow::Result<()>>,
+    },
+    /// Everything up to this seq is delivered (or given up): move the cursor.
+    Consume(u64),
 }
 
 impl Outbox {
@@ -174,15 +208,19 @@ impl Outbox {
         let config = service.config();
         let dir = config.state_dir.join("outbox").join(destination);
         let (journal, entries) = Journal::open(&dir)?;
+        let mut queue = Queue::default();
+        for entry in entries {
+            queue.push(entry);
+        }
         let metrics = service.metrics().outbox.clone();
         metrics
             .pending
             .with_label_values(&[destination])
-            .set(entries.len() as i64);
-        if !entries.is_empty() {
+            .set(queue.len() as i64);
+        if queue.len() > 0 {
             tracing::info!(
                 destination,
-                pending = entries.len(),
+                pending = queue.len(),
                 "outbox holds records from before the restart; delivering them"
             );
         }
@@ -192,8 +230,7 @@ impl Outbox {
             api_token: config.api_token.clone().filter(|_| options.send_api_token),
             settings: config.outbox.clone(),
             one_per_request: options.one_per_request,
-            queue: Mutex::new(entries),
-            journal: Mutex::new(journal),
+            queue: Mutex::new(queue),
             wake: Notify::new(),
             metrics,
             http: reqwest::Client::builder()
@@ -204,7 +241,7 @@ impl Outbox {
         let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name(format!("outbox-{destination}"))
-            .spawn(move || writer_shared.write_appends(appends))
+            .spawn(move || writer_shared.write(journal, appends))
             .context("starting the outbox writer thread")?;
         Ok(Outbox { shared, writer })
     }
@@ -221,7 +258,7 @@ impl Outbox {
             .context("serializing outbox records")?;
         let (done, durable) = oneshot::channel();
         self.writer
-            .send(Append { lines, done })
+            .send(Job::Append { lines, done })
             .map_err(|_| anyhow::anyhow!("the outbox writer has stopped"))?;
         durable
             .await
@@ -237,86 +274,119 @@ impl Outbox {
     /// Start delivering, until the role shuts down.
     pub fn start(&self, context: &RoleContext) {
         let shared = self.shared.clone();
+        let writer = self.writer.clone();
         let shutdown = context.shutdown.clone();
         context.spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = shared.deliver_forever() => {}
+                _ = shared.deliver_forever(&writer) => {}
             }
         });
     }
 }
 
 impl Shared {
-    /// The writer thread: group commit. Every append waiting when a write starts shares
-    /// its fsync, so many small pushes cost one disk flush.
-    fn write_appends(self: Arc<Self>, appends: mpsc::Receiver<Append>) {
-        while let Ok(first) = appends.recv() {
-            let mut group = vec![first];
-            group.extend(appends.try_iter());
-            let lines: Vec<&str> = group
-                .iter()
-                .flat_map(|a| a.lines.iter().map(String::as_str))
-                .collect();
-            let result = lock(&self.journal).append(&lines);
-            match result {
-                Ok(first_seq) => {
-                    let mut seq = first_seq;
-                    let mut queue = lock(&self.queue);
-                    for append in &group {
-                        for line in &append.lines {
-                            queue.push_back(Entry {
-                                seq,
-                                json: line.clone(),
-                            });
-                            seq += 1;
-                        }
-                    }
-                    let overflow = queue.len().saturating_sub(self.settings.max_records);
-                    if overflow > 0 {
-                        self.drop_oldest(&mut queue, overflow);
-                    }
-                    self.pending_gauge().set(queue.len() as i64);
-                    drop(queue);
-                    self.wake.notify_one();
-                    for append in group {
-                        let _ = append.done.send(Ok(()));
+    /// The writer thread, owner of the files. Group commit: every append waiting when a
+    /// write starts shares its fsync, so many small pushes cost one disk flush. Cursor moves
+    /// are done here too, so the delivery task never waits on the disk.
+    fn write(self: Arc<Self>, mut journal: Journal, jobs: mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut appends = Vec::new();
+            let mut consumed = None;
+            for job in std::iter::once(first).chain(jobs.try_iter()) {
+                match job {
+                    Job::Append { lines, done } => appends.push((lines, done)),
+                    Job::Consume(seq) => consumed = consumed.max(Some(seq)),
+                }
+            }
+            if !appends.is_empty() {
+                self.append(&mut journal, appends);
+            }
+            if let Some(seq) = consumed {
+                self.save_cursor(&mut journal, seq);
+            }
+        }
+    }
+
+    fn append(
+        &self,
+        journal: &mut Journal,
+        appends: Vec<(Vec<String>, oneshot::Sender<anyhow::Result<()>>)>,
+    ) {
+        let lines: Vec<&str> = appends
+            .iter()
+            .flat_map(|(lines, _)| lines.iter().map(String::as_str))
+            .collect();
+        match journal.append(&lines) {
+            Ok(first_seq) => {
+                let mut seq = first_seq;
+                let mut queue = lock(&self.queue);
+                for (lines, _) in &appends {
+                    for line in lines {
+                        queue.push(Entry {
+                            seq,
+                            json: line.clone(),
+                        });
+                        seq += 1;
                     }
                 }
-                Err(error) => {
-                    let message = format!("{error:#}");
-                    for append in group {
-                        let _ = append.done.send(Err(anyhow::anyhow!(message.clone())));
-                    }
+                let dropped = self.drop_overflow(&mut queue);
+                self.pending_gauge().set(queue.len() as i64);
+                drop(queue);
+                if let Some(seq) = dropped {
+                    self.save_cursor(journal, seq);
+                }
+                self.wake.notify_one();
+                for (_, done) in appends {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(error) => {
+                let message = format!("{error:#}");
+                for (_, done) in appends {
+                    let _ = done.send(Err(anyhow::anyhow!(message.clone())));
                 }
             }
         }
     }
 
-    fn drop_oldest(&self, queue: &mut VecDeque<Entry>, count: usize) {
+    /// Past either bound (OUTBOX_MAX_RECORDS, OUTBOX_MAX_BYTES), drop the oldest records:
+    /// a long outage costs history, never unbounded memory or disk. Returns the last seq
+    /// dropped, for the cursor.
+    fn drop_overflow(&self, queue: &mut Queue) -> Option<u64> {
         let mut last = None;
-        for _ in 0..count {
-            last = queue.pop_front().map(|entry| entry.seq);
+        let mut count = 0u64;
+        while queue.len() > self.settings.max_records || queue.bytes > self.settings.max_bytes {
+            let Some(entry) = queue.pop() else { break };
+            last = Some(entry.seq);
+            count += 1;
         }
-        if let Some(seq) = last {
-            if let Err(error) = lock(&self.journal).consume_through(seq) {
-                tracing::error!(destination = %self.destination, error = format!("{error:#}"), "outbox cursor not saved");
-            }
+        if count == 0 {
+            return None;
         }
         let dropped = self
             .metrics
             .dropped
             .with_label_values(&[&self.destination, "overflow"]);
         // One line when dropping starts and one per thousand after, not one per record.
-        if dropped.get() == 0 || (dropped.get() + count as u64) / 1000 > dropped.get() / 1000 {
+        if dropped.get() == 0 || (dropped.get() + count) / 1000 > dropped.get() / 1000 {
             tracing::warn!(
                 destination = %self.destination,
                 dropped = count,
-                bound = self.settings.max_records,
+                max_records = self.settings.max_records,
+                max_bytes = self.settings.max_bytes,
                 "outbox is full: dropping the oldest records"
             );
         }
-        dropped.inc_by(count as u64);
+        dropped.inc_by(count);
+        last
+    }
+
+    fn save_cursor(&self, journal: &mut Journal, seq: u64) {
+        if let Err(error) = journal.consume_through(seq) {
+            // A stale cursor only means a redelivery after a restart, which receivers dedupe.
+            tracing::error!(destination = %self.destination, error = format!("{error:#}"), "outbox cursor not saved");
+        }
     }
 
     fn pending_gauge(&self) -> prometheus::IntGauge {
@@ -331,13 +401,14 @@ impl Shared {
         }
     }
 
-    async fn deliver_forever(&self) {
+    async fn deliver_forever(&self, writer: &mpsc::Sender<Job>) {
         let mut batch_limit = self.full_batch();
         let mut failures: u32 = 0;
         loop {
             let batch: Vec<(u64, String)> = {
                 let queue = lock(&self.queue);
                 queue
+                    .entries
                     .iter()
                     .take(batch_limit)
                     .map(|entry| (entry.seq, entry.json.clone()))
@@ -354,7 +425,7 @@ impl Shared {
                     }
                     failures = 0;
                     batch_limit = self.full_batch();
-                    let delivered = self.consume_through(last_seq);
+                    let delivered = self.consume_through(last_seq, writer);
                     self.metrics
                         .delivered
                         .with_label_values(&[&self.destination])
@@ -367,7 +438,7 @@ impl Shared {
                 }
                 Delivery::Rejected(reason) => {
                     tracing::error!(destination = %self.destination, %reason, record = %batch[0].1, "record rejected by the receiver; dropping it");
-                    let dropped = self.consume_through(last_seq);
+                    let dropped = self.consume_through(last_seq, writer);
                     self.metrics
                         .dropped
                         .with_label_values(&[&self.destination, "rejected"])
@@ -397,21 +468,20 @@ impl Shared {
         capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
     }
 
-    /// Forget every queued record up to `seq`; returns how many were removed.
-    fn consume_through(&self, seq: u64) -> u64 {
+    /// Forget every queued record up to `seq`; returns how many were removed. The writer
+    /// thread moves the cursor on disk.
+    fn consume_through(&self, seq: u64, writer: &mpsc::Sender<Job>) -> u64 {
         let mut removed = 0;
         let mut queue = lock(&self.queue);
-        while queue.front().is_some_and(|entry| entry.seq <= seq) {
-            queue.pop_front();
+        while queue.entries.front().is_some_and(|entry| entry.seq <= seq) {
+            queue.pop();
             removed += 1;
         }
         self.pending_gauge().set(queue.len() as i64);
         drop(queue);
-        if let Err(error) = lock(&self.journal).consume_through(seq) {
-            // The records were delivered; a stale cursor only means a redelivery after a
-            // restart, which receivers dedupe.
-            tracing::error!(destination = %self.destination, error = format!("{error:#}"), "outbox cursor not saved");
-        }
+        // Only fails once the writer has stopped (shutdown): the records were delivered, and
+        // a stale cursor only means a redelivery after a restart, which receivers dedupe.
+        let _ = writer.send(Job::Consume(seq));
         removed
     }
 
@@ -478,6 +548,9 @@ enum Delivery {
 struct Journal {
     dir: PathBuf,
     log: File,
+    /// Held (an exclusive lock on `lock`) for as long as the outbox is open: two processes,
+    /// or two roles sharing a STATE_DIR, appending to one log would lose records.
+    _lock: File,
     /// Highest seq delivered or dropped.
     consumed: u64,
     next_seq: u64,
@@ -485,9 +558,14 @@ struct Journal {
     dead_lines: u64,
 }
 
+/// How long `open` waits for the folder's lock: an outbox of this process that is closing
+/// (a role restarted in place) lets go of it within moments.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
 impl Journal {
     fn open(dir: &Path) -> anyhow::Result<(Journal, VecDeque<Entry>)> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = lock_folder(dir)?;
         let cursor_path = dir.join("cursor");
         let consumed = match std::fs::read_to_string(&cursor_path) {
             Ok(text) => text
@@ -501,7 +579,8 @@ impl Journal {
         let mut entries = VecDeque::new();
         let mut next_seq = consumed + 1;
         let mut dead_lines = 0;
-        let mut good_bytes = 0u64;
+        let mut whole_lines_bytes = 0u64;
+        let mut unreadable = 0u64;
         if let Ok(file) = File::open(&log_path) {
             let mut reader = BufReader::new(file);
             let mut line = String::new();
@@ -514,11 +593,13 @@ impl Journal {
                 if read == 0 || !line.ends_with('\n') {
                     break;
                 }
-                let Some((seq, json)) = line.trim_end_matches('\n').split_once('\t') else {
-                    break;
+                whole_lines_bytes += read as u64;
+                // A whole line that does not read back (the disk damaged it) is skipped, not
+                // the end of the log: the acknowledged records after it are still good.
+                let Some((seq, json)) = parse_line(line.trim_end_matches('\n')) else {
+                    unreadable += 1;
+                    continue;
                 };
-                let Ok(seq) = seq.parse::<u64>() else { break };
-                good_bytes += read as u64;
                 next_seq = next_seq.max(seq + 1);
                 if seq <= consumed {
                     dead_lines += 1;
@@ -530,19 +611,23 @@ impl Journal {
                 }
             }
         }
+        if unreadable > 0 {
+            tracing::error!(path = %log_path.display(), lines = unreadable, "outbox log lines that do not read back were skipped");
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
-        if log.metadata()?.len() > good_bytes {
+        if log.metadata()?.len() > whole_lines_bytes {
             tracing::warn!(path = %log_path.display(), "cutting off a torn write at the end of the outbox log");
-            log.set_len(good_bytes)?;
+            log.set_len(whole_lines_bytes)?;
         }
         Ok((
             Journal {
                 dir: dir.to_path_buf(),
                 log,
+                _lock: lock,
                 consumed,
                 next_seq,
                 dead_lines,
@@ -551,7 +636,8 @@ impl Journal {
         ))
     }
 
-    /// Append lines durably; returns the seq of the first.
+    /// Append lines durably; returns the seq of the first. A failed append is cut off again,
+    /// so the next one starts on a line of its own.
     fn append(&mut self, lines: &[&str]) -> anyhow::Result<u64> {
         let first = self.next_seq;
         let mut buffer = String::with_capacity(lines.iter().map(|l| l.len() + 24).sum());
@@ -559,10 +645,24 @@ impl Journal {
             use std::fmt::Write as _;
             let _ = writeln!(buffer, "{}\t{line}", first + offset as u64);
         }
-        self.log
+        let length = self
+            .log
+            .metadata()
+            .context("reading the outbox log's length")?
+            .len();
+        let written = self
+            .log
             .write_all(buffer.as_bytes())
-            .context("appending to the outbox log")?;
-        self.log.sync_data().context("syncing the outbox log")?;
+            .context("appending to the outbox log")
+            .and_then(|()| self.log.sync_data().context("syncing the outbox log"));
+        if let Err(error) = written {
+            if let Err(cut) = self.log.set_len(length) {
+                // Left as it is, the part written is a line that does not read back: the
+                // next open skips it.
+                tracing::error!(error = %cut, "cannot cut a failed append off the outbox log");
+            }
+            return Err(error);
+        }
         self.next_seq += lines.len() as u64;
         Ok(first)
     }
@@ -587,10 +687,7 @@ impl Journal {
         let mut kept = Vec::new();
         for line in reader.lines() {
             let line = line?;
-            let live = line
-                .split_once('\t')
-                .and_then(|(seq, _)| seq.parse::<u64>().ok())
-                .is_some_and(|seq| seq > self.consumed);
+            let live = parse_line(&line).is_some_and(|(seq, _)| seq > self.consumed);
             if live {
                 kept.extend_from_slice(line.as_bytes());
                 kept.push(b'\n');
@@ -600,6 +697,42 @@ impl Journal {
         self.log = OpenOptions::new().append(true).open(&log_path)?;
         self.dead_lines = 0;
         Ok(())
+    }
+}
+
+/// `<seq>\t<json>`, or None for a line that does not read back.
+fn parse_line(line: &str) -> Option<(u64, &str)> {
+    let (seq, json) = line.split_once('\t')?;
+    let seq = seq.parse().ok()?;
+    serde_json::from_str::<serde::de::IgnoredAny>(json).ok()?;
+    Some((seq, json))
+}
+
+/// Take the folder's lock, waiting a little for an outbox of this process that is closing.
+fn lock_folder(dir: &Path) -> anyhow::Result<File> {
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "{} is in use by another outbox (two processes, or two roles, sharing one \
+                 STATE_DIR?)",
+                dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(error).with_context(|| format!("locking {}", path.display()))
+            }
+        }
     }
 }
 

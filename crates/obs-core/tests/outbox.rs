@@ -437,3 +437,82 @@ async fn an_external_receiver_gets_one_object_per_request_and_no_token() {
     );
     handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn the_queue_is_bounded_in_bytes_too() {
+    let receiver = Receiver::start(0, Mode::Unavailable);
+    let (mut config, _state) = obs_testkit::test_config("sender");
+    fast_retries(&mut config);
+    config.outbox.max_bytes = 64 * 1024;
+    let (app, outbox) = start_sender(config, &receiver.url()).await;
+    let padding = "x".repeat(1000);
+    for n in 0..100u64 {
+        outbox
+            .push(&[json!({"id": format!("rec-{n}"), "n": n, "padding": padding})])
+            .await
+            .unwrap();
+    }
+    let pending = outbox.pending();
+    assert!(
+        (55..=64).contains(&pending),
+        "about 64 KiB of ~1 KiB records: {pending}"
+    );
+    let dropped = metric(
+        &app,
+        r#"outbox_dropped_total{destination="archivist",reason="overflow"}"#,
+    )
+    .await;
+    assert_eq!(dropped as usize, 100 - pending);
+    receiver.set(Mode::Accept);
+    let first_kept = 100 - pending as u64;
+    wait_delivered(&receiver, &(first_kept..100).collect::<Vec<_>>()).await;
+}
+
+/// A whole line the disk damaged costs that record only: the acknowledged records after it
+/// are still delivered.
+#[actix_web::test]
+async fn a_damaged_line_in_the_middle_of_the_log_costs_only_itself() {
+    let receiver = Receiver::start(0, Mode::Unavailable);
+    let (mut config, state) = obs_testkit::test_config("sender");
+    fast_retries(&mut config);
+    let (app, outbox) = start_sender(config.clone(), &receiver.url()).await;
+    outbox.push(&records(0..10)).await.unwrap();
+    app.shutdown().await.unwrap();
+    drop(outbox);
+
+    let log = state.path().join("outbox/archivist/queue.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let damaged: String = text
+        .lines()
+        .map(|line| {
+            if line.contains("\"rec-5\"") {
+                "6?\t{\"id\":\u{0}garbage".to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect();
+    std::fs::write(&log, damaged).unwrap();
+
+    let (_app, outbox) = start_sender(config, &receiver.url()).await;
+    assert_eq!(outbox.pending(), 9);
+    outbox.push(&records(10..12)).await.unwrap();
+    receiver.set(Mode::Accept);
+    let want: Vec<u64> = (0..12).filter(|n| *n != 5).collect();
+    wait_delivered(&receiver, &want).await;
+}
+
+/// Two outboxes on one folder (two processes, or two roles sharing a STATE_DIR) would append
+/// to one log; the second is refused, saying why.
+#[actix_web::test]
+async fn a_second_outbox_on_the_same_folder_is_refused() {
+    let (config, _state) = obs_testkit::test_config("sender");
+    let service = Service::new(config.clone()).unwrap();
+    let _first = Outbox::open(&service, "archivist", "http://127.0.0.1:9/v1/records").unwrap();
+    let other = Service::new(config).unwrap();
+    let error = Outbox::open(&other, "archivist", "http://127.0.0.1:9/v1/records")
+        .err()
+        .expect("refused");
+    assert!(format!("{error:#}").contains("in use"), "{error:#}");
+}
