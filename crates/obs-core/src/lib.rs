@@ -29,10 +29,10 @@ pub mod server;
 pub mod telemetry;
 
 pub use auth::StateChanging;
-pub use config::{ConfigError, CoreConfig};
+pub use config::{ConfigError, CoreConfig, LegacyListen, Listen};
 pub use error::ApiError;
 pub use json::Json;
-pub use metrics::Metrics;
+pub use metrics::{BoundedCounterVec, Metrics};
 pub use outbox::{Outbox, OutboxOptions};
 pub use runtime::{exit_with, run_role};
 pub use server::{shutdown_signal, Application, Role, RoleContext, Service};

@@ -4,6 +4,9 @@
 //! roles in one process, each `/metrics` showing only its own series with its own
 //! `build_info{role}`.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -105,5 +108,99 @@ impl Metrics {
             tracing::error!(%error, "encoding metrics failed");
         }
         buffer
+    }
+}
+
+/// A counter vector whose label values come from clients (an event's service and type):
+/// at most `max_series` label sets. Past the bound, new label sets are counted under
+/// [`OTHER_LABEL`] in every label, and a warning says so once, so no client can grow
+/// `/metrics` (and memory) without bound.
+#[derive(Clone)]
+pub struct BoundedCounterVec {
+    counters: IntCounterVec,
+    known: Arc<Mutex<HashSet<Box<str>>>>,
+    max_series: usize,
+}
+
+/// The label value that stands for every label set past a [`BoundedCounterVec`]'s bound.
+pub const OTHER_LABEL: &str = "_other";
+
+impl BoundedCounterVec {
+    pub fn new(counters: IntCounterVec, max_series: usize) -> Self {
+        BoundedCounterVec {
+            counters,
+            known: Arc::default(),
+            max_series,
+        }
+    }
+
+    pub fn inc(&self, labels: &[&str]) {
+        // The unit separator cannot occur in the names callers validate.
+        let key = labels.join("\u{1f}");
+        let admitted = {
+            let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+            if known.contains(key.as_str()) {
+                true
+            } else if known.len() < self.max_series {
+                known.insert(key.into());
+                true
+            } else {
+                false
+            }
+        };
+        if admitted {
+            self.counters.with_label_values(labels).inc();
+            return;
+        }
+        let other = vec![OTHER_LABEL; labels.len()];
+        let overflow = self.counters.with_label_values(&other);
+        if overflow.get() == 0 {
+            tracing::warn!(
+                metric = %self.name(),
+                max_series = self.max_series,
+                "too many label sets; counting new ones under \"{OTHER_LABEL}\""
+            );
+        }
+        overflow.inc();
+    }
+
+    /// The counter of one label set, as it stands (tests, reads).
+    pub fn get(&self, labels: &[&str]) -> u64 {
+        self.counters.with_label_values(labels).get()
+    }
+
+    fn name(&self) -> String {
+        self.counters
+            .desc()
+            .first()
+            .map(|desc| desc.fq_name.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_the_bound_new_label_sets_share_one_series() {
+        let metrics = Metrics::new("t", "test").unwrap();
+        let vec = IntCounterVec::new(Opts::new("events_total", "events"), &["a", "b"]).unwrap();
+        let bounded = BoundedCounterVec::new(metrics.register(vec).unwrap(), 2);
+        bounded.inc(&["x", "1"]);
+        bounded.inc(&["y", "1"]);
+        bounded.inc(&["x", "1"]);
+        for index in 0..100 {
+            bounded.inc(&["z", &index.to_string()]);
+        }
+        assert_eq!(bounded.get(&["x", "1"]), 2);
+        assert_eq!(bounded.get(&["y", "1"]), 1);
+        assert_eq!(bounded.get(&[OTHER_LABEL, OTHER_LABEL]), 100);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("events_total{"))
+            .count();
+        assert_eq!(series, 3, "{text}");
     }
 }

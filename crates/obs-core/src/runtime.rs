@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use crate::config::{ConfigError, CoreConfig};
+use crate::config::{ConfigError, CoreConfig, Listen};
 use crate::server::{shutdown_signal, Role, Service};
 
 /// Run one role until SIGTERM/SIGINT. Exit codes: 0 after a clean stop, 2 for bad
@@ -13,13 +13,14 @@ use crate::server::{shutdown_signal, Role, Service};
 ///
 /// `healthcheck` as the first argument asks the running role on this machine instead
 /// (the container HEALTHCHECK), exiting 0 when `/healthz` answers 200.
-pub fn run_role<F, R>(role: &'static str, default_port: u16, make_role: F) -> !
+pub fn run_role<F, R>(role: &'static str, listen: impl Into<Listen>, make_role: F) -> !
 where
     F: AsyncFnOnce(&Service) -> anyhow::Result<R>,
     R: Role,
 {
+    let listen = listen.into();
     match std::env::args().nth(1).as_deref() {
-        Some("healthcheck") => std::process::exit(healthcheck(role, default_port)),
+        Some("healthcheck") => std::process::exit(healthcheck(role, listen)),
         Some("--version" | "-V") => {
             println!("{role} {} ({})", crate::VERSION, crate::REVISION);
             std::process::exit(0)
@@ -39,7 +40,7 @@ where
         }
         None => {}
     }
-    let config = CoreConfig::from_env(role, default_port).unwrap_or_else(|error| error.exit());
+    let config = CoreConfig::from_env(role, listen).unwrap_or_else(|error| error.exit());
     crate::telemetry::init(&config).unwrap_or_else(|error| error.exit());
     let result = actix_web::rt::System::new().block_on(async move {
         let service = Service::new(config)?;
@@ -67,8 +68,8 @@ pub fn exit_with(program: &str, result: anyhow::Result<()>) -> ! {
 
 /// GET /healthz on this machine's PORT with a plain socket: no runtime, no dependencies,
 /// fit for a `FROM scratch` image's HEALTHCHECK.
-fn healthcheck(role: &str, default_port: u16) -> i32 {
-    let port = match CoreConfig::from_env(role, default_port) {
+fn healthcheck(role: &str, listen: Listen) -> i32 {
+    let port = match CoreConfig::from_env(role, listen) {
         Ok(config) => config.port,
         Err(error) => {
             eprintln!("{error}");

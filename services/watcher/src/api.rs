@@ -251,7 +251,9 @@ async fn ping_fail(
         example = json!({"service": "edge-cam01", "event_type": "error", "detail": "model timeout"})),
     responses((status = 200, description = "recorded; the event's id",
         example = json!({"status": "ok", "id": "01J9Z3NDEKTSV4RRFFQ69G5FAV"})),
-        (status = 400, body = obs_core::error::ErrorBody)))]
+        (status = 400, body = obs_core::error::ErrorBody),
+        (status = 503, description = "not recorded: it could not be queued for delivery (disk full?); send it again",
+            body = obs_core::error::ErrorBody)))]
 async fn post_event(
     shared: web::Data<Shared>,
     body: obs_core::Json<EventIn>,
@@ -269,7 +271,11 @@ async fn post_event(
     event.detail = input.detail;
     event.component = input.component;
     let id = event.id;
-    shared.record_event(event).await;
+    shared.accept_event(event).await.map_err(|error| {
+        ApiError::Unavailable(format!(
+            "the event could not be queued for delivery, so it was not recorded: {error:#}"
+        ))
+    })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok", "id": id})))
 }
 

@@ -27,6 +27,9 @@ pub struct WatcherConfig {
     pub app_name: Option<String>,
     /// EVENTS_MAX: events kept in memory (and in state.json) for `GET /events`.
     pub events_max: usize,
+    /// MAX_EVENT_SERIES: label sets of `monitoring_events_total` and the task counters, each;
+    /// past it new ones are counted under `_other`.
+    pub max_event_series: usize,
     /// RESOLVED_ISSUES_MAX: resolved issues kept for `GET /issues`; open ones are all kept.
     pub resolved_issues_max: usize,
     /// STATE_SAVE_INTERVAL: how often heartbeat times reach state.json; issue changes are
@@ -87,6 +90,8 @@ struct RawWatcherEnv {
     monitor_heartbeat_check_interval: f64,
     #[serde(default = "default_max_services")]
     max_services: usize,
+    #[serde(default = "default_max_event_series")]
+    max_event_series: usize,
     docker_host: Option<String>,
     #[serde(default = "default_docker_watch")]
     docker_watch: String,
@@ -123,6 +128,9 @@ fn default_heartbeat_timeout() -> f64 {
 }
 fn default_check_interval() -> f64 {
     5.0
+}
+fn default_max_event_series() -> usize {
+    10_000
 }
 fn default_max_services() -> usize {
     100_000
@@ -205,6 +213,7 @@ impl WatcherConfig {
             deployment_id: raw.deployment_id.filter(|id| !id.is_empty()),
             app_name: raw.app_name.filter(|name| !name.is_empty()),
             events_max: at_least_one("EVENTS_MAX", raw.events_max)?,
+            max_event_series: at_least_one("MAX_EVENT_SERIES", raw.max_event_series)?,
             resolved_issues_max: raw.resolved_issues_max,
             state_save_interval: seconds("STATE_SAVE_INTERVAL", raw.state_save_interval)?,
         };
@@ -237,6 +246,7 @@ impl WatcherConfig {
             deployment_id: None,
             app_name: None,
             events_max: default_events_max(),
+            max_event_series: default_max_event_series(),
             resolved_issues_max: default_resolved_issues_max(),
             state_save_interval: Duration::from_secs(5),
         }

@@ -78,8 +78,9 @@ impl Downstream {
     }
 
     /// Hand `items` to the roles downstream. Called with no lock held; returns once they
-    /// are persisted in the outboxes.
-    pub async fn publish(&self, items: Vec<Published>) {
+    /// are persisted in the outboxes, or the first outbox's error (logged here already) if
+    /// one could not persist them.
+    pub async fn publish(&self, items: Vec<Published>) -> anyhow::Result<()> {
         for item in &items {
             if let Published::Issue(change, issue) = item {
                 tracing::info!(
@@ -94,6 +95,7 @@ impl Downstream {
                 );
             }
         }
+        let mut outcome = Ok(());
         if let Some(archive) = &self.archive {
             let records: Vec<Record> = items.iter().map(Published::to_record).collect();
             if let Err(error) = archive.push(&records).await {
@@ -101,6 +103,7 @@ impl Downstream {
                     error = format!("{error:#}"),
                     "records not queued for the archivist"
                 );
+                outcome = Err(error);
             }
         }
         if let Some(curator) = &self.curator {
@@ -116,7 +119,9 @@ impl Downstream {
                     error = format!("{error:#}"),
                     "issues not queued for the curator"
                 );
+                outcome = outcome.and(Err(error));
             }
         }
+        outcome
     }
 }

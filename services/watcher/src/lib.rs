@@ -47,6 +47,15 @@ use crate::state::{Snapshot, Store};
 
 pub const NAME: &str = "watcher";
 pub const DEFAULT_PORT: u16 = 8001;
+/// Port 8001, or the seed monitoring service's MONITOR_HOST / MONITOR_PORT when HOST / PORT
+/// are not set.
+pub const LISTEN: obs_core::Listen = obs_core::Listen {
+    port: DEFAULT_PORT,
+    legacy: Some(obs_core::LegacyListen {
+        host: "MONITOR_HOST",
+        port: "MONITOR_PORT",
+    }),
+};
 
 /// Everything the endpoints and background tasks share.
 pub struct Shared {
@@ -96,37 +105,51 @@ impl Shared {
         }
     }
 
-    /// Keep an event for `/events`, count it, and send it downstream.
+    /// An event the watcher saw itself: sent downstream, kept for `/events` and counted,
+    /// whatever happens downstream (a failure to queue it is logged by `publish`).
     pub async fn record_event(&self, event: Event) {
+        let _ = self
+            .downstream
+            .publish(vec![Published::Event(event.clone())])
+            .await;
+        self.keep_event(event);
+    }
+
+    /// An event a client sent: kept only once it is queued for delivery, so a client told it
+    /// failed (the error says why) can send it again without it counting twice.
+    pub async fn accept_event(&self, event: Event) -> anyhow::Result<()> {
+        self.downstream
+            .publish(vec![Published::Event(event.clone())])
+            .await?;
+        self.keep_event(event);
+        Ok(())
+    }
+
+    fn keep_event(&self, event: Event) {
         self.metrics
             .events
-            .with_label_values(&[&event.service, &event.event_type])
-            .inc();
+            .inc(&[&event.service, &event.event_type]);
         if let Some(component) = &event.component {
             match event.event_type.as_str() {
-                "failure" => self
-                    .metrics
-                    .task_failures
-                    .with_label_values(&[&event.service, component])
-                    .inc(),
+                "failure" => self.metrics.task_failures.inc(&[&event.service, component]),
                 "success" => self
                     .metrics
                     .task_successes
-                    .with_label_values(&[&event.service, component])
-                    .inc(),
+                    .inc(&[&event.service, component]),
                 _ => {}
             }
         }
-        lock(&self.events).push(event.clone());
+        lock(&self.events).push(event);
         self.store.touch();
-        self.downstream.publish(vec![Published::Event(event)]).await;
     }
 
     /// Open an issue or update the open one with the same fingerprint.
     pub async fn raise(&self, detection: Detection) {
         let (change, issue) = lock(&self.issues).raise(detection, Utc::now());
         self.store.changed();
-        self.downstream
+        // Kept here either way; a failure to queue it downstream is logged by `publish`.
+        let _ = self
+            .downstream
             .publish(vec![Published::Issue(change, issue)])
             .await;
     }
@@ -142,7 +165,8 @@ impl Shared {
         let amended = lock(&self.issues).amend(service, kind, subject, facts, Utc::now());
         if let Some(issue) = amended {
             self.store.changed();
-            self.downstream
+            let _ = self
+                .downstream
                 .publish(vec![Published::Issue(Change::Updated, issue)])
                 .await;
         }
@@ -159,7 +183,8 @@ impl Shared {
         let resolved = lock(&self.issues).resolve(service, kind, subject, facts, Utc::now());
         if let Some(issue) = resolved {
             self.store.changed();
-            self.downstream
+            let _ = self
+                .downstream
                 .publish(vec![Published::Issue(Change::Resolved, issue)])
                 .await;
         }
@@ -278,8 +303,9 @@ impl Watcher {
             config.heartbeat.max_services,
             config.heartbeat.timeout,
         )));
-        let metrics = WatcherMetrics::register(service.metrics(), tracker.clone())
-            .context("registering the watcher's metrics")?;
+        let metrics =
+            WatcherMetrics::register(service.metrics(), tracker.clone(), config.max_event_series)
+                .context("registering the watcher's metrics")?;
         let probes = ProbeTargets::default();
         for (name, url) in &config.probes.targets {
             probes.add(name, url)?;

@@ -1,3 +1,3 @@
 fn main() {
-    obs_core::run_role(watcher::NAME, watcher::DEFAULT_PORT, watcher::Watcher::new)
+    obs_core::run_role(watcher::NAME, watcher::LISTEN, watcher::Watcher::new)
 }

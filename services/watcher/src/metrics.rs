@@ -13,16 +13,17 @@ use obs_core::prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, Metric
 use obs_core::prometheus::{
     Gauge as GaugeValue, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
-use obs_core::Metrics;
+use obs_core::{BoundedCounterVec, Metrics};
 use obs_model::ServiceState;
 
 use crate::heartbeats::Tracker;
 
 #[derive(Clone)]
 pub struct WatcherMetrics {
-    pub events: IntCounterVec,
-    pub task_failures: IntCounterVec,
-    pub task_successes: IntCounterVec,
+    /// Labelled by what clients send: bounded (MAX_EVENT_SERIES each).
+    pub events: BoundedCounterVec,
+    pub task_failures: BoundedCounterVec,
+    pub task_successes: BoundedCounterVec,
     pub heartbeats: IntCounter,
     pub issues_open: IntGaugeVec,
     pub container_restarts: IntCounterVec,
@@ -41,23 +42,33 @@ pub struct WatcherMetrics {
 }
 
 impl WatcherMetrics {
-    pub fn register(metrics: &Metrics, tracker: Arc<Mutex<Tracker>>) -> anyhow::Result<Self> {
+    pub fn register(
+        metrics: &Metrics,
+        tracker: Arc<Mutex<Tracker>>,
+        max_event_series: usize,
+    ) -> anyhow::Result<Self> {
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             metrics.register(IntCounterVec::new(Opts::new(name, help), labels)?)
         };
+        let bounded = |name: &str, help: &str, labels: &[&str]| -> anyhow::Result<_> {
+            Ok(BoundedCounterVec::new(
+                counter_vec(name, help, labels)?,
+                max_event_series,
+            ))
+        };
         let gauge = |name: &str, help: &str| metrics.register(GaugeValue::new(name, help)?);
         let registered = WatcherMetrics {
-            events: counter_vec(
+            events: bounded(
                 "monitoring_events_total",
                 "Events recorded, by service and event type.",
                 &["service", "event_type"],
             )?,
-            task_failures: counter_vec(
+            task_failures: bounded(
                 "monitoring_task_failures_total",
                 "Events of type failure that named a component.",
                 &["service", "component"],
             )?,
-            task_successes: counter_vec(
+            task_successes: bounded(
                 "monitoring_task_success_total",
                 "Events of type success that named a component.",
                 &["service", "component"],

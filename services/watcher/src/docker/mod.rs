@@ -261,8 +261,42 @@ async fn seed(shared: &Arc<Shared>, docker: &Docker) -> anyhow::Result<()> {
                     watched.health_output.as_deref(),
                 )));
             }
+            // Ended while nobody watched (before the watcher started, or while the engine
+            // link was down): what its state still says. A stop asked for (SIGTERM/SIGINT,
+            // or SIGKILL after the stop timeout) cannot be told from its exit code alone, so
+            // those codes are not called crashes here; the engine's OOM flag is kept.
+            if watched.info.state == "exited" {
+                watched.seeded_exit = watched.info.finished_at;
+                if watched.info.oom_killed {
+                    watched.troubled = true;
+                    outcomes.push(Outcome::Raise(detect::oom_killed(
+                        &watched.info,
+                        &[detect::SIGNAL_STATE_OOM_KILLED],
+                        watched.info.exit_code,
+                    )));
+                } else if let Some(code) = watched
+                    .info
+                    .exit_code
+                    .filter(|code| !matches!(code, 0 | 130 | 137 | 143))
+                {
+                    watched.troubled = true;
+                    outcomes.push(Outcome::Raise(detect::crashed(
+                        &watched.info,
+                        code,
+                        &watched.restart_policy,
+                    )));
+                }
+            }
         }
     }
+    // Seen again after a restart of the watcher or the engine link: an issue already open
+    // for it is not a new occurrence.
+    outcomes.retain(|outcome| match outcome {
+        Outcome::Raise(detection) => {
+            !shared.issue_is_open(&detection.service, detection.kind, &detection.subject)
+        }
+        _ => true,
+    });
     shared.store.changed();
     apply(shared, outcomes).await;
     Ok(())
@@ -360,6 +394,12 @@ async fn handle(shared: &Arc<Shared>, docker: &Docker, message: EventMessage) {
                                 None,
                             )));
                         }
+                    }
+                    "die"
+                        if watched.seeded_exit.is_some()
+                            && watched.seeded_exit == watched.info.finished_at =>
+                    {
+                        // The exit the seed judged, replayed: recorded as an event only.
                     }
                     "die" => {
                         let code = exit_code.or(watched.info.exit_code).unwrap_or(0);

@@ -30,6 +30,9 @@ pub struct Watched {
     /// The last health check's output, for the unhealthy issue.
     pub health_output: Option<String>,
     pub failing_streak: Option<i64>,
+    /// The exit (its `finished_at`) a seed found and judged already: its `die` event, replayed
+    /// by the stream's overlap with the seed, is not judged twice.
+    pub seeded_exit: Option<DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -85,6 +88,7 @@ impl ContainerTable {
             troubled: false,
             health_output: None,
             failing_streak: None,
+            seeded_exit: None,
         });
         let restart_count = info.restart_count;
         watched.info = info;
@@ -161,6 +165,7 @@ impl ContainerTable {
                     troubled: true,
                     health_output: None,
                     failing_streak: None,
+                    seeded_exit: None,
                 },
             );
         }

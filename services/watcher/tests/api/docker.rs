@@ -438,3 +438,39 @@ async fn without_an_engine_auto_runs_without_it_and_on_refuses_to_start() {
         "{text}"
     );
 }
+
+/// Containers that ended before the watcher started are judged by what the engine's state
+/// still says: a non-zero exit is a crash; a clean exit is nothing. A restart of the watcher
+/// does not count the same crash again.
+#[actix_web::test]
+async fn a_crash_from_before_the_watcher_started_is_found_at_start() {
+    let image = Image::busybox("watcher");
+    let mut containers = Containers::default();
+    let crashed = unique("crashed-earlier");
+    let clean = unique("clean-earlier");
+    containers.run(&crashed, &[], &image, &["sh", "-c", "exit 4"]);
+    containers.run(&clean, &[], &image, &["sh", "-c", "exit 0"]);
+    for name in [&crashed, &clean] {
+        eventually("the container to exit", Duration::from_secs(20), || async {
+            (obs_testkit::docker::inspect(name, "{{.State.Status}}") == "exited").then_some(())
+        })
+        .await;
+    }
+
+    let state = tempfile::tempdir().unwrap();
+    let app = crate::helpers::spawn_in(state.path(), docker_settings()).await;
+    wait_connected(&app).await;
+    let issue = wait_for_issue(&app, "open", "crashed", &crashed).await;
+    assert_eq!(issue["facts"]["exit_code"], 4);
+    assert_eq!(issue["count"], 1);
+    assert!(issues(&app, "all", "crashed", &clean).await.is_empty());
+    app.shutdown().await.unwrap();
+
+    let app = crate::helpers::spawn_in(state.path(), docker_settings()).await;
+    wait_connected(&app).await;
+    let issue = wait_for_issue(&app, "open", "crashed", &crashed).await;
+    assert_eq!(
+        issue["count"], 1,
+        "the same crash, not a new occurrence: {issue}"
+    );
+}

@@ -118,3 +118,38 @@ async fn the_list_is_the_most_recent_oldest_first_bounded_by_events_max() {
     let (_, none) = get(&app, "/events?service=nobody").await;
     assert_eq!(types(none), Vec::<String>::new());
 }
+
+/// Event types are free text: a client sending ever new ones cannot grow the series count.
+/// Past MAX_EVENT_SERIES the new label sets share one `_other` series; the events themselves
+/// are all kept.
+#[actix_web::test]
+async fn event_series_are_bounded_but_every_event_is_kept() {
+    let mut settings = WatcherConfig::for_tests();
+    settings.max_event_series = 3;
+    let app = spawn(settings).await;
+    for index in 0..10 {
+        let (status, reply) = post(
+            &app,
+            "/events",
+            &json!({"service": "fuzzer", "event_type": format!("type-{index}"),
+                    "component": "c", "detail": "x"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let text = metrics(&app).await;
+    let series = text
+        .lines()
+        .filter(|line| line.starts_with("monitoring_events_total{"))
+        .count();
+    assert_eq!(series, 4, "three label sets and _other:\n{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"monitoring_events_total{event_type="_other",service="_other"}"#
+        ),
+        Some(7.0)
+    );
+    let (_, body) = get(&app, "/events?service=fuzzer").await;
+    assert_eq!(body["events"].as_array().unwrap().len(), 10);
+}

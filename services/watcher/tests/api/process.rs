@@ -53,6 +53,7 @@ fn bad_settings_stop_it_with_one_line_naming_the_variable() {
         ("RESTART_LOOP_THRESHOLD", "0"),
         ("DOCKER_HOST", "ssh://somewhere"),
         ("EVENTS_MAX", "0"),
+        ("MAX_EVENT_SERIES", "0"),
     ] {
         let child = watcher(free_port(), state.path(), &[(variable, value)]);
         let output = child
@@ -68,6 +69,48 @@ fn bad_settings_stop_it_with_one_line_naming_the_variable() {
         assert_eq!(lines.len(), 1, "{variable}={value}: one line: {stderr}");
         assert!(lines[0].contains(variable), "{variable}={value}: {stderr}");
     }
+}
+
+/// The seed monitoring service listened by MONITOR_HOST / MONITOR_PORT: honoured where HOST /
+/// PORT are not set, so its manifests keep working; HOST / PORT win when both are set.
+#[actix_web::test]
+async fn the_seed_listen_variables_work_where_host_and_port_are_not_set() {
+    let state = tempfile::tempdir().unwrap();
+    let seed_port = free_port();
+    let mut command = Command::new(binary("watcher"));
+    command
+        .env_clear()
+        .env("MONITOR_HOST", "127.0.0.1")
+        .env("MONITOR_PORT", seed_port.to_string())
+        .env("STATE_DIR", state.path())
+        .env("DOCKER_WATCH", "off")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _seed = ChildGuard(Some(command.spawn().expect("the watcher binary starts")));
+    ready(seed_port).await;
+
+    let port = free_port();
+    let state = tempfile::tempdir().unwrap();
+    let unused = free_port().to_string();
+    let _both = watcher(port, state.path(), &[("MONITOR_PORT", unused.as_str())]);
+    ready(port).await;
+
+    let mut command = Command::new(binary("watcher"));
+    command
+        .env_clear()
+        .env("MONITOR_PORT", "nine-four-hundred")
+        .env("STATE_DIR", state.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = ChildGuard(Some(command.spawn().unwrap()))
+        .wait_with_output(Duration::from_secs(10))
+        .expect("it exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("MONITOR_PORT"), "{stderr}");
 }
 
 #[test]
