@@ -132,8 +132,8 @@ pub enum Command {
     Logs {
         /// Container name.
         container: String,
-        /// How many lines from the end.
-        #[arg(short = 'n', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        /// How many lines from the end (1 to 10000, the watcher's bound).
+        #[arg(short = 'n', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         lines: u32,
     },
     /// Tell the watcher a service is alive (for scripts and cron), or with --fail that it failed.

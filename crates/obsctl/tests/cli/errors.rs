@@ -64,6 +64,7 @@ async fn bad_flags_are_clap_errors_with_exit_2() {
         (&["issues", "--state", "closed"], "--state"),
         (&["logs"], "<CONTAINER>"),
         (&["logs", "web", "--lines", "0"], "--lines"),
+        (&["logs", "web", "--lines", "10001"], "--lines"),
         (&["heartbeat"], "<SERVICE>"),
         (
             &["heartbeat", "api", "--timeout-seconds=-1"],
