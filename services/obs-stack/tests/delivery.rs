@@ -158,3 +158,65 @@ async fn a_watcher_killed_with_records_pending_delivers_them_after_its_restart()
     let (details, ids) = wait_archived(archivist_port, 50).await;
     assert_exactly(&details, &ids, 50);
 }
+
+async fn archived_count(port: u16) -> Option<u64> {
+    let stats: Value = client()
+        .get(format!("http://127.0.0.1:{port}/v1/stats"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    stats["records"].as_u64()
+}
+
+/// The archivist SIGKILLed again and again while a backlog is being delivered: some batches
+/// are stored but never acknowledged, so the watcher sends them again. Every event arrives,
+/// and none is stored twice.
+#[tokio::test]
+async fn an_archivist_killed_in_the_middle_of_deliveries_stores_each_record_once() {
+    // One record per request: delivering the backlog takes a while, so the kills land in it.
+    const EVENTS: u32 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let (watcher_port, archivist_port) = (free_port(), free_port());
+    let env = [
+        (
+            "ARCHIVIST_URL",
+            format!("http://127.0.0.1:{archivist_port}"),
+        ),
+        ("OUTBOX_BATCH_SIZE", "1".to_string()),
+    ];
+    let archivist_state = dir.path().join("archivist");
+    let _watcher = start("watcher", watcher_port, &dir.path().join("watcher"), &env);
+    wait_ready(watcher_port).await;
+    post_events(watcher_port, 0..EVENTS).await;
+
+    let mut kills = 0;
+    let mut archivist = None;
+    while kills < 3 {
+        let running = start("archivist", archivist_port, &archivist_state, &[]);
+        wait_ready(archivist_port).await;
+        // Kill it as soon as deliveries are under way, not done.
+        let stored = eventually("deliveries to start", Duration::from_secs(20), || async {
+            archived_count(archivist_port).await.filter(|n| *n > 0)
+        })
+        .await;
+        if stored >= u64::from(EVENTS) {
+            archivist = Some(running);
+            break;
+        }
+        running.signal(libc::SIGKILL);
+        let _ = running.wait_with_output(Duration::from_secs(5));
+        kills += 1;
+    }
+    let _archivist =
+        archivist.unwrap_or_else(|| start("archivist", archivist_port, &archivist_state, &[]));
+    wait_ready(archivist_port).await;
+    let (details, ids) = wait_archived(archivist_port, EVENTS as usize).await;
+    assert_exactly(&details, &ids, EVENTS);
+    assert!(
+        kills > 0,
+        "the archivist was killed mid-delivery at least once"
+    );
+}

@@ -264,3 +264,34 @@ impl Store for PostgresStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Acknowledged means committed and flushed: every connection of the archivist runs with
+    /// synchronous_commit=on, even on a server whose default is off (a SIGKILL test cannot
+    /// tell the difference; a crash of the server's machine would).
+    #[tokio::test]
+    async fn every_connection_commits_synchronously_whatever_the_server_default() {
+        let server = obs_testkit::postgres::shared();
+        let url = server.create_database().expect("a fresh database");
+        let database = url.rsplit('/').next().unwrap_or_default().to_string();
+        server
+            .psql(
+                "postgres",
+                &format!("ALTER DATABASE \"{database}\" SET synchronous_commit = off"),
+            )
+            .expect("the server default is turned off for this database");
+        let store = PostgresStore::open(&url).await.unwrap();
+        for _ in 0..2 {
+            let client = store.pool.get().await.unwrap();
+            let row = client
+                .query_one("SHOW synchronous_commit", &[])
+                .await
+                .unwrap();
+            let setting: String = row.get(0);
+            assert_eq!(setting, "on");
+        }
+    }
+}
