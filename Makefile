@@ -16,8 +16,12 @@ build:
 # Static (crt-static) release binaries: what the FROM-scratch images and the benchmarks run.
 TARGET := x86_64-unknown-linux-gnu
 RELEASE_DIR := target/$(TARGET)/release
+# The services only (and the bench's bare-actix baseline): built together with obsctl, cargo
+# would unify the client's dependency features (its terminal UI's) into the services' and
+# every role binary would carry them. `cargo build --release -p obsctl` builds the client.
+RELEASE_PACKAGES := watcher curator planner synthesizer archivist obs-stack bare-actix
 release:
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --workspace --target $(TARGET)
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release $(addprefix -p ,$(RELEASE_PACKAGES)) --target $(TARGET)
 
 ## Run the embedded default: all five roles in one process.
 run:

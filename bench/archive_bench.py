@@ -209,17 +209,14 @@ def append_rounds(bench, server, postgres, *, rounds: int, duration: float,
     counts once its 201 reached wrk: acknowledged, so durable. (bench.load measures a round
     again when other work disturbed it; the archivist's counters include such discarded
     rounds, so they serve only for shares: duplicates, batches per commit.)"""
-    loads, db_cpu = [], 0.0
+    loads = []
     before = metrics(server.port)
     for _ in range(rounds):
-        db_cpu_before = postgres.cpu_seconds() if postgres else 0.0
         with environment(ARCHIVE_SALT=salt(), ARCHIVE_BATCH=str(batch),
                          ARCHIVE_TS_BASE=str(state["ts"])):
             loads.append(bench.load(server, "/v1/records", duration=duration,
-                                    connections=connections, script=WRK_APPEND))
-        # Only the accepted run's database CPU (it is the last one bench.load made).
-        db_cpu += (postgres.cpu_seconds() - db_cpu_before) * (
-            loads[-1].seconds / max(loads[-1].seconds, duration)) if postgres else 0.0
+                                    connections=connections, script=WRK_APPEND,
+                                    companion_cpu=postgres.cpu_seconds if postgres else None))
         # The next round's records come after this round's (1 ms apart, generously bounded).
         state["ts"] += int(loads[-1].requests * batch / 1000) + 60
     after = metrics(server.port)
@@ -233,7 +230,8 @@ def append_rounds(bench, server, postgres, *, rounds: int, duration: float,
         "duplicates": after.get(DUPLICATES, 0.0) - before.get(DUPLICATES, 0.0),
         "p50_us": statistics.median(load.latency_us["p50"] for load in loads),
         "p99_us": statistics.median(load.latency_us["p99"] for load in loads),
-        "cpu_us_per_record": (sum(load.server_cpu for load in loads) + db_cpu) / stored * 1e6,
+        "cpu_us_per_record": (sum(load.server_cpu + load.companion_cpu for load in loads)
+                              / stored * 1e6),
         "batches_per_commit": (after[GROUP_SUM] - before.get(GROUP_SUM, 0.0)) / groups,
         "other_busy": max(load.other_busy for load in loads),
     }
@@ -468,7 +466,8 @@ def measure_backend(bench, harness, backend: str, folder: str,
             # Warm-up: the shape's index pages into the page caches, as in steady use.
             bench.wrk(server.url(path), duration=opts.warmup, connections=1, script=WRK_QUERY)
             load = bench.load(server, path, duration=opts.scrape_duration, connections=1,
-                              script=WRK_QUERY)
+                              script=WRK_QUERY,
+                              companion_cpu=postgres.cpu_seconds if postgres else None)
         returned = len(get_json(server.port, path)["records"])
         direct = (postgres_page_ms(postgres, "archive", query) if postgres
                   else sqlite_page_ms(os.path.join(folder, "archive.sqlite3"), query))
