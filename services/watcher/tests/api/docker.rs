@@ -474,3 +474,23 @@ async fn a_crash_from_before_the_watcher_started_is_found_at_start() {
         "the same crash, not a new occurrence: {issue}"
     );
 }
+
+/// A container removed takes its open issues with it: resolved, the same issue id, saying why.
+#[actix_web::test]
+async fn removing_a_crashed_container_resolves_its_issues() {
+    let image = Image::busybox("watcher");
+    let app = spawn(docker_settings()).await;
+    wait_connected(&app).await;
+    let mut containers = Containers::default();
+    let name = unique("removed");
+    containers.run(&name, &[], &image, &["sh", "-c", "exit 5"]);
+    let open = wait_for_issue(&app, "open", "crashed", &name).await;
+
+    docker(&["rm", "-f", &name]);
+    let resolved = wait_for_issue(&app, "resolved", "crashed", &name).await;
+    assert_eq!(resolved["id"], open["id"], "the same issue, resolved");
+    assert_eq!(resolved["facts"]["resolution"], "container removed");
+    wait_for_event(&app, &name, "destroy").await;
+    let (status, _) = get(&app, &format!("/container?name={name}")).await;
+    assert_eq!(status, 404, "no longer known");
+}
