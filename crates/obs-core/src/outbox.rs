@@ -1,7 +1,7 @@
 //! The outbox: how a role hands records to a downstream role without ever losing them.
 //!
-//! `push` returns only once the records are on disk under STATE_DIR/outbox/<destination>
-//! (appends from concurrent callers share one fsync). A delivery task posts them in batches,
+//! `push` returns only once the records are on disk, under
+//! STATE_DIR/outbox/<role>/<destination> (appends from concurrent callers share one fsync). A delivery task posts them in batches,
 //! as a JSON array, to the destination URL, retrying with exponential backoff and jitter
 //! while the receiver is down or cold-starting (a receiver outside the fleet, such as a chat
 //! webhook, can be sent one record per request instead, without the fleet's token:
@@ -206,7 +206,7 @@ impl Outbox {
         );
         reqwest::Url::parse(url).with_context(|| format!("outbox URL '{url}'"))?;
         let config = service.config();
-        let dir = config.state_dir.join("outbox").join(destination);
+        let dir = outbox_dir(&config.state_dir, &config.role, destination)?;
         let (journal, entries) = Journal::open(&dir)?;
         let mut queue = Queue::default();
         for entry in entries {
@@ -698,6 +698,27 @@ impl Journal {
         self.dead_lines = 0;
         Ok(())
     }
+}
+
+/// STATE_DIR/outbox/<role>/<destination>: the role in the path, so roles sharing a STATE_DIR
+/// (one volume for all five) never share a queue. A queue left by an earlier version at
+/// STATE_DIR/outbox/<destination> is moved there, so its records are still delivered.
+fn outbox_dir(state_dir: &Path, role: &str, destination: &str) -> anyhow::Result<PathBuf> {
+    let dir = state_dir.join("outbox").join(role).join(destination);
+    let legacy = state_dir.join("outbox").join(destination);
+    if !dir.exists() && legacy.join("queue.log").is_file() {
+        std::fs::create_dir_all(state_dir.join("outbox").join(role))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::rename(&legacy, &dir).with_context(|| {
+            format!(
+                "moving the outbox {} to {}",
+                legacy.display(),
+                dir.display()
+            )
+        })?;
+        tracing::info!(from = %legacy.display(), to = %dir.display(), "outbox moved to its role's folder");
+    }
+    Ok(dir)
 }
 
 /// `<seq>\t<json>`, or None for a line that does not read back.

@@ -255,7 +255,7 @@ async fn pending_records_survive_the_senders_restart_and_a_torn_write() {
     drop(outbox);
 
     // A crash mid-append leaves a line without its newline; it was never acknowledged.
-    let log = state.path().join("outbox/archivist/queue.log");
+    let log = state.path().join("outbox/sender/archivist/queue.log");
     let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     std::io::Write::write_all(&mut file, b"31\t{\"id\":\"torn").unwrap();
     drop(file);
@@ -480,7 +480,7 @@ async fn a_damaged_line_in_the_middle_of_the_log_costs_only_itself() {
     app.shutdown().await.unwrap();
     drop(outbox);
 
-    let log = state.path().join("outbox/archivist/queue.log");
+    let log = state.path().join("outbox/sender/archivist/queue.log");
     let text = std::fs::read_to_string(&log).unwrap();
     let damaged: String = text
         .lines()
@@ -515,4 +515,44 @@ async fn a_second_outbox_on_the_same_folder_is_refused() {
         .err()
         .expect("refused");
     assert!(format!("{error:#}").contains("in use"), "{error:#}");
+}
+
+/// Roles sharing one STATE_DIR each have their own queue for the same destination; a queue
+/// an earlier version kept at STATE_DIR/outbox/<destination> is taken over, records and all.
+#[actix_web::test]
+async fn roles_sharing_a_state_dir_keep_their_own_queues_and_old_queues_move_in() {
+    let receiver = Receiver::start(0, Mode::Unavailable);
+    let (_, state) = obs_testkit::test_config("unused");
+    let legacy = state.path().join("outbox/archivist");
+    std::fs::create_dir_all(&legacy).unwrap();
+    std::fs::write(
+        legacy.join("queue.log"),
+        "1\t{\"id\":\"rec-100\",\"n\":100}\n2\t{\"id\":\"rec-101\",\"n\":101}\n",
+    )
+    .unwrap();
+
+    let mut watcher_config = CoreConfig::for_tests("watcher", state.path());
+    fast_retries(&mut watcher_config);
+    let mut curator_config = CoreConfig::for_tests("curator", state.path());
+    fast_retries(&mut curator_config);
+    let (_watcher, watcher_outbox) = start_sender(watcher_config, &receiver.url()).await;
+    let (_curator, curator_outbox) = start_sender(curator_config, &receiver.url()).await;
+    assert_eq!(
+        watcher_outbox.pending(),
+        2,
+        "the old queue moved to the first role to open it"
+    );
+    assert!(!legacy.exists());
+    assert!(state
+        .path()
+        .join("outbox/watcher/archivist/queue.log")
+        .is_file());
+    watcher_outbox.push(&records(0..5)).await.unwrap();
+    curator_outbox.push(&records(5..10)).await.unwrap();
+    assert_eq!(watcher_outbox.pending(), 7);
+    assert_eq!(curator_outbox.pending(), 5);
+    receiver.set(Mode::Accept);
+    let mut want: Vec<u64> = (0..10).collect();
+    want.extend([100, 101]);
+    wait_delivered(&receiver, &want).await;
 }

@@ -483,8 +483,21 @@ async fn a_role_killed_mid_flow_loses_nothing_once_it_is_back() {
     synthesizer.1 = fleet.start_role("synthesizer");
     fleet.wait_ready("synthesizer").await;
     follow_the_recovery(&fleet, &webhook, "ledger", &incident_id).await;
-    // Exactly once each: opened and resolved (copies of one message carry its id).
+    // Exactly once each: opened and resolved (copies of one message carry its id). The
+    // recovery beat carried a 2 s timeout, so a later `reopened` may follow: not counted.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let notes = notifications_about(&webhook, &incident_id);
-    assert_eq!(notes.len(), 2, "{notes:#?}");
+    for change in ["opened", "resolved"] {
+        let carrying = notes
+            .iter()
+            .filter(|note| {
+                note["changes"].as_array().is_some_and(|changes| {
+                    changes.iter().any(|c| {
+                        c["change"] == change && c["incident"]["id"] == incident_id.as_str()
+                    })
+                })
+            })
+            .count();
+        assert_eq!(carrying, 1, "{change}: {notes:#?}");
+    }
 }
