@@ -197,10 +197,12 @@ async fn the_tui_shows_services_and_fresh_events_survives_the_watcher_leaving_an
     assert!(lines.iter().all(|l| l.chars().count() <= 160));
 
     // A fresh event appears within a few refreshes, newest first, in the restart colour.
-    let fresh = unique("fresh");
-    obsctl(&url, &["event", "web", "restart", "--detail", &fresh])
-        .await
-        .ok();
+    let (stopped, oom, fresh) = (unique("stopped"), unique("oom"), unique("fresh"));
+    for (kind, detail) in [("stop", &stopped), ("oom", &oom), ("restart", &fresh)] {
+        obsctl(&url, &["event", "web", kind, "--detail", detail])
+            .await
+            .ok();
+    }
     let screen = tmux.until("the fresh event", |s| s.contains(&fresh)).await;
     let events_top = screen
         .lines()
@@ -215,6 +217,10 @@ async fn the_tui_shows_services_and_fresh_events_survives_the_watcher_leaving_an
     assert!(coloured_as(line, 6, "↻ restart"), "cyan restart: {line:?}");
     let start = coloured.lines().find(|l| l.contains("booted")).unwrap();
     assert!(coloured_as(start, 2, "✓ start"), "green start: {start:?}");
+    let stop = coloured.lines().find(|l| l.contains(&stopped)).unwrap();
+    assert!(coloured_as(stop, 3, "■ stop"), "yellow stop: {stop:?}");
+    let oom = coloured.lines().find(|l| l.contains(&oom)).unwrap();
+    assert!(coloured_as(oom, 1, "✕ oom"), "red OOM: {oom:?}");
 
     // The watcher goes away: said on screen, the last data kept, and retried.
     watcher.stop();
