@@ -141,3 +141,31 @@ async fn targets_added_after_start_are_probed_and_refused_connections_count_as_f
     assert_eq!(issue["facts"]["error"], "connection failed");
     assert!(issue["facts"].get("status_code").is_none());
 }
+
+#[actix_web::test]
+async fn a_target_that_accepts_but_never_answers_fails_on_probe_timeout() {
+    // The kernel completes the handshake from the backlog; nobody ever reads or answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/healthz", silent.local_addr().unwrap());
+    let mut settings = WatcherConfig::for_tests();
+    settings.probes.targets = vec![("stuck".into(), url.clone())];
+    settings.probes.interval = Duration::from_millis(300);
+    settings.probes.timeout = Duration::from_millis(200);
+    settings.probes.failure_threshold = 2;
+    let app = spawn(settings).await;
+
+    let issue = wait_for_issue(&app, "open", "probe_failed", "stuck").await;
+    assert_eq!(issue["facts"]["error"], "timeout");
+    assert_eq!(issue["facts"]["url"], url.as_str());
+    let probe = probe_status(&app, "stuck").await;
+    assert_eq!(probe["up"], false);
+    assert_eq!(probe["last_error"], "timeout");
+    let took = probe["last_duration_seconds"].as_f64().unwrap();
+    assert!(
+        (0.2..5.0).contains(&took),
+        "gave up at the timeout, not before, not never: {took}"
+    );
+    // The watcher itself kept answering while its probes hung.
+    assert_eq!(get(&app, "/healthz").await.0, 200);
+    drop(silent);
+}
