@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use obs_testkit::docker::{docker, docker_host, Containers, Image};
+use obs_testkit::docker::{docker, docker_host, inspect, Containers, Image};
 use obs_testkit::eventually;
 use serde_json::Value;
 use watcher::config::DockerMode;
@@ -493,4 +493,79 @@ async fn removing_a_crashed_container_resolves_its_issues() {
     wait_for_event(&app, &name, "destroy").await;
     let (status, _) = get(&app, &format!("/container?name={name}")).await;
     assert_eq!(status, 404, "no longer known");
+}
+
+#[actix_web::test]
+async fn a_healthcheck_that_passes_again_resolves_unhealthy() {
+    let base = Image::busybox("watcher");
+    let image = Image::build(
+        "watcher",
+        "recovering",
+        &fixtures().join("recovering"),
+        &[&format!("BASE={}", base.name())],
+    );
+    let app = spawn(docker_settings()).await;
+    wait_connected(&app).await;
+    let mut containers = Containers::default();
+    let name = unique("recovering");
+    containers.run(&name, &[], &image, &[]);
+    let open = wait_for_issue(&app, "open", "unhealthy", &name).await;
+
+    docker(&["exec", &name, "touch", "/healthy"]);
+    let resolved = wait_for_issue(&app, "resolved", "unhealthy", &name).await;
+    assert_eq!(resolved["id"], open["id"], "the same issue, resolved");
+    let (_, container) = get(&app, &format!("/container?name={name}")).await;
+    assert_eq!(container["health"], "healthy");
+    assert!(issues(&app, "open", "unhealthy", &name).await.is_empty());
+}
+
+#[actix_web::test]
+async fn a_restart_loop_that_settles_is_resolved_after_a_whole_window_running() {
+    let image = Image::busybox("watcher");
+    let mut settings = docker_settings();
+    settings.docker.restart_loop_window = Duration::from_secs(4);
+    let app = spawn(settings).await;
+    wait_connected(&app).await;
+    // Exits 2 on its first three starts, then stays up: the start count lives in a host
+    // folder, which survives the container's restarts.
+    let state = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        state.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let volume = format!("{}:/state", state.path().display());
+    let mut containers = Containers::default();
+    let name = unique("settles");
+    containers.run(
+        &name,
+        &["--restart", "on-failure:10", "-v", &volume],
+        &image,
+        &[
+            "sh",
+            "-c",
+            "n=$(cat /state/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/n; \
+             [ $n -ge 4 ] && exec sleep 300; exit 2",
+        ],
+    );
+
+    let looping = wait_for_issue(&app, "open", "restart_loop", &name).await;
+    let crashed = wait_for_issue(&app, "open", "crashed", &name).await;
+    let resolved = wait_for_issue(&app, "resolved", "restart_loop", &name).await;
+    assert_eq!(resolved["id"], looping["id"]);
+    assert_eq!(
+        resolved["facts"]["resolution"],
+        "running steadily for the restart-loop window"
+    );
+    let crash_resolved = wait_for_issue(&app, "resolved", "crashed", &name).await;
+    assert_eq!(crash_resolved["id"], crashed["id"]);
+    let started = inspect(&name, "{{.State.StartedAt}}");
+    let started = chrono::DateTime::parse_from_rfc3339(&started).unwrap();
+    let resolved_at =
+        chrono::DateTime::parse_from_rfc3339(resolved["resolved_at"].as_str().unwrap()).unwrap();
+    assert!(
+        resolved_at - started >= chrono::Duration::seconds(4),
+        "not before a whole window of running: started {started}, resolved {resolved_at}"
+    );
+    assert_eq!(inspect(&name, "{{.State.Status}}"), "running");
 }
