@@ -1146,6 +1146,12 @@ def scenario_watcher_scale(bench: Bench) -> Section:
          fmt_ms(inproc["requeue_all_seconds"])],
         ["pass finding all 100,000 silent (all go down at once)",
          fmt_ms(inproc["expire_all_seconds"])],
+        ["state save: the table locked to copy every status (each STATE_SAVE_INTERVAL)",
+         fmt_ms(inproc["snapshot_copy_seconds"])],
+        ["state save: sort and serialize, lock released, on a blocking thread",
+         f"{fmt_ms(inproc['snapshot_sort_seconds'])} + "
+         f"{fmt_ms(inproc['snapshot_serialize_seconds'])} "
+         f"({inproc['snapshot_bytes'] / 2**20:.1f} MiB of services)"],
     ])
     rows = []
     for name, figures in scrape.items():

@@ -29,7 +29,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use obs_core::actix_web::web;
 use obs_core::{Role, RoleContext, Service};
-use obs_model::{Event, EventSource, IssueKind, WatcherStatus};
+use obs_model::{Event, EventSource, IssueKind, ServiceStatus, WatcherStatus};
 use serde_json::Value;
 use tokio::sync::Notify;
 use ulid::Ulid;
@@ -210,7 +210,7 @@ impl Shared {
         WatcherStatus {
             deployment_id: self.config.deployment_id.clone(),
             app_name: self.config.app_name.clone(),
-            services: self.tracker().statuses(),
+            services: self.sorted_statuses(),
             containers: self.containers().list(),
             docker: self.docker.is_connected(),
             open_issues: lock(&self.issues).open_count(),
@@ -219,9 +219,16 @@ impl Shared {
         }
     }
 
+    /// Every service by name; the table is locked only for the copy.
+    fn sorted_statuses(&self) -> Vec<ServiceStatus> {
+        let mut statuses = self.tracker().statuses();
+        heartbeats::sort_statuses(&mut statuses);
+        statuses
+    }
+
     /// Everything state.json keeps, copied under the locks (one at a time).
     pub fn snapshot(&self) -> Snapshot {
-        let services = self.tracker().statuses();
+        let services = self.sorted_statuses();
         let issues = lock(&self.issues).snapshot();
         let events = lock(&self.events).all();
         let (containers, container_counts) = {

@@ -121,12 +121,18 @@ impl Store {
         }
     }
 
-    /// Write `snapshot` now.
-    pub async fn save(&self, snapshot: Snapshot) -> anyhow::Result<()> {
+    /// Write what `snapshot` copies, now. The copy is taken once this writer's turn has
+    /// come, so a save that started earlier can never land after it with older state; and
+    /// on a blocking thread, since at 100,000 services copying and serializing take tens of
+    /// milliseconds that the request threads should not wait for.
+    async fn save(
+        &self,
+        snapshot: impl FnOnce() -> Snapshot + Send + 'static,
+    ) -> anyhow::Result<()> {
         let _writing = self.writing.lock().await;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let bytes = serde_json::to_vec(&snapshot).context("serializing the state")?;
+            let bytes = serde_json::to_vec(&snapshot()).context("serializing the state")?;
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -168,6 +174,7 @@ pub async fn run_saver(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-pub async fn save(shared: &Shared) -> anyhow::Result<()> {
-    shared.store.save(shared.snapshot()).await
+pub async fn save(shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let copied = shared.clone();
+    shared.store.save(move || copied.snapshot()).await
 }

@@ -208,6 +208,16 @@ async fn many_services_time_out_in_one_pass_and_recover() {
     .await;
     let (_, status) = get(&app, "/status").await;
     assert_eq!(status["open_issues"], 200);
+    let names: Vec<&str> = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.windows(2).all(|pair| pair[0] < pair[1]),
+        "listed by name: {names:?}"
+    );
     // Back with a long timeout: 200 beats can take longer than 0.5 s on a busy machine, and
     // the first would time out again before the last is sent.
     for n in 0..200 {
