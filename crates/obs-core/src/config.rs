@@ -241,26 +241,36 @@ impl Listen {
         host: Option<IpAddr>,
         port: Option<u16>,
     ) -> Result<(IpAddr, u16), ConfigError> {
-        fn legacy(name: Option<&'static str>) -> Option<(&'static str, String)> {
-            let name = name?;
-            Some((name, std::env::var(name).ok()?))
-        }
-        let host = match (host, legacy(self.legacy.map(|l| l.host))) {
-            (Some(host), _) => host,
-            (None, Some((name, value))) => value.trim().parse().map_err(|error| {
-                ConfigError::new(format!("{name}: '{value}' is not an IP address ({error})"))
-            })?,
-            (None, None) => default_host(),
+        let legacy = self.legacy;
+        let host = match host {
+            Some(host) => host,
+            None => {
+                legacy_value(legacy.map(|l| l.host), "an IP address")?.unwrap_or_else(default_host)
+            }
         };
-        let port = match (port, legacy(self.legacy.map(|l| l.port))) {
-            (Some(port), _) => port,
-            (None, Some((name, value))) => value.trim().parse().map_err(|error| {
-                ConfigError::new(format!("{name}: '{value}' is not a port ({error})"))
-            })?,
-            (None, None) => self.port,
+        let port = match port {
+            Some(port) => port,
+            None => legacy_value(legacy.map(|l| l.port), "a port")?.unwrap_or(self.port),
         };
         Ok((host, port))
     }
+}
+
+/// The legacy variable `name`, parsed, if it is set.
+fn legacy_value<T>(name: Option<&'static str>, what: &str) -> Result<Option<T>, ConfigError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let Some(name) = name else { return Ok(None) };
+    let Ok(value) = std::env::var(name) else {
+        return Ok(None);
+    };
+    value
+        .trim()
+        .parse()
+        .map(Some)
+        .map_err(|error| ConfigError::new(format!("{name}: '{value}' is not {what} ({error})")))
 }
 
 impl CoreConfig {

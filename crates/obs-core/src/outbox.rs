@@ -1,12 +1,12 @@
 //! The outbox: how a role hands records to a downstream role without ever losing them.
 //!
 //! `push` returns only once the records are on disk, under
-//! STATE_DIR/outbox/<role>/<destination> (appends from concurrent callers share one fsync). A delivery task posts them in batches,
-//! as a JSON array, to the destination URL, retrying with exponential backoff and jitter
-//! while the receiver is down or cold-starting (a receiver outside the fleet, such as a chat
-//! webhook, can be sent one record per request instead, without the fleet's token:
-//! [`OutboxOptions`]). Delivery is at-least-once: receivers dedupe
-//! by the records' ids. The queue is bounded in records and in bytes (OUTBOX_MAX_RECORDS,
+//! STATE_DIR/outbox/<role>/<destination> (appends from concurrent callers share one fsync).
+//! A delivery task posts them in batches, as a JSON array, to the destination URL, retrying
+//! with exponential backoff and jitter while the receiver is down or cold-starting (a
+//! receiver outside the fleet, such as a chat webhook, can be sent one record per request
+//! instead, without the fleet's token: [`OutboxOptions`]). Delivery is at-least-once:
+//! receivers dedupe by the records' ids. The queue is bounded in records and in bytes (OUTBOX_MAX_RECORDS,
 //! OUTBOX_MAX_BYTES); past a bound the oldest records are dropped, counted and logged, so a
 //! long outage costs history, never the sender's memory or disk.
 //!

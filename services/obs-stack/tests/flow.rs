@@ -130,10 +130,21 @@ impl Fleet {
         response.text().await.ok()
     }
 
+    /// A beat with a 2 s timeout: silence after it soon makes the service down.
     async fn heartbeat(&self, service: &str) {
+        self.heartbeat_with_timeout(service, 2).await;
+    }
+
+    /// A beat that keeps the service up for the rest of the test: a recovery that should
+    /// not turn into a reopening while the test still counts notifications.
+    async fn heartbeat_back_for_good(&self, service: &str) {
+        self.heartbeat_with_timeout(service, 3600).await;
+    }
+
+    async fn heartbeat_with_timeout(&self, service: &str, timeout_seconds: u64) {
         let response = client()
             .post(format!("{}/heartbeat", self.url("watcher")))
-            .json(&json!({"service": service, "timeout_seconds": 2}))
+            .json(&json!({"service": service, "timeout_seconds": timeout_seconds}))
             .send()
             .await
             .expect("the watcher answers");
@@ -345,7 +356,7 @@ async fn a_missed_heartbeat_becomes_an_incident_a_plan_a_page_entry_and_one_noti
     assert_eq!(notifications_about(&webhook, &incident_id).len(), 1);
 
     // It comes back.
-    fleet.heartbeat("payments").await;
+    fleet.heartbeat_back_for_good("payments").await;
     follow_the_recovery(&fleet, &webhook, "payments", &incident_id).await;
 }
 
@@ -472,7 +483,7 @@ async fn a_role_killed_mid_flow_loses_nothing_once_it_is_back() {
         .find(|(role, _)| *role == "synthesizer")
         .unwrap();
     synthesizer.1.signal(libc::SIGKILL);
-    fleet.heartbeat("ledger").await;
+    fleet.heartbeat_back_for_good("ledger").await;
     eventually("the incident resolved", PATIENCE, || async {
         let incident = fleet
             .get_json("curator", &format!("/v1/incidents/{incident_id}"))
@@ -483,10 +494,11 @@ async fn a_role_killed_mid_flow_loses_nothing_once_it_is_back() {
     synthesizer.1 = fleet.start_role("synthesizer");
     fleet.wait_ready("synthesizer").await;
     follow_the_recovery(&fleet, &webhook, "ledger", &incident_id).await;
-    // Exactly once each: opened and resolved (copies of one message carry its id). The
-    // recovery beat carried a 2 s timeout, so a later `reopened` may follow: not counted.
+    // Exactly once each: opened and resolved (copies of one message carry its id), and
+    // nothing else.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let notes = notifications_about(&webhook, &incident_id);
+    assert_eq!(notes.len(), 2, "{notes:#?}");
     for change in ["opened", "resolved"] {
         let carrying = notes
             .iter()

@@ -12,13 +12,12 @@
 
 use std::collections::BTreeSet;
 use std::hash::RandomState;
-
-use hashbrown::hash_map::EntryRef;
-use hashbrown::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
 use obs_model::{DownReason, ServiceState, ServiceStatus};
 use tokio::time::Instant;
 

@@ -25,7 +25,7 @@ pub fn name(value: &str) -> Result<(), String> {
     }
     if let Some(bad) = value
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')))
+        .find(|c| !u8::try_from(*c).is_ok_and(is_name_byte))
     {
         return Err(format!(
             "contains {bad:?}; only letters, digits and - _ . : @ are allowed"

@@ -96,21 +96,27 @@ async fn the_seed_listen_variables_work_where_host_and_port_are_not_set() {
     let _both = watcher(port, state.path(), &[("MONITOR_PORT", unused.as_str())]);
     ready(port).await;
 
-    let mut command = Command::new(binary("watcher"));
-    command
-        .env_clear()
-        .env("MONITOR_PORT", "nine-four-hundred")
-        .env("STATE_DIR", state.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = ChildGuard(Some(command.spawn().unwrap()))
-        .wait_with_output(Duration::from_secs(10))
-        .expect("it exits");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("MONITOR_PORT"), "{stderr}");
+    for (variable, value) in [
+        ("MONITOR_PORT", "nine-four-hundred"),
+        ("MONITOR_HOST", "monitor.local"),
+    ] {
+        let mut command = Command::new(binary("watcher"));
+        command
+            .env_clear()
+            .env(variable, value)
+            .env("STATE_DIR", state.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let output = ChildGuard(Some(command.spawn().unwrap()))
+            .wait_with_output(Duration::from_secs(10))
+            .expect("it exits");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(variable), "{stderr}");
+        assert!(stderr.contains(value), "{stderr}");
+    }
 }
 
 #[test]
