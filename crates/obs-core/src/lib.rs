@@ -26,6 +26,7 @@ pub mod probes;
 pub mod runtime;
 mod series;
 pub mod server;
+pub mod sqlite_wal;
 pub mod telemetry;
 
 pub use auth::StateChanging;
