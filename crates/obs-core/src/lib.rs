@@ -22,6 +22,7 @@ pub mod json;
 pub mod metrics;
 mod middleware;
 pub mod outbox;
+pub mod pg_connect;
 pub mod probes;
 pub mod runtime;
 mod series;

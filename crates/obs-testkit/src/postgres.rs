@@ -43,6 +43,24 @@ impl PostgresServer {
     /// initdb a fresh cluster and start it on a free loopback port; waits until it accepts
     /// connections.
     pub fn start() -> anyhow::Result<PostgresServer> {
+        PostgresServer::start_with(&[], &[])
+    }
+
+    /// [`start`](Self::start), with `files` written into the data folder first and
+    /// `settings` passed as `-c name=value`. The files are owned by the server's user with
+    /// mode 0600, as PostgreSQL demands of a private key, and a relative path in a setting
+    /// resolves against the data folder. For TLS:
+    ///
+    /// ```text
+    /// PostgresServer::start_with(
+    ///     &[("ssl", "on"), ("ssl_cert_file", "server.crt"), ("ssl_key_file", "server.key")],
+    ///     &[("server.crt", cert_pem.as_bytes()), ("server.key", key_pem.as_bytes())],
+    /// )
+    /// ```
+    pub fn start_with(
+        settings: &[(&str, &str)],
+        files: &[(&str, &[u8])],
+    ) -> anyhow::Result<PostgresServer> {
         let bin = server_binaries()?;
         let folder = tempfile::Builder::new()
             .prefix("obs-postgres-")
@@ -67,6 +85,9 @@ impl PostgresServer {
         .output()
         .context("running initdb")?;
         check("initdb", &output)?;
+        for (name, contents) in files {
+            write_private(&data.join(name), contents, owner)?;
+        }
 
         // A port can be taken between choosing and binding it; try a few.
         let mut last_error = None;
@@ -79,7 +100,7 @@ impl PostgresServer {
                 folder: Mutex::new(None),
                 databases: AtomicUsize::new(0),
             };
-            match server.launch(&data, folder.path(), owner) {
+            match server.launch(&data, folder.path(), owner, settings) {
                 Ok(child) => {
                     *lock(&server.child) = Some(child);
                     *lock(&server.folder) = Some(folder);
@@ -96,6 +117,7 @@ impl PostgresServer {
         data: &Path,
         folder: &Path,
         owner: Option<(u32, u32)>,
+        settings: &[(&str, &str)],
     ) -> anyhow::Result<Child> {
         let log_path = folder.join("postgres.log");
         let log = File::create(&log_path).context("creating the PostgreSQL log")?;
@@ -115,6 +137,12 @@ impl PostgresServer {
                 "-c",
                 "shared_buffers=32MB",
             ])
+            // After the defaults above: a later -c wins, so a test can override them.
+            .args(
+                settings
+                    .iter()
+                    .flat_map(|(name, value)| ["-c".to_string(), format!("{name}={value}")]),
+            )
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -299,6 +327,24 @@ fn run_as(command: &mut Command, owner: Option<(u32, u32)>) -> &mut Command {
         command.uid(uid).gid(gid);
     }
     command
+}
+
+/// Write a file only the server's user can read (PostgreSQL refuses a key others can).
+fn write_private(path: &Path, contents: &[u8], owner: Option<(u32, u32)>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some((uid, gid)) = owner {
+        chown(path, uid, gid)?;
+    }
+    Ok(())
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> anyhow::Result<()> {
