@@ -30,6 +30,9 @@ pub struct CoreConfig {
     pub monitor_endpoint: Option<String>,
     pub monitor_heartbeat_interval: u64,
     pub state_dir: PathBuf,
+    /// DATABASE_URL: every role's state in this PostgreSQL database instead of a SQLite file
+    /// under `state_dir` (see [`crate::db`]).
+    pub database_url: Option<String>,
     /// HTTP worker threads; defaults to the number of cores.
     pub workers: Option<usize>,
     /// OUTBOX_MAX_RECORDS, OUTBOX_BATCH_SIZE, OUTBOX_RETRY_MAX_SECONDS.
@@ -107,6 +110,7 @@ struct RawCoreConfig {
     #[serde(default = "default_heartbeat_interval")]
     monitor_heartbeat_interval: u64,
     state_dir: Option<PathBuf>,
+    database_url: Option<String>,
     workers: Option<usize>,
     #[serde(default = "default_outbox_max_records")]
     outbox_max_records: usize,
@@ -284,6 +288,7 @@ impl CoreConfig {
             state_dir: raw
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from("./data").join(&role)),
+            database_url: database_url(raw.database_url)?,
             role,
             host,
             port,
@@ -388,11 +393,31 @@ impl CoreConfig {
             monitor_endpoint: None,
             monitor_heartbeat_interval: default_heartbeat_interval(),
             state_dir: state_dir.into(),
+            database_url: None,
             workers: Some(1),
             outbox: default_outbox(),
             peers: Peers::default(),
         }
     }
+}
+
+/// DATABASE_URL: unset or empty means the embedded SQLite; otherwise a PostgreSQL URL that
+/// parses (sslmode and all), checked here so a typo stops the role at start with one line.
+fn database_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let url = url.trim().to_string();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(ConfigError::new(format!(
+            "DATABASE_URL: '{}' is not a PostgreSQL URL (postgres://user:password@host/db); \
+             leave it unset for the embedded SQLite under STATE_DIR",
+            crate::pg_connect::redact(&url)
+        )));
+    }
+    crate::pg_connect::parse(&url)
+        .map_err(|error| ConfigError::new(format!("DATABASE_URL: {error:#}")))?;
+    Ok(Some(url))
 }
 
 /// An optional base URL: empty means unset; anything else must parse as http(s).

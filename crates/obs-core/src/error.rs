@@ -71,8 +71,21 @@ impl ApiError {
 }
 
 impl From<anyhow::Error> for ApiError {
+    /// A failed commit ([`crate::db::StorageError`]: disk full, database unreachable) is 503:
+    /// the transaction was rolled back, so the client may send the same request again.
     fn from(error: anyhow::Error) -> Self {
-        ApiError::Internal(error)
+        match error.downcast::<ApiError>() {
+            Ok(api) => api,
+            Err(error) => match error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<crate::db::StorageError>())
+            {
+                Some(storage) => ApiError::Unavailable(format!(
+                    "nothing was stored ({storage}); sending the same request again is safe"
+                )),
+                None => ApiError::Internal(error),
+            },
+        }
     }
 }
 

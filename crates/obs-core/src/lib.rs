@@ -8,12 +8,13 @@
 //! - [`json`]: [`Json`], the request-body extractor whose errors name the field.
 //! - [`telemetry`]: JSON or text logs with role, trace id and request id.
 //! - [`outbox`]: persisted, retried, bounded delivery of records to another role.
-//! - [`durable`]: atomic file writes for state that must survive a crash.
+//! - [`db`]: the one commit path: state, outbox and seen ids in SQLite or PostgreSQL.
 //! - [`heartbeat`]: the client that reports a role alive to the watcher.
 //! - [`runtime`]: a role binary's whole `main`.
 
 pub mod auth;
 pub mod config;
+pub mod db;
 pub mod docs;
 pub mod durable;
 pub mod error;

@@ -1,41 +1,42 @@
 //! The outbox: how a role hands records to a downstream role without ever losing them.
 //!
-//! `push` returns only once the records are on disk, under
-//! STATE_DIR/outbox/<role>/<destination> (appends from concurrent callers share one fsync).
-//! A delivery task posts them in batches, as a JSON array, to the destination URL, retrying
-//! with exponential backoff and jitter while the receiver is down or cold-starting (a
-//! receiver outside the fleet, such as a chat webhook, can be sent one record per request
-//! instead, without the fleet's token: [`OutboxOptions`]). Delivery is at-least-once:
-//! receivers dedupe by the records' ids. The queue is bounded in records and in bytes (OUTBOX_MAX_RECORDS,
-//! OUTBOX_MAX_BYTES); past a bound the oldest records are dropped, counted and logged, so a
-//! long outage costs history, never the sender's memory or disk.
+//! Records are rows of the role's database (`outbox`, [`crate::db`]), staged with
+//! [`Outbox::stage`] in the same transaction as the state change that produced them: both
+//! commit or neither does, so a change is never acknowledged without its records, and a
+//! failed commit leaves nothing to send. A delivery task posts them in batches, as a JSON
+//! array, to the destination URL, retrying with exponential backoff and jitter while the
+//! receiver is down or cold-starting (a receiver outside the fleet, such as a chat webhook,
+//! can be sent one record per request instead, without the fleet's token: [`OutboxOptions`]).
 //!
-//! On disk: `queue.log`, lines of `<seq>\t<json>`, and `cursor`, the highest seq delivered
-//! or dropped. Because every line carries its seq, compacting the log and moving the cursor
-//! need no common transaction: after a crash at any point, replaying the lines above the
-//! cursor gives exactly the undelivered records. A torn last line (a crash mid-append, never
-//! acknowledged) is cut off on open, and so is a failed append at once. One thread per outbox
-//! owns the files, so the delivery task never waits on the disk; `lock`, held while the
-//! outbox is open, keeps a second process off the same folder.
+//! Any replica may deliver: a batch is claimed (`claim`, `claimed_until`; on PostgreSQL with
+//! `FOR UPDATE SKIP LOCKED`) before it is posted and deleted once the receiver answered 2xx,
+//! so a replica that dies mid-delivery only delays its batch until the claim expires.
+//! Delivery is at-least-once: receivers remember the ids they have seen
+//! ([`crate::db::Tx::first_sighting`]). The queue is bounded in records and in bytes
+//! (OUTBOX_MAX_RECORDS, OUTBOX_MAX_BYTES); past a bound the oldest records are dropped,
+//! counted and logged, so a long outage costs history, never the database's disk. A record
+//! the receiver refuses as invalid is moved to `outbox_dead`, logged and counted.
 
-use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use serde::Serialize;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
-use crate::durable::write_atomically;
+use crate::db::{now_millis, Db, Dialect, Tx};
 use crate::server::{RoleContext, Service};
 
-/// Compact the log once this many delivered lines precede the undelivered ones.
-const COMPACT_AFTER_LINES: u64 = 4096;
 const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// A claimed batch is another replica's to retry after this long (a post times out in 10 s).
+const CLAIM_MILLIS: i64 = 30_000;
+/// How often an idle delivery task looks for records staged by other replicas, or whose
+/// claim expired.
+const POLL: Duration = Duration::from_secs(1);
+/// How often the bounds are enforced and the pending gauge refreshed.
+const BOUNDS_EVERY: Duration = Duration::from_secs(1);
 
 /// The outbox metrics, labelled by destination; registered once per role.
 #[derive(Clone)]
@@ -127,71 +128,33 @@ impl OutboxOptions {
 #[derive(Clone)]
 pub struct Outbox {
     shared: Arc<Shared>,
-    writer: mpsc::Sender<Job>,
 }
 
 struct Shared {
+    db: Db,
+    role: String,
     destination: String,
     url: String,
     api_token: Option<String>,
     settings: OutboxSettings,
     one_per_request: bool,
-    /// Undelivered records, oldest first, mirrored from disk.
-    queue: Mutex<Queue>,
+    /// Records pending at the last count.
+    pending: AtomicUsize,
     wake: Notify,
     metrics: OutboxMetrics,
     http: reqwest::Client,
 }
 
-/// The undelivered records and the bytes they hold.
-#[derive(Default)]
-struct Queue {
-    entries: VecDeque<Entry>,
-    bytes: usize,
-}
-
-impl Queue {
-    fn push(&mut self, entry: Entry) {
-        self.bytes += entry.json.len();
-        self.entries.push_back(entry);
-    }
-
-    fn pop(&mut self) -> Option<Entry> {
-        let entry = self.entries.pop_front()?;
-        self.bytes -= entry.json.len();
-        Some(entry)
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-struct Entry {
-    seq: u64,
-    json: String,
-}
-
-/// Work for the writer thread, the only one that touches the files.
-enum Job {
-    /// Persist these records, then say so.
-    Append {
-        lines: Vec<String>,
-        done: oneshot::Sender<anyhow::Result<()>>,
-    },
-    /// Everything up to this seq is delivered (or given up): move the cursor.
-    Consume(u64),
-}
-
 impl Outbox {
-    /// Open (or create) the outbox for `destination`, posting to `url`. Records left from
-    /// a previous run are loaded and will be delivered.
-    pub fn open(service: &Service, destination: &str, url: &str) -> anyhow::Result<Outbox> {
-        Self::open_with(service, destination, url, OutboxOptions::default())
+    /// The outbox for `destination`, posting to `url`, kept in `db`. Records left from a
+    /// previous run (of this replica or any other) are delivered once [`Outbox::start`]ed.
+    pub fn open(db: &Db, service: &Service, destination: &str, url: &str) -> anyhow::Result<Outbox> {
+        Self::open_with(db, service, destination, url, OutboxOptions::default())
     }
 
     /// As [`Outbox::open`], talking to the receiver as `options` say.
     pub fn open_with(
+        db: &Db,
         service: &Service,
         destination: &str,
         url: &str,
@@ -206,187 +169,112 @@ impl Outbox {
         );
         reqwest::Url::parse(url).with_context(|| format!("outbox URL '{url}'"))?;
         let config = service.config();
-        let dir = outbox_dir(&config.state_dir, &config.role, destination)?;
-        let (journal, entries) = Journal::open(&dir)?;
-        let mut queue = Queue::default();
-        for entry in entries {
-            queue.push(entry);
-        }
-        let metrics = service.metrics().outbox.clone();
-        metrics
-            .pending
-            .with_label_values(&[destination])
-            .set(queue.len() as i64);
-        if queue.len() > 0 {
-            tracing::info!(
-                destination,
-                pending = queue.len(),
-                "outbox holds records from before the restart; delivering them"
-            );
-        }
         let shared = Arc::new(Shared {
+            db: db.clone(),
+            role: config.role.clone(),
             destination: destination.to_string(),
             url: url.to_string(),
             api_token: config.api_token.clone().filter(|_| options.send_api_token),
             settings: config.outbox.clone(),
             one_per_request: options.one_per_request,
-            queue: Mutex::new(queue),
+            pending: AtomicUsize::new(0),
             wake: Notify::new(),
-            metrics,
+            metrics: service.metrics().outbox.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()?,
         });
-        let (writer, appends) = mpsc::channel();
-        let writer_shared = shared.clone();
-        std::thread::Builder::new()
-            .name(format!("outbox-{destination}"))
-            .spawn(move || writer_shared.write(journal, appends))
-            .context("starting the outbox writer thread")?;
-        Ok(Outbox { shared, writer })
+        Ok(Outbox { shared })
     }
 
-    /// Persist `items` (each serialized as one JSON value); returns once they are durable.
+    pub fn destination(&self) -> &str {
+        &self.shared.destination
+    }
+
+    /// Stage `items` (each serialized as one JSON value) in `tx`: they are delivered once it
+    /// commits, and never if it does not. Call [`Outbox::wake`] after the commit.
+    pub fn stage<T: Serialize>(&self, tx: &mut Tx<'_>, items: &[T]) -> anyhow::Result<()> {
+        let now = now_millis();
+        for item in items {
+            let json = serde_json::to_string(item).context("serializing an outbox record")?;
+            let bytes = json.len();
+            tx.execute(
+                "INSERT INTO outbox (role, destination, body, bytes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    self.shared.role.as_str().into(),
+                    self.shared.destination.as_str().into(),
+                    json.into(),
+                    bytes.into(),
+                    now.into(),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Deliver what was just committed without waiting for the next poll.
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Stage `items` in a transaction of their own, commit, and wake delivery: for records
+    /// that go with no state change of the role's.
     pub async fn push<T: Serialize>(&self, items: &[T]) -> anyhow::Result<()> {
         if items.is_empty() {
             return Ok(());
         }
         let lines = items
             .iter()
-            .map(serde_json::to_string)
+            .map(serde_json::to_value)
             .collect::<Result<Vec<_>, _>>()
             .context("serializing outbox records")?;
-        let (done, durable) = oneshot::channel();
-        self.writer
-            .send(Job::Append { lines, done })
-            .map_err(|_| anyhow::anyhow!("the outbox writer has stopped"))?;
-        durable
+        let outbox = self.clone();
+        self.shared
+            .db
+            .write(move |tx| outbox.stage(tx, &lines))
             .await
-            .context("the outbox writer has stopped")?
-            .with_context(|| format!("persisting records for {}", self.shared.destination))
+            .with_context(|| format!("persisting records for {}", self.shared.destination))?;
+        self.wake();
+        Ok(())
     }
 
-    /// Records persisted and not yet delivered.
+    /// Records pending at the last count (refreshed about once a second while delivering).
     pub fn pending(&self) -> usize {
-        lock(&self.shared.queue).len()
+        self.shared.pending.load(Ordering::Relaxed)
+    }
+
+    /// Count the pending records now (tests, and the gauge).
+    pub async fn count_pending(&self) -> anyhow::Result<usize> {
+        let (records, _) = self.shared.count().await?;
+        Ok(records)
     }
 
     /// Start delivering, until the role shuts down.
     pub fn start(&self, context: &RoleContext) {
         let shared = self.shared.clone();
-        let writer = self.writer.clone();
         let shutdown = context.shutdown.clone();
         context.spawn(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = shared.deliver_forever(&writer) => {}
+                _ = shared.deliver_forever() => {}
             }
         });
     }
 }
 
+/// A batch claimed for delivery.
+struct Claimed {
+    claim: String,
+    records: Vec<(i64, String)>,
+}
+
 impl Shared {
-    /// The writer thread, owner of the files. Group commit: every append waiting when a
-    /// write starts shares its fsync, so many small pushes cost one disk flush. Cursor moves
-    /// are done here too, so the delivery task never waits on the disk.
-    fn write(self: Arc<Self>, mut journal: Journal, jobs: mpsc::Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let mut appends = Vec::new();
-            let mut consumed = None;
-            for job in std::iter::once(first).chain(jobs.try_iter()) {
-                match job {
-                    Job::Append { lines, done } => appends.push((lines, done)),
-                    Job::Consume(seq) => consumed = consumed.max(Some(seq)),
-                }
-            }
-            if !appends.is_empty() {
-                self.append(&mut journal, appends);
-            }
-            if let Some(seq) = consumed {
-                self.save_cursor(&mut journal, seq);
-            }
-        }
-    }
-
-    fn append(
-        &self,
-        journal: &mut Journal,
-        appends: Vec<(Vec<String>, oneshot::Sender<anyhow::Result<()>>)>,
-    ) {
-        let lines: Vec<&str> = appends
-            .iter()
-            .flat_map(|(lines, _)| lines.iter().map(String::as_str))
-            .collect();
-        match journal.append(&lines) {
-            Ok(first_seq) => {
-                let mut seq = first_seq;
-                let mut queue = lock(&self.queue);
-                for (lines, _) in &appends {
-                    for line in lines {
-                        queue.push(Entry {
-                            seq,
-                            json: line.clone(),
-                        });
-                        seq += 1;
-                    }
-                }
-                let dropped = self.drop_overflow(&mut queue);
-                self.pending_gauge().set(queue.len() as i64);
-                drop(queue);
-                if let Some(seq) = dropped {
-                    self.save_cursor(journal, seq);
-                }
-                self.wake.notify_one();
-                for (_, done) in appends {
-                    let _ = done.send(Ok(()));
-                }
-            }
-            Err(error) => {
-                let message = format!("{error:#}");
-                for (_, done) in appends {
-                    let _ = done.send(Err(anyhow::anyhow!(message.clone())));
-                }
-            }
-        }
-    }
-
-    /// Past either bound (OUTBOX_MAX_RECORDS, OUTBOX_MAX_BYTES), drop the oldest records:
-    /// a long outage costs history, never unbounded memory or disk. Returns the last seq
-    /// dropped, for the cursor.
-    fn drop_overflow(&self, queue: &mut Queue) -> Option<u64> {
-        let mut last = None;
-        let mut count = 0u64;
-        while queue.len() > self.settings.max_records || queue.bytes > self.settings.max_bytes {
-            let Some(entry) = queue.pop() else { break };
-            last = Some(entry.seq);
-            count += 1;
-        }
-        if count == 0 {
-            return None;
-        }
-        let dropped = self
-            .metrics
-            .dropped
-            .with_label_values(&[&self.destination, "overflow"]);
-        // One line when dropping starts and one per thousand after, not one per record.
-        if dropped.get() == 0 || (dropped.get() + count) / 1000 > dropped.get() / 1000 {
-            tracing::warn!(
-                destination = %self.destination,
-                dropped = count,
-                max_records = self.settings.max_records,
-                max_bytes = self.settings.max_bytes,
-                "outbox is full: dropping the oldest records"
-            );
-        }
-        dropped.inc_by(count);
-        last
-    }
-
-    fn save_cursor(&self, journal: &mut Journal, seq: u64) {
-        if let Err(error) = journal.consume_through(seq) {
-            // A stale cursor only means a redelivery after a restart, which receivers dedupe.
-            tracing::error!(destination = %self.destination, error = format!("{error:#}"), "outbox cursor not saved");
-        }
+    fn keys(&self) -> [crate::db::Value; 2] {
+        [
+            self.role.as_str().into(),
+            self.destination.as_str().into(),
+        ]
     }
 
     fn pending_gauge(&self) -> prometheus::IntGauge {
@@ -401,49 +289,224 @@ impl Shared {
         }
     }
 
-    async fn deliver_forever(&self, writer: &mpsc::Sender<Job>) {
+    async fn count(&self) -> anyhow::Result<(usize, usize)> {
+        let [role, destination] = self.keys();
+        let (records, bytes) = self
+            .db
+            .read(move |tx| {
+                let row = tx.query_opt(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM outbox \
+                     WHERE role = $1 AND destination = $2",
+                    &[role, destination],
+                )?;
+                Ok(match row {
+                    Some(row) => (row.int(0)?, row.int(1)?),
+                    None => (0, 0),
+                })
+            })
+            .await?;
+        let records = usize::try_from(records).unwrap_or(0);
+        let bytes = usize::try_from(bytes).unwrap_or(0);
+        self.pending.store(records, Ordering::Relaxed);
+        self.pending_gauge()
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+        Ok((records, bytes))
+    }
+
+    /// Past either bound (OUTBOX_MAX_RECORDS, OUTBOX_MAX_BYTES), drop the oldest records:
+    /// a long outage costs history, never unbounded disk.
+    async fn enforce_bounds(&self) -> anyhow::Result<()> {
+        let (records, bytes) = self.count().await?;
+        if records <= self.settings.max_records && bytes <= self.settings.max_bytes {
+            return Ok(());
+        }
+        let [role, destination] = self.keys();
+        let max_records = self.settings.max_records;
+        let max_bytes = self.settings.max_bytes;
+        let dropped = self
+            .db
+            .write(move |tx| {
+                // Newest first, keeping records while both bounds hold; the rest go.
+                let rows = tx.query(
+                    "SELECT seq, bytes FROM outbox WHERE role = $1 AND destination = $2 \
+                     ORDER BY seq DESC",
+                    &[role.clone(), destination.clone()],
+                )?;
+                let mut kept = 0usize;
+                let mut kept_bytes = 0usize;
+                let mut cut = None;
+                for row in &rows {
+                    let size = usize::try_from(row.int(1)?).unwrap_or(usize::MAX);
+                    if kept + 1 > max_records || kept_bytes.saturating_add(size) > max_bytes {
+                        cut = Some(row.int(0)?);
+                        break;
+                    }
+                    kept += 1;
+                    kept_bytes += size;
+                }
+                let Some(cut) = cut else { return Ok(0) };
+                tx.execute(
+                    "DELETE FROM outbox WHERE role = $1 AND destination = $2 AND seq <= $3",
+                    &[role, destination, cut.into()],
+                )
+            })
+            .await?;
+        if dropped > 0 {
+            tracing::warn!(
+                destination = %self.destination,
+                dropped,
+                max_records = self.settings.max_records,
+                max_bytes = self.settings.max_bytes,
+                "outbox is full: dropped the oldest records"
+            );
+            self.metrics
+                .dropped
+                .with_label_values(&[&self.destination, "overflow"])
+                .inc_by(dropped);
+            self.count().await?;
+        }
+        Ok(())
+    }
+
+    /// Claim up to `limit` of the oldest unclaimed records.
+    async fn claim(&self, limit: usize) -> anyhow::Result<Option<Claimed>> {
+        let [role, destination] = self.keys();
+        let claim = ulid::Ulid::new().to_string();
+        let claim_id = claim.clone();
+        let records = self
+            .db
+            .write(move |tx| {
+                let now = now_millis();
+                let lock = match tx.dialect() {
+                    Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+                    Dialect::Sqlite => "",
+                };
+                let sql = format!(
+                    "UPDATE outbox SET claim = $1, claimed_until = $2 WHERE seq IN ( \
+                        SELECT seq FROM outbox WHERE role = $3 AND destination = $4 \
+                        AND claimed_until < $5 ORDER BY seq LIMIT $6{lock}) \
+                     RETURNING seq, body"
+                );
+                let rows = tx.query(
+                    &sql,
+                    &[
+                        claim_id.into(),
+                        (now + CLAIM_MILLIS).into(),
+                        role,
+                        destination,
+                        now.into(),
+                        limit.into(),
+                    ],
+                )?;
+                let mut records = rows
+                    .iter()
+                    .map(|row| Ok((row.int(0)?, row.text(1)?.to_string())))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                records.sort_unstable_by_key(|(seq, _)| *seq);
+                Ok(records)
+            })
+            .await?;
+        Ok((!records.is_empty()).then_some(Claimed { claim, records }))
+    }
+
+    async fn finish(&self, claim: &str) -> anyhow::Result<u64> {
+        let claim = claim.to_string();
+        self.db
+            .write(move |tx| tx.execute("DELETE FROM outbox WHERE claim = $1", &[claim.into()]))
+            .await
+    }
+
+    /// Give a claimed batch back, to be tried again after `delay` (by any replica).
+    async fn release(&self, claim: &str, delay: Duration) -> anyhow::Result<()> {
+        let claim = claim.to_string();
+        let until = now_millis() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE outbox SET claim = NULL, claimed_until = $1 WHERE claim = $2",
+                    &[until.into(), claim.into()],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A record the receiver refuses: kept in `outbox_dead`, never dropped in silence.
+    async fn bury(&self, claim: &str, reason: &str) -> anyhow::Result<u64> {
+        let claim = claim.to_string();
+        let reason = reason.to_string();
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO outbox_dead (seq, role, destination, body, reason, failed_at) \
+                     SELECT seq, role, destination, body, $1, $2 FROM outbox WHERE claim = $3",
+                    &[reason.into(), now_millis().into(), claim.clone().into()],
+                )?;
+                tx.execute("DELETE FROM outbox WHERE claim = $1", &[claim.into()])
+            })
+            .await
+    }
+
+    async fn deliver_forever(&self) {
         let mut batch_limit = self.full_batch();
         let mut failures: u32 = 0;
+        let mut last_bounds = std::time::Instant::now() - BOUNDS_EVERY;
         loop {
-            let batch: Vec<(u64, String)> = {
-                let queue = lock(&self.queue);
-                queue
-                    .entries
-                    .iter()
-                    .take(batch_limit)
-                    .map(|entry| (entry.seq, entry.json.clone()))
-                    .collect()
+            if last_bounds.elapsed() >= BOUNDS_EVERY {
+                last_bounds = std::time::Instant::now();
+                if let Err(error) = self.enforce_bounds().await {
+                    tracing::warn!(destination = %self.destination, error = %format!("{error:#}"), "could not count the outbox");
+                }
+            }
+            let claimed = match self.claim(batch_limit).await {
+                Ok(Some(claimed)) => claimed,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(POLL) => {}
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(destination = %self.destination, error = %format!("{error:#}"), "could not read the outbox; retrying");
+                    tokio::time::sleep(self.retry_delay(failures)).await;
+                    continue;
+                }
             };
-            let Some(&(last_seq, _)) = batch.last() else {
-                self.wake.notified().await;
-                continue;
-            };
-            match self.post(&batch).await {
+            let outcome = match self.post(&claimed.records).await {
                 Delivery::Delivered => {
                     if failures > 0 {
                         tracing::info!(destination = %self.destination, "delivering again");
                     }
                     failures = 0;
                     batch_limit = self.full_batch();
-                    let delivered = self.consume_through(last_seq, writer);
-                    self.metrics
-                        .delivered
-                        .with_label_values(&[&self.destination])
-                        .inc_by(delivered);
+                    self.finish(&claimed.claim).await.map(|delivered| {
+                        self.metrics
+                            .delivered
+                            .with_label_values(&[&self.destination])
+                            .inc_by(delivered);
+                        self.pending.fetch_sub(
+                            usize::try_from(delivered).unwrap_or(0).min(self.pending.load(Ordering::Relaxed)),
+                            Ordering::Relaxed,
+                        );
+                    })
                 }
-                Delivery::Rejected(reason) if batch.len() > 1 => {
+                Delivery::Rejected(reason) if claimed.records.len() > 1 => {
                     // Find the bad record by halving, so the good ones still get through.
-                    batch_limit = batch.len() / 2;
-                    tracing::warn!(destination = %self.destination, %reason, size = batch.len(), "batch rejected; retrying in halves");
+                    batch_limit = claimed.records.len() / 2;
+                    tracing::warn!(destination = %self.destination, %reason, size = claimed.records.len(), "batch rejected; retrying in halves");
+                    self.release(&claimed.claim, Duration::ZERO).await
                 }
                 Delivery::Rejected(reason) => {
-                    tracing::error!(destination = %self.destination, %reason, record = %batch[0].1, "record rejected by the receiver; dropping it");
-                    let dropped = self.consume_through(last_seq, writer);
-                    self.metrics
-                        .dropped
-                        .with_label_values(&[&self.destination, "rejected"])
-                        .inc_by(dropped);
+                    tracing::error!(destination = %self.destination, %reason, record = %claimed.records[0].1, "record rejected by the receiver; kept in outbox_dead");
                     batch_limit = self.full_batch();
+                    self.bury(&claimed.claim, &reason).await.map(|buried| {
+                        self.metrics
+                            .dropped
+                            .with_label_values(&[&self.destination, "rejected"])
+                            .inc_by(buried);
+                    })
                 }
                 Delivery::Retry(reason) => {
                     if failures == 0 {
@@ -454,8 +517,16 @@ impl Shared {
                         .retries
                         .with_label_values(&[&self.destination])
                         .inc();
-                    tokio::time::sleep(self.retry_delay(failures)).await;
+                    let delay = self.retry_delay(failures);
+                    let released = self.release(&claimed.claim, delay).await;
+                    tokio::time::sleep(delay).await;
+                    released
                 }
+            };
+            if let Err(error) = outcome {
+                // The claim expires, and the batch is delivered again (receivers dedupe).
+                tracing::warn!(destination = %self.destination, error = %format!("{error:#}"), "could not record a delivery outcome");
+                tokio::time::sleep(self.retry_delay(failures.max(1))).await;
             }
         }
     }
@@ -468,24 +539,7 @@ impl Shared {
         capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
     }
 
-    /// Forget every queued record up to `seq`; returns how many were removed. The writer
-    /// thread moves the cursor on disk.
-    fn consume_through(&self, seq: u64, writer: &mpsc::Sender<Job>) -> u64 {
-        let mut removed = 0;
-        let mut queue = lock(&self.queue);
-        while queue.entries.front().is_some_and(|entry| entry.seq <= seq) {
-            queue.pop();
-            removed += 1;
-        }
-        self.pending_gauge().set(queue.len() as i64);
-        drop(queue);
-        // Only fails once the writer has stopped (shutdown): the records were delivered, and
-        // a stale cursor only means a redelivery after a restart, which receivers dedupe.
-        let _ = writer.send(Job::Consume(seq));
-        removed
-    }
-
-    async fn post(&self, batch: &[(u64, String)]) -> Delivery {
+    async fn post(&self, batch: &[(i64, String)]) -> Delivery {
         let body = match batch {
             [(_, json)] if self.one_per_request => json.clone(),
             _ => json_array(batch),
@@ -522,8 +576,9 @@ impl Shared {
     }
 }
 
+
 /// The records' JSON texts joined into one JSON array.
-fn json_array(batch: &[(u64, String)]) -> String {
+fn json_array(batch: &[(i64, String)]) -> String {
     let mut body = String::with_capacity(batch.iter().map(|(_, j)| j.len() + 1).sum::<usize>() + 2);
     body.push('[');
     for (index, (_, json)) in batch.iter().enumerate() {
@@ -542,225 +597,4 @@ enum Delivery {
     Rejected(String),
     /// Down, cold-starting, overloaded or unreachable: try again later.
     Retry(String),
-}
-
-/// The files behind an outbox.
-struct Journal {
-    dir: PathBuf,
-    log: File,
-    /// Held (an exclusive lock on `lock`) for as long as the outbox is open: two processes,
-    /// or two roles sharing a STATE_DIR, appending to one log would lose records.
-    _lock: File,
-    /// Highest seq delivered or dropped.
-    consumed: u64,
-    next_seq: u64,
-    /// Lines in the log at or below `consumed`: dead weight until the next compaction.
-    dead_lines: u64,
-}
-
-/// How long `open` waits for the folder's lock: an outbox of this process that is closing
-/// (a role restarted in place) lets go of it within moments.
-const LOCK_WAIT: Duration = Duration::from_secs(3);
-
-impl Journal {
-    fn open(dir: &Path) -> anyhow::Result<(Journal, VecDeque<Entry>)> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lock = lock_folder(dir)?;
-        let cursor_path = dir.join("cursor");
-        let consumed = match std::fs::read_to_string(&cursor_path) {
-            Ok(text) => text
-                .trim()
-                .parse()
-                .with_context(|| format!("{} is not a number", cursor_path.display()))?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(error) => return Err(error).context(format!("reading {}", cursor_path.display())),
-        };
-        let log_path = dir.join("queue.log");
-        let mut entries = VecDeque::new();
-        let mut next_seq = consumed + 1;
-        let mut dead_lines = 0;
-        let mut whole_lines_bytes = 0u64;
-        let mut unreadable = 0u64;
-        if let Ok(file) = File::open(&log_path) {
-            let mut reader = BufReader::new(file);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let read = reader
-                    .read_line(&mut line)
-                    .with_context(|| format!("reading {}", log_path.display()))?;
-                // A line without its newline is a torn append that was never acknowledged.
-                if read == 0 || !line.ends_with('\n') {
-                    break;
-                }
-                whole_lines_bytes += read as u64;
-                // A whole line that does not read back (the disk damaged it) is skipped, not
-                // the end of the log: the acknowledged records after it are still good.
-                let Some((seq, json)) = parse_line(line.trim_end_matches('\n')) else {
-                    unreadable += 1;
-                    continue;
-                };
-                next_seq = next_seq.max(seq + 1);
-                if seq <= consumed {
-                    dead_lines += 1;
-                } else {
-                    entries.push_back(Entry {
-                        seq,
-                        json: json.to_string(),
-                    });
-                }
-            }
-        }
-        if unreadable > 0 {
-            tracing::error!(path = %log_path.display(), lines = unreadable, "outbox log lines that do not read back were skipped");
-        }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        if log.metadata()?.len() > whole_lines_bytes {
-            tracing::warn!(path = %log_path.display(), "cutting off a torn write at the end of the outbox log");
-            log.set_len(whole_lines_bytes)?;
-        }
-        Ok((
-            Journal {
-                dir: dir.to_path_buf(),
-                log,
-                _lock: lock,
-                consumed,
-                next_seq,
-                dead_lines,
-            },
-            entries,
-        ))
-    }
-
-    /// Append lines durably; returns the seq of the first. A failed append is cut off again,
-    /// so the next one starts on a line of its own.
-    fn append(&mut self, lines: &[&str]) -> anyhow::Result<u64> {
-        let first = self.next_seq;
-        let mut buffer = String::with_capacity(lines.iter().map(|l| l.len() + 24).sum());
-        for (offset, line) in lines.iter().enumerate() {
-            use std::fmt::Write as _;
-            let _ = writeln!(buffer, "{}\t{line}", first + offset as u64);
-        }
-        let length = self
-            .log
-            .metadata()
-            .context("reading the outbox log's length")?
-            .len();
-        let written = self
-            .log
-            .write_all(buffer.as_bytes())
-            .context("appending to the outbox log")
-            .and_then(|()| self.log.sync_data().context("syncing the outbox log"));
-        if let Err(error) = written {
-            if let Err(cut) = self.log.set_len(length) {
-                // Left as it is, the part written is a line that does not read back: the
-                // next open skips it.
-                tracing::error!(error = %cut, "cannot cut a failed append off the outbox log");
-            }
-            return Err(error);
-        }
-        self.next_seq += lines.len() as u64;
-        Ok(first)
-    }
-
-    fn consume_through(&mut self, seq: u64) -> anyhow::Result<()> {
-        if seq <= self.consumed {
-            return Ok(());
-        }
-        self.dead_lines += seq - self.consumed;
-        self.consumed = seq;
-        write_atomically(&self.dir.join("cursor"), seq.to_string().as_bytes())?;
-        if self.dead_lines >= COMPACT_AFTER_LINES {
-            self.compact()?;
-        }
-        Ok(())
-    }
-
-    /// Rewrite the log without the lines already consumed.
-    fn compact(&mut self) -> anyhow::Result<()> {
-        let log_path = self.dir.join("queue.log");
-        let reader = BufReader::new(File::open(&log_path)?);
-        let mut kept = Vec::new();
-        for line in reader.lines() {
-            let line = line?;
-            let live = parse_line(&line).is_some_and(|(seq, _)| seq > self.consumed);
-            if live {
-                kept.extend_from_slice(line.as_bytes());
-                kept.push(b'\n');
-            }
-        }
-        write_atomically(&log_path, &kept)?;
-        self.log = OpenOptions::new().append(true).open(&log_path)?;
-        self.dead_lines = 0;
-        Ok(())
-    }
-}
-
-/// STATE_DIR/outbox/<role>/<destination>: the role in the path, so roles sharing a STATE_DIR
-/// (one volume for all five) never share a queue. A queue left by an earlier version at
-/// STATE_DIR/outbox/<destination> is moved there, so its records are still delivered.
-fn outbox_dir(state_dir: &Path, role: &str, destination: &str) -> anyhow::Result<PathBuf> {
-    let dir = state_dir.join("outbox").join(role).join(destination);
-    let legacy = state_dir.join("outbox").join(destination);
-    if !dir.exists() && legacy.join("queue.log").is_file() {
-        std::fs::create_dir_all(state_dir.join("outbox").join(role))
-            .with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::rename(&legacy, &dir).with_context(|| {
-            format!(
-                "moving the outbox {} to {}",
-                legacy.display(),
-                dir.display()
-            )
-        })?;
-        tracing::info!(from = %legacy.display(), to = %dir.display(), "outbox moved to its role's folder");
-    }
-    Ok(dir)
-}
-
-/// `<seq>\t<json>`, or None for a line that does not read back.
-fn parse_line(line: &str) -> Option<(u64, &str)> {
-    let (seq, json) = line.split_once('\t')?;
-    let seq = seq.parse().ok()?;
-    serde_json::from_str::<serde::de::IgnoredAny>(json).ok()?;
-    Some((seq, json))
-}
-
-/// Take the folder's lock, waiting a little for an outbox of this process that is closing.
-fn lock_folder(dir: &Path) -> anyhow::Result<File> {
-    let path = dir.join("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-                "{} is in use by another outbox (two processes, or two roles, sharing one \
-                 STATE_DIR?)",
-                dir.display()
-            ),
-            Err(std::fs::TryLockError::Error(error)) => {
-                return Err(error).with_context(|| format!("locking {}", path.display()))
-            }
-        }
-    }
-}
-
-/// A poisoned lock means a panic elsewhere mid-update; the queue data itself stays
-/// consistent (every update is a single push/pop), so carry on with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -89,6 +89,17 @@ impl Service {
         &self.config
     }
 
+    /// Open the role's database: PostgreSQL when DATABASE_URL is set, else
+    /// `STATE_DIR/<role>.db`; the kit's tables and `schema` migrated (see [`crate::db`]).
+    pub async fn open_db(&self, schema: crate::db::Schema) -> anyhow::Result<crate::db::Db> {
+        let location = crate::db::Location::choose(
+            self.config.database_url.as_deref(),
+            &self.config.state_dir,
+            &self.config.role,
+        );
+        crate::db::Db::open(&location, schema).await
+    }
+
     /// Where roles register their own metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
