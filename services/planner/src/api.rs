@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use ulid::Ulid;
 
-use crate::plans::{Applied, Filter};
+use crate::plans::Filter;
 use crate::rules::{RuleSpec, Source};
 use crate::{render, validate, Shared};
 
@@ -48,7 +48,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Incidents as the curator forwards them (a JSON array of `obs_model::Incident`). Each
 /// makes or remakes its plan; a copy no newer (by `revision`) than what the plan has is
-/// ignored, so redeliveries and late arrivals change nothing.
+/// ignored, so redeliveries and late arrivals change nothing. The batch commits as a whole
+/// or not at all (503: nothing was stored; sending it again is safe).
 #[utoipa::path(post, path = "/v1/incidents", tag = "incidents",
     request_body(content = serde_json::Value, description = "[Incident]", example = json!([{
         "id": "01JC3Z8Q2J6W7V2N5Y4M1K0P9R", "fingerprint": "api/oom_killed/api-1",
@@ -63,25 +64,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     responses(
         (status = 200, description = "applied", example = json!({"received": 1, "created": 1,
             "updated": 0, "closed": 0, "reopened": 0, "ignored": 0})),
-        (status = 400, description = "an item is invalid; the field is named", body = obs_core::error::ErrorBody)))]
+        (status = 400, description = "an item is invalid; the field is named", body = obs_core::error::ErrorBody),
+        (status = 503, description = "the database failed: nothing was stored, send it again", body = obs_core::error::ErrorBody)))]
 async fn post_incidents(
     shared: web::Data<Shared>,
     items: web::Json<Vec<Box<RawValue>>>,
 ) -> Result<HttpResponse, ApiError> {
     let incidents = validate::incidents(&items)?;
     drop(items);
-    let now = Utc::now();
-    let mut applied = Applied::default();
-    {
-        let mut book = shared.book();
-        for incident in incidents {
-            book.apply(incident, now, &mut applied);
-        }
-        shared.metrics.set_plans(&book.counts());
-    }
-    shared.metrics.record(&applied.tally);
-    let tally = applied.tally;
-    shared.commit(applied).await?;
+    // A failed commit is a 503 saying nothing was stored (obs_core::ApiError), so the sender
+    // retries, and the retry is applied like the first copy: nothing was kept in memory.
+    let tally = shared.apply_incidents(incidents, Utc::now()).await?;
     Ok(HttpResponse::Ok().json(tally))
 }
 
@@ -132,7 +125,7 @@ async fn list_plans(
         service: query.service.clone(),
         limit,
     };
-    let plans = shared.book().list(&filter);
+    let plans = shared.store().list(filter).await?;
     Ok(HttpResponse::Ok().json(PlanList { plans }))
 }
 
@@ -148,13 +141,9 @@ async fn get_plan(
 ) -> Result<HttpResponse, ApiError> {
     let id = Ulid::from_string(&id)
         .map_err(|_| ApiError::invalid_field("id", format!("'{id}' is not an id (a ULID)")))?;
-    let plan = shared
-        .book()
-        .get(&id)
-        .map(|tracked| tracked.plan.clone())
-        .ok_or_else(|| {
-            ApiError::not_found(format!("no plan {id}, nor one for an incident {id}"))
-        })?;
+    let plan = shared.store().get(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("no plan {id}, nor one for an incident {id}"))
+    })?;
     Ok(HttpResponse::Ok().json(plan))
 }
 
@@ -185,8 +174,7 @@ struct RulesView<'a> {
             "steps": [{"action": "restart_container", "title": "Restart {container}",
                 "reason": "house rule", "safe": true, "target": "{container}"}]}]}))))]
 async fn get_rules(shared: web::Data<Shared>) -> HttpResponse {
-    let book = shared.book();
-    let rules = book.rules();
+    let rules = shared.store().rules();
     let view = RulesView {
         rules_file: rules.file.as_ref().map(|path| path.display().to_string()),
         placeholders: render::PLACEHOLDERS,

@@ -3,20 +3,27 @@
 //!
 //! - [`rules`]: the built-in rules and RULES_FILE, checked at start; [`render`]: what the
 //!   placeholders stand for.
-//! - [`plans`]: the plans in memory, made and remade as incident copies arrive (pure).
-//! - [`store`]: one file per plan under STATE_DIR, so plans survive a restart.
+//! - [`plans`]: how an incident copy makes or remakes its plan (pure).
+//! - [`store`]: the plans in SQL (`obs_core::db`: SQLite under STATE_DIR, or PostgreSQL with
+//!   DATABASE_URL), the only place they live; [`legacy`]: the plan files of earlier
+//!   versions, imported once.
 //! - [`forward`]: the one way out, to the synthesizer and the archivist, through outboxes.
-//! - [`remediate`]: AUTO_REMEDIATE's background task (container restarts via the watcher).
+//! - [`remediate`]: AUTO_REMEDIATE's background job (container restarts via the watcher),
+//!   a singleton under a lease.
 //! - [`api`]: the HTTP endpoints.
 //!
-//! Every change follows one path ([`Shared::commit`]): applied to the book in memory, then
-//! handed to the outboxes, then saved, then answered. A crash in between loses nothing the
-//! curator will not send again (its delivery is answered last, and a redelivered copy of an
-//! incident the planner already has is ignored by revision).
+//! The commit path: a batch of incident copies is applied in ONE transaction, each copy
+//! against its plan's row as the transaction reads it (highest incident revision wins; a
+//! redelivered copy is no newer, so it changes nothing), together with the records
+//! forwarded for the changes. Only after the commit are the metrics moved, the outboxes and
+//! the remediation job woken, and the sender answered. A failed commit stores nothing and
+//! answers 503, and the sender's retry is applied as if it were the first copy. Reads go to
+//! the database too, so every replica on one PostgreSQL database answers alike.
 
 pub mod api;
 pub mod config;
 pub mod forward;
+pub mod legacy;
 pub mod metrics;
 pub mod plans;
 pub mod remediate;
@@ -25,87 +32,67 @@ pub mod rules;
 pub mod store;
 pub mod validate;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use obs_core::actix_web::web;
+use obs_core::db::Dialect;
 use obs_core::{Role, RoleContext, Service};
-use obs_model::{Plan, PlanState};
+use obs_model::Incident;
+use tokio::sync::Notify;
 
 pub use config::PlannerConfig;
 
 use crate::forward::Forward;
 use crate::metrics::PlannerMetrics;
-use crate::plans::{next_safe_step, Applied, Book};
-use crate::remediate::{Cooldowns, Queue};
+use crate::plans::Tally;
 use crate::store::Store;
 
 pub const NAME: &str = "planner";
 pub const DEFAULT_PORT: u16 = 8003;
 
-/// Everything the endpoints and the remediation task share.
+/// How often, on PostgreSQL, the `planner_plans` gauge is recounted from the database, where
+/// other replicas change plans too (on SQLite this process makes every change, and moves the
+/// gauge itself).
+const RECOUNT_EVERY: Duration = Duration::from_secs(10);
+
+/// Everything the endpoints and the remediation job share.
 pub struct Shared {
     pub config: PlannerConfig,
-    book: Mutex<Book>,
     store: Store,
-    forward: Forward,
     pub metrics: PlannerMetrics,
-    remediation: Queue,
-    cooldowns: Cooldowns,
+    /// Woken after a commit left a safe step waiting.
+    remediation_wake: Notify,
     /// WATCHER_URL (`CoreConfig::peers`): who restarts containers.
     watcher_url: Option<String>,
     api_token: Option<String>,
     http: reqwest::Client,
 }
 
-/// A lock that a panicking holder cannot make unusable: every update of the book leaves
-/// it consistent at each step a panic could interrupt.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Shared {
-    pub fn book(&self) -> MutexGuard<'_, Book> {
-        lock(&self.book)
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    /// Forward and save what an operation changed, then queue its safe steps.
-    pub async fn commit(&self, applied: Applied) -> anyhow::Result<()> {
-        if applied.is_empty() {
-            return Ok(());
+    /// Apply incident copies (one transaction with what they forward); memory — metrics,
+    /// wake-ups — moves only once it committed.
+    pub async fn apply_incidents(
+        &self,
+        incidents: Vec<Incident>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Tally> {
+        let committed = self.store.apply_incidents(incidents, now).await?;
+        self.metrics.record(&committed.tally);
+        self.metrics.add_plans(&committed.counts);
+        if !committed.changed.is_empty() {
+            self.store.forward().wake();
         }
-        let mut to_save = applied.to_save;
-        to_save.extend(applied.pruned);
-        self.forward
-            .send(&applied.changed)
-            .await
-            .context("handing plan changes to the outboxes")?;
-        self.save(to_save).await?;
-        if self.config.remediation.enabled {
-            self.remediation.push(applied.to_remediate);
+        if committed.remediable && self.config.remediation.enabled {
+            self.remediation_wake.notify_one();
         }
-        Ok(())
-    }
-
-    /// Forward and save plans changed outside a request (remediation outcomes).
-    pub(crate) async fn publish(&self, plans: Vec<Plan>) -> anyhow::Result<()> {
-        self.forward.send(&plans).await?;
-        self.save(plans.iter().map(|plan| plan.id).collect()).await
-    }
-
-    async fn save(&self, ids: Vec<ulid::Ulid>) -> anyhow::Result<()> {
-        self.store
-            .save(ids, |id| {
-                let book = self.book();
-                book.get(&id)
-                    .filter(|tracked| tracked.plan.id == id)
-                    .cloned()
-            })
-            .await
-            .context("saving plans")
+        Ok(committed.tally)
     }
 }
 
@@ -126,29 +113,19 @@ impl Planner {
         let rules = config.load_rules()?;
         let metrics = PlannerMetrics::register(service.metrics())
             .context("registering the planner's metrics")?;
-        let (store, saved) = Store::open(&service.config().state_dir.join("plans"))
-            .context("opening the plans folder")?;
-        let mut book = Book::new(rules, config.closed_plans_max);
-        book.restore(saved);
-        metrics.set_plans(&book.counts());
-        if !book.is_empty() {
-            tracing::info!(plans = book.len(), "plans restored");
-        }
-        let cooldowns = Cooldowns::from_plans(book.all().map(|tracked| &tracked.plan));
-        let remediation = Queue::default();
-        if config.remediation.enabled {
-            remediation.push(
-                book.all()
-                    .filter(|tracked| {
-                        tracked.plan.state == PlanState::Open
-                            && next_safe_step(&tracked.plan).is_some()
-                    })
-                    .map(|tracked| tracked.plan.id),
-            );
-        }
         let core = service.config();
+        let db = service.open_db(store::SCHEMA).await?;
+        legacy::import(&db, &core.state_dir).await?;
+        let forward = Forward::open(&db, service)?;
+        let store = Store::new(db, rules, forward, config.closed_plans_max);
+        let counts = store.counts().await.context("counting the plans")?;
+        let plans: i64 = counts.values().sum();
+        if plans > 0 {
+            tracing::info!(plans, "plans in the database");
+        }
+        metrics.set_plans(&counts);
         let shared = Arc::new(Shared {
-            forward: Forward::open(service)?,
+            store,
             watcher_url: core.peers.watcher.clone(),
             api_token: core.api_token.clone(),
             http: reqwest::Client::builder()
@@ -156,11 +133,8 @@ impl Planner {
                 .build()
                 .context("building the HTTP client")?,
             config,
-            book: Mutex::new(book),
-            store,
             metrics,
-            remediation,
-            cooldowns,
+            remediation_wake: Notify::new(),
         });
         Ok(Planner { shared })
     }
@@ -181,9 +155,28 @@ impl Role for Planner {
 
     fn start(&self, context: &RoleContext) {
         let shared = &self.shared;
-        shared.forward.start(context);
+        shared.store.forward().start(context);
         if shared.config.remediation.enabled {
             context.spawn(remediate::run(shared.clone(), context.shutdown.clone()));
+        }
+        if shared.store.db().dialect() == Dialect::Postgres {
+            context.spawn(recount(shared.clone(), context.shutdown.clone()));
+        }
+    }
+}
+
+/// Keep the `planner_plans` gauge true to the shared database.
+async fn recount(shared: Arc<Shared>, shutdown: obs_core::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RECOUNT_EVERY) => {}
+        }
+        match shared.store.counts().await {
+            Ok(counts) => shared.metrics.set_plans(&counts),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "could not count the plans")
+            }
         }
     }
 }

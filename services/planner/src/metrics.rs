@@ -59,7 +59,7 @@ impl PlannerMetrics {
             )?)?,
             state_save_failures: counter(
                 "planner_state_save_failures_total",
-                "Plan saves that failed after remediation (the plan is saved again at its next change).",
+                "Remediation decisions or outcomes that could not be saved (a step left waiting is skipped within the cooldown, or tried again).",
             )?,
         };
         registered.set_plans(&HashMap::new());
@@ -78,6 +78,17 @@ impl PlannerMetrics {
                 self.plans
                     .with_label_values(&[state.as_str(), priority.as_str()])
                     .set(counts.get(&(state, priority)).copied().unwrap_or(0));
+            }
+        }
+    }
+
+    /// Move the gauge by what a commit changed.
+    pub fn add_plans(&self, changes: &HashMap<(PlanState, Priority), i64>) {
+        for (&(state, priority), &by) in changes {
+            if by != 0 {
+                self.plans
+                    .with_label_values(&[state.as_str(), priority.as_str()])
+                    .add(by);
             }
         }
     }
