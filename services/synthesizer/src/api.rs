@@ -56,9 +56,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The status page: services, open incidents with their plans, recent events, 24 h uptime.
 #[utoipa::path(get, path = "/", tag = "report",
     responses((status = 200, description = "HTML, no external assets", content_type = "text/html")))]
-async fn status_page(shared: web::Data<Shared>) -> HttpResponse {
-    let report = shared.report().await;
-    html_response(html::render(&report))
+async fn status_page(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
+    let report = shared.report().await?;
+    Ok(html_response(html::render(&report)))
 }
 
 fn html_response(body: String) -> HttpResponse {
@@ -92,7 +92,7 @@ async fn report(
             format!("'{format}' is not one of json, md, html"),
         ));
     }
-    let report = shared.report().await;
+    let report = shared.report().await?;
     Ok(match format {
         "md" => HttpResponse::Ok()
             .content_type("text/markdown; charset=utf-8")
@@ -110,7 +110,7 @@ async fn report(
     responses(
         (status = 200, description = "applied", example = json!({"received": 2, "stored": 1, "stale": 1, "notify": 1})),
         (status = 400, description = "a plan is invalid; the field is named, nothing applied", body = obs_core::error::ErrorBody),
-        (status = 503, description = "MAX_OPEN_PLANS reached; nothing applied, retry later", body = obs_core::error::ErrorBody)))]
+        (status = 503, description = "MAX_OPEN_PLANS reached, or the database could not commit; nothing applied, retry later", body = obs_core::error::ErrorBody)))]
 async fn post_plans(
     shared: web::Data<Shared>,
     raw: web::Json<Box<RawValue>>,
@@ -162,7 +162,7 @@ async fn list_plans(
             }
         },
     };
-    let plans = shared.book().list(state, limit);
+    let plans = shared.store().list(state, limit).await?;
     Ok(HttpResponse::Ok().json(PlanList { plans }))
 }
 
@@ -178,9 +178,9 @@ async fn get_plan(
     let id = Ulid::from_string(&id)
         .map_err(|_| ApiError::invalid_field("id", format!("'{id}' is not an id (a ULID)")))?;
     let plan = shared
-        .book()
-        .get(&id)
-        .cloned()
+        .store()
+        .get(id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no plan {id}")))?;
     Ok(HttpResponse::Ok().json(plan))
 }

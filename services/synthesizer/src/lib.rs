@@ -1,17 +1,25 @@
 //! The synthesizer role: what do we tell people? (DESIGN §4)
 //!
-//! - [`plans`]: the plans the planner sends (`POST /v1/plans`), newest revision wins, and
-//!   which incident changes are owed a notification; [`store`] keeps them across restarts.
+//! - [`plans`]: what a batch of plans (`POST /v1/plans`) changes, newest revision wins, and
+//!   which incident changes are owed a notification; [`store`] keeps plans, owed revisions,
+//!   pending changes and notified keys as tables of the role's database.
 //! - [`sources`]: what the watcher and the archivist know, asked fresh for each report.
 //! - [`report`]: facts and plans composed into one [`report::Report`]; [`uptime`] draws the
 //!   24 h bars from the archive; [`render`] writes it as the HTML status page or Markdown.
 //! - [`notify`]: grouped webhook messages through outboxes; [`tasks`]: the grouping and the
-//!   periodic digest (archived as a `report` record through the archivist's outbox).
+//!   periodic digest (archived as a `report` record through the archivist's outbox, on one
+//!   replica at a time under a lease).
 //! - [`api`]: the HTTP endpoints.
 //!
-//! A batch of plans is applied in memory, saved, then answered: once the planner's outbox
-//! hears 200 the plans and the notifications they owe are on disk. Notifications leave the
-//! state file only once every webhook's outbox holds them.
+//! The commit path: a batch of plans is decided and written in ONE transaction (the plans,
+//! the revisions they make owed, the changes queued for their group window), then answered.
+//! Nothing is applied anywhere before the commit, so a failed commit answers 503 "nothing
+//! was stored" and the planner's retry is applied as if it were the first copy. A group of
+//! changes leaves the pending table in the transaction that stages its message in every
+//! webhook's outbox and inserts the (webhook, incident, revision) keys whose uniqueness makes
+//! each notification go out once, across replicas and restarts. The database (SQLite under
+//! STATE_DIR, or PostgreSQL with DATABASE_URL) is the only copy of the state, so replicas
+//! answer alike.
 
 pub mod api;
 pub mod config;
@@ -25,11 +33,12 @@ pub mod store;
 pub mod tasks;
 pub mod uptime;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::Utc;
 use obs_core::actix_web::web;
+use obs_core::db::Db;
 use obs_core::{ApiError, Outbox, Role, RoleContext, Service};
 use obs_model::Plan;
 use tokio::sync::Notify;
@@ -38,7 +47,7 @@ pub use config::SynthesizerConfig;
 
 use crate::metrics::SynthesizerMetrics;
 use crate::notify::Notifier;
-use crate::plans::{Accepted, Book, NotifyRules};
+use crate::plans::{Accepted, NotifyRules};
 use crate::report::Report;
 use crate::sources::Sources;
 use crate::store::Store;
@@ -49,13 +58,9 @@ pub const DEFAULT_PORT: u16 = 8004;
 /// Everything the endpoints and background tasks share.
 pub struct Shared {
     pub config: SynthesizerConfig,
-    book: Mutex<Book>,
     store: Store,
-    /// One save at a time, held from taking the snapshot to writing it, so an older
-    /// snapshot never overwrites a newer one.
-    saving: tokio::sync::Mutex<()>,
     notifier: Notifier,
-    /// Wakes the grouping task when notifications are owed.
+    /// Wakes the grouping task when this replica queued notifications.
     notices_queued: Notify,
     sources: Sources,
     /// ARCHIVIST_URL's records endpoint, for the digest.
@@ -63,17 +68,13 @@ pub struct Shared {
     pub metrics: SynthesizerMetrics,
 }
 
-/// A lock that a panicking holder cannot make unusable: every update of the book leaves it
-/// consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Shared {
-    pub fn book(&self) -> MutexGuard<'_, Book> {
-        lock(&self.book)
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn db(&self) -> &Db {
+        self.store.db()
     }
 
     fn rules(&self) -> NotifyRules {
@@ -83,62 +84,47 @@ impl Shared {
         }
     }
 
-    /// Take a validated batch: apply, save, then return (the caller answers).
+    /// Take a validated batch: decide and commit it in one transaction, then return (the
+    /// caller answers). A failed commit changed nothing: 503, and a retry is safe.
     pub async fn accept(&self, plans: Vec<Plan>) -> Result<Accepted, ApiError> {
         self.metrics.plans_received.inc_by(plans.len() as u64);
-        let _saving = self.saving.lock().await;
-        let (accepted, snapshot) = {
-            let mut book = self.book();
-            let accepted = book
-                .accept(plans, self.rules(), self.config.max_open_plans, Utc::now())
-                .map_err(|full| {
-                    ApiError::Unavailable(format!(
-                        "the batch would hold {} open plans, more than MAX_OPEN_PLANS ({}); \
-                         nothing was applied, retry once some have closed",
-                        full.open, full.max
-                    ))
-                })?;
-            let snapshot = if accepted.stored > 0 {
-                book.prune(self.config.resolved_plans_max);
-                self.metrics.set_open(book.active_counts());
-                Some(serde_json::to_vec(&book.to_saved()).context("serializing the state")?)
-            } else {
-                None
-            };
-            (accepted, snapshot)
-        };
+        let committed = self
+            .store
+            .accept(
+                plans,
+                self.rules(),
+                self.config.max_open_plans,
+                self.config.resolved_plans_max,
+                Utc::now(),
+            )
+            .await
+            .inspect_err(|_| self.metrics.state_save_failures.inc())?
+            .map_err(|full| {
+                ApiError::Unavailable(format!(
+                    "the batch would hold {} open plans, more than MAX_OPEN_PLANS ({}); \
+                     nothing was applied, retry once some have closed",
+                    full.open, full.max
+                ))
+            })?;
+        let accepted = committed.accepted;
         self.metrics.plans_stale.inc_by(accepted.stale as u64);
+        self.metrics.set_open(committed.open);
         if accepted.notify > 0 {
-            // Even if the save below fails: the changes are owed either way.
             self.notices_queued.notify_one();
-        }
-        if let Some(snapshot) = snapshot {
-            if let Err(error) = self.store.save(snapshot).await {
-                self.metrics.state_save_failures.inc();
-                return Err(error.into());
-            }
         }
         Ok(accepted)
     }
 
-    /// Save the book as it is now.
-    pub async fn save(&self) -> anyhow::Result<()> {
-        let _saving = self.saving.lock().await;
-        let snapshot =
-            serde_json::to_vec(&self.book().to_saved()).context("serializing the state")?;
-        let saved = self.store.save(snapshot).await;
-        if saved.is_err() {
-            self.metrics.state_save_failures.inc();
-        }
-        saved
-    }
-
     /// Ask the peers and compose the report.
-    pub async fn report(&self) -> Report {
+    pub async fn report(&self) -> anyhow::Result<Report> {
         let timer = self.metrics.report_seconds.start_timer();
         let now = Utc::now();
         let since = now - uptime::window();
-        let facts = self.sources.gather(self.config.status_events, since).await;
+        let (facts, plans) = tokio::join!(
+            self.sources.gather(self.config.status_events, since),
+            self.store.for_report(since, report::RESOLVED_SHOWN)
+        );
+        let (active, resolved) = plans.context("reading the plans")?;
         for source in facts.sources() {
             if !source.available {
                 self.metrics
@@ -147,16 +133,9 @@ impl Shared {
                     .inc();
             }
         }
-        let (active, resolved) = {
-            let book = self.book();
-            (
-                book.active(),
-                book.resolved_since(since, report::RESOLVED_SHOWN),
-            )
-        };
         let report = report::compose(&facts, &active, &resolved, now);
         timer.observe_duration();
-        report
+        Ok(report)
     }
 }
 
@@ -177,21 +156,19 @@ impl Synthesizer {
         let core = service.config();
         let metrics = SynthesizerMetrics::register(service.metrics())
             .context("registering the synthesizer's metrics")?;
-        let (store, saved) = Store::open(&core.state_dir).context("opening the state")?;
-        let book = Book::restore(saved);
-        if !book.is_empty() {
-            tracing::info!(
-                plans = book.len(),
-                pending = book.pending().len(),
-                "plans restored"
-            );
-        }
-        metrics.set_open(book.active_counts());
+        let db = service.open_db(store::SCHEMA).await?;
+        let store = Store::open(db.clone(), &core.state_dir).await?;
+        metrics.set_open(
+            store
+                .open_counts()
+                .await
+                .context("counting the open incidents")?,
+        );
         let archivist = core
             .peers
             .archivist
             .as_ref()
-            .map(|url| Outbox::open(service, "archivist", &format!("{url}/v1/records")))
+            .map(|url| Outbox::open(&db, service, "archivist", &format!("{url}/v1/records")))
             .transpose()?;
         let sources = Sources::new(
             core.peers.watcher.clone(),
@@ -199,11 +176,9 @@ impl Synthesizer {
             config.peer_timeout,
         )?;
         let shared = Arc::new(Shared {
-            notifier: Notifier::open(service, &config.webhooks)?,
+            notifier: Notifier::open(&db, service, &config.webhooks)?,
             notices_queued: Notify::new(),
-            book: Mutex::new(book),
             store,
-            saving: tokio::sync::Mutex::new(()),
             sources,
             archivist,
             metrics,
@@ -234,9 +209,5 @@ impl Role for Synthesizer {
         }
         context.spawn(tasks::notify(shared.clone(), context.shutdown.clone()));
         context.spawn(tasks::digest(shared.clone(), context.shutdown.clone()));
-    }
-
-    async fn flush(&self) -> anyhow::Result<()> {
-        self.shared.save().await
     }
 }

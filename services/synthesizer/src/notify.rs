@@ -1,15 +1,17 @@
 //! Notifications: incident changes people should hear of, grouped briefly, one message per
-//! webhook per group, each webhook behind its own `obs_core::Outbox` (persisted, retried with
-//! backoff while the receiver is down, kept across restarts), posting one JSON object per
-//! request and never the fleet's API token.
+//! webhook per group, each webhook behind its own `obs_core::Outbox` (rows of the role's
+//! database, retried with backoff while the receiver is down, delivered by any replica),
+//! posting one JSON object per request and never the fleet's API token. A group's message
+//! is staged in the same transaction that records which (webhook, incident, revision) it
+//! carries ([`crate::store::Store::send_group`]), so it goes out once or not at all.
 //!
 //! Message shapes (docs/synthesizer.md): Slack-compatible `{"text": "…"}` in Slack's mrkdwn,
 //! or the generic JSON with every change, its incident and its plan. A message's `id` is
-//! derived from what it carries, so a message sent again after a crash has the same id and a
-//! receiver can drop the copy.
+//! derived from what it carries, so a receiver can recognise a copy.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use obs_core::db::{Db, Tx};
 use obs_core::{Outbox, OutboxOptions, RoleContext, Service};
 use obs_model::{IncidentChange, Severity};
 use serde_json::{json, Value};
@@ -17,80 +19,99 @@ use serde_json::{json, Value};
 use crate::config::{Webhook, WebhookKind};
 use crate::plans::Notice;
 
-struct Hook {
+/// One webhook and its outbox.
+#[derive(Clone)]
+pub struct Hook {
     webhook: Webhook,
+    destination: String,
     outbox: Outbox,
 }
 
-/// The webhooks' outboxes.
+impl Hook {
+    pub fn kind(&self) -> WebhookKind {
+        self.webhook.kind
+    }
+
+    /// The webhook's outbox name, also its key in `synthesizer_notified`.
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    /// Stage one message about `notices` in this webhook's outbox, inside `tx`.
+    pub fn stage(
+        &self,
+        tx: &mut Tx<'_>,
+        notices: &[Notice],
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let message = match self.webhook.kind {
+            WebhookKind::Slack => slack_message(notices),
+            WebhookKind::Generic => generic_message(notices, now),
+        };
+        self.outbox
+            .stage(tx, &[message])
+            .with_context(|| format!("queueing a notification for {}", self.destination))
+    }
+}
+
+/// The webhooks' outboxes. Cheap to clone.
+#[derive(Clone)]
 pub struct Notifier {
-    hooks: Vec<Hook>,
+    hooks: std::sync::Arc<[Hook]>,
 }
 
 impl Notifier {
-    pub fn open(service: &Service, webhooks: &[Webhook]) -> anyhow::Result<Notifier> {
+    pub fn open(db: &Db, service: &Service, webhooks: &[Webhook]) -> anyhow::Result<Notifier> {
         let hooks = webhooks
             .iter()
             .map(|webhook| {
+                let destination = destination(webhook);
                 let outbox = Outbox::open_with(
+                    db,
                     service,
-                    &destination(webhook),
+                    &destination,
                     &webhook.url,
                     OutboxOptions::external(),
                 )
                 .with_context(|| format!("opening the outbox for webhook {}", webhook.url))?;
                 Ok(Hook {
                     webhook: webhook.clone(),
+                    destination,
                     outbox,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Notifier { hooks })
+        Ok(Notifier {
+            hooks: hooks.into(),
+        })
     }
 
     pub fn is_enabled(&self) -> bool {
         !self.hooks.is_empty()
     }
 
+    pub fn hooks(&self) -> &[Hook] {
+        &self.hooks
+    }
+
     pub fn start(&self, context: &RoleContext) {
-        for hook in &self.hooks {
+        for hook in self.hooks.iter() {
             hook.outbox.start(context);
         }
     }
 
-    /// Hand one message about `notices` to every webhook's outbox; returns once all hold it
-    /// durably, with the kinds of the webhooks it went to, or the kind of the first that
-    /// could not take it.
-    pub async fn send(
-        &self,
-        notices: &[Notice],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<WebhookKind>, (WebhookKind, anyhow::Error)> {
-        let mut sent = Vec::with_capacity(self.hooks.len());
-        if notices.is_empty() {
-            return Ok(sent);
+    /// Deliver what a committed group staged without waiting for the outboxes' next poll.
+    pub fn wake(&self) {
+        for hook in self.hooks.iter() {
+            hook.outbox.wake();
         }
-        for hook in &self.hooks {
-            let message = match hook.webhook.kind {
-                WebhookKind::Slack => slack_message(notices),
-                WebhookKind::Generic => generic_message(notices, now),
-            };
-            hook.outbox
-                .push(&[message])
-                .await
-                .with_context(|| {
-                    format!("queueing a notification for {}", destination(&hook.webhook))
-                })
-                .map_err(|error| (hook.webhook.kind, error))?;
-            sent.push(hook.webhook.kind);
-        }
-        Ok(sent)
     }
 }
 
-/// The outbox folder and metrics label of a webhook: its kind and a hash of its URL, so the
-/// same URL finds its queue again after a restart even if the list was reordered, and the
-/// URL (which may hold a secret, as Slack's do) never appears in metrics.
+/// The outbox name and metrics label of a webhook: its kind and a hash of its URL, so the
+/// same URL finds its queue (and its notified keys) again after a restart even if the list
+/// was reordered, and the URL (which may hold a secret, as Slack's do) never appears in
+/// metrics or in the database.
 pub fn destination(webhook: &Webhook) -> String {
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

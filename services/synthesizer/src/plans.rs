@@ -1,5 +1,7 @@
-//! What the synthesizer knows of plans (and, through them, incidents), and which changes
-//! are owed a notification. Pure: no I/O, no clock of its own.
+//! What the synthesizer decides about a batch of plans (and, through them, incidents), and
+//! which changes are owed a notification. Pure: no I/O, no clock of its own; [`crate::store`]
+//! reads the [`View`] a batch needs inside the batch's transaction and writes the
+//! [`Decision`] in that same transaction.
 //!
 //! The planner delivers at least once, so copies arrive again and out of order: of two
 //! copies of one plan the higher `revision` wins and an older or equal one changes nothing.
@@ -14,15 +16,21 @@ use obs_model::{IncidentChange, Plan, PlanState, Severity};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-/// Incident revisions remembered as notified, at most: enough to outlast any redelivery of
-/// a plan that was pruned, small enough to be nothing (a few MB).
-const NOTIFIED_MEMORY: usize = 100_000;
-
 /// A change owed to the webhooks: the plan as it was when the change arrived.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Notice {
     pub plan: Plan,
     pub queued_at: DateTime<Utc>,
+}
+
+impl Notice {
+    /// The `notified` key's last part: whether people hear of trouble or of its end.
+    pub fn kind(&self) -> &'static str {
+        match self.plan.incident.change {
+            IncidentChange::Resolved => "resolve",
+            _ => "open",
+        }
+    }
 }
 
 /// Which changes reach people.
@@ -68,16 +76,167 @@ pub struct Full {
     pub max: usize,
 }
 
-#[derive(Debug, Default)]
-pub struct Book {
-    plans: HashMap<Ulid, Plan>,
-    /// Incident id → (highest incident revision already owed a notification, when).
-    notified: HashMap<Ulid, (u64, DateTime<Utc>)>,
-    /// Owed and not yet handed to the webhooks' outboxes, oldest first.
-    pending: Vec<Notice>,
+/// What the database holds of a plan, as far as a batch needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub revision: u64,
+    pub open: bool,
 }
 
-/// The book as saved under STATE_DIR.
+/// The part of the book a batch touches, read in the batch's transaction.
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    /// The batch's plans that are held already.
+    pub held: HashMap<Ulid, Held>,
+    /// The batch's incidents → the highest revision already owed a notification.
+    pub owed: HashMap<Ulid, u64>,
+    /// Open plans held, all of them.
+    pub open: usize,
+}
+
+/// What a batch changes: written in one transaction, or not at all.
+#[derive(Debug, Default)]
+pub struct Decision {
+    pub accepted: Accepted,
+    /// New plans and newer revisions, each plan once.
+    pub store: Vec<Plan>,
+    /// Changes owed to the webhooks, in the order they arrived.
+    pub notices: Vec<Notice>,
+}
+
+/// The newest copy of each plan in `batch`, in the order first seen, and how many copies
+/// were left out.
+pub fn newest_copies(batch: Vec<Plan>) -> (Vec<Plan>, usize) {
+    let mut newest: Vec<Plan> = Vec::with_capacity(batch.len());
+    let mut index: HashMap<Ulid, usize> = HashMap::new();
+    let mut stale = 0;
+    for plan in batch {
+        match index.get(&plan.id) {
+            Some(&at) if newest[at].revision >= plan.revision => stale += 1,
+            Some(&at) => {
+                newest[at] = plan;
+                stale += 1;
+            }
+            None => {
+                index.insert(plan.id, newest.len());
+                newest.push(plan);
+            }
+        }
+    }
+    (newest, stale)
+}
+
+/// Decide what a batch (already validated, each plan once: [`newest_copies`]) changes,
+/// given what `view` says is held. All or nothing: a batch that would exceed `max_open`
+/// changes nothing.
+pub fn decide(
+    newest: Vec<Plan>,
+    copies_left_out: usize,
+    view: &View,
+    rules: NotifyRules,
+    max_open: usize,
+    now: DateTime<Utc>,
+) -> Result<Decision, Full> {
+    let mut accepted = Accepted {
+        received: newest.len() + copies_left_out,
+        stale: copies_left_out,
+        ..Accepted::default()
+    };
+    let (fresh, stale): (Vec<Plan>, Vec<Plan>) = newest.into_iter().partition(|plan| {
+        view.held
+            .get(&plan.id)
+            .is_none_or(|held| plan.revision > held.revision)
+    });
+    accepted.stale += stale.len();
+
+    let is_open = |plan: &Plan| plan.state == PlanState::Open;
+    let opening = fresh.iter().filter(|p| is_open(p)).count();
+    let replaced_open = fresh
+        .iter()
+        .filter(|p| view.held.get(&p.id).is_some_and(|held| held.open))
+        .count();
+    let open_after = (view.open + opening).saturating_sub(replaced_open);
+    if open_after > max_open && opening > replaced_open {
+        return Err(Full {
+            open: open_after,
+            max: max_open,
+        });
+    }
+
+    let mut owed_now: HashMap<Ulid, u64> = HashMap::new();
+    let mut notices = Vec::new();
+    for plan in &fresh {
+        let incident = &plan.incident;
+        let owed_before = owed_now
+            .get(&incident.id)
+            .or_else(|| view.owed.get(&incident.id))
+            .copied();
+        if rules.wants(plan) && owed_before.is_none_or(|revision| incident.revision > revision) {
+            owed_now.insert(incident.id, incident.revision);
+            notices.push(Notice {
+                plan: plan.clone(),
+                queued_at: now,
+            });
+        }
+    }
+    accepted.stored = fresh.len();
+    accepted.notify = notices.len();
+    Ok(Decision {
+        accepted,
+        store: fresh,
+        notices,
+    })
+}
+
+impl View {
+    /// What the view holds once `decision` is committed (tests, and the legacy import).
+    pub fn apply(&mut self, decision: &Decision) {
+        for plan in &decision.store {
+            let open = plan.state == PlanState::Open;
+            let before = self.held.insert(
+                plan.id,
+                Held {
+                    revision: plan.revision,
+                    open,
+                },
+            );
+            if before.is_some_and(|held| held.open) {
+                self.open -= 1;
+            }
+            if open {
+                self.open += 1;
+            }
+        }
+        for notice in &decision.notices {
+            self.owed
+                .insert(notice.plan.incident.id, notice.plan.incident.revision);
+        }
+    }
+}
+
+/// Plans whose incident is still active, most urgent first (priority, then severity, then
+/// the oldest trouble).
+pub fn sort_active(active: &mut [Plan]) {
+    active.sort_by(|a, b| {
+        (
+            a.priority,
+            std::cmp::Reverse(a.incident.severity),
+            a.incident.first_seen,
+        )
+            .cmp(&(
+                b.priority,
+                std::cmp::Reverse(b.incident.severity),
+                b.incident.first_seen,
+            ))
+    });
+}
+
+/// Whether a plan counts as active trouble: open, and its incident not resolved.
+pub fn is_active(plan: &Plan) -> bool {
+    plan.state == PlanState::Open && plan.incident.state.is_active()
+}
+
+/// The state file the previous version kept (STATE_DIR/synthesizer.json), imported once.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Saved {
     pub plans: Vec<Plan>,
@@ -85,235 +244,6 @@ pub struct Saved {
     pub notified: Vec<(Ulid, u64, DateTime<Utc>)>,
     #[serde(default)]
     pub pending: Vec<Notice>,
-}
-
-impl Book {
-    pub fn restore(saved: Saved) -> Book {
-        Book {
-            plans: saved
-                .plans
-                .into_iter()
-                .map(|plan| (plan.id, plan))
-                .collect(),
-            notified: saved
-                .notified
-                .into_iter()
-                .map(|(id, revision, at)| (id, (revision, at)))
-                .collect(),
-            pending: saved.pending,
-        }
-    }
-
-    /// Everything, for saving.
-    pub fn to_saved(&self) -> Saved {
-        let mut plans: Vec<Plan> = self.plans.values().cloned().collect();
-        plans.sort_by_key(|plan| plan.id);
-        Saved {
-            plans,
-            notified: self
-                .notified
-                .iter()
-                .map(|(id, (revision, at))| (*id, *revision, *at))
-                .collect(),
-            pending: self.pending.clone(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.plans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.plans.is_empty()
-    }
-
-    fn is_newer(&self, plan: &Plan) -> bool {
-        self.plans
-            .get(&plan.id)
-            .is_none_or(|held| plan.revision > held.revision)
-    }
-
-    /// Take a batch (already validated). All or nothing: a batch that would exceed
-    /// `max_open` changes nothing.
-    pub fn accept(
-        &mut self,
-        batch: Vec<Plan>,
-        rules: NotifyRules,
-        max_open: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Accepted, Full> {
-        let mut accepted = Accepted {
-            received: batch.len(),
-            ..Accepted::default()
-        };
-        // The newest copy of each plan in the batch, in the order first seen.
-        let mut newest: Vec<Plan> = Vec::with_capacity(batch.len());
-        let mut index: HashMap<Ulid, usize> = HashMap::new();
-        for plan in batch {
-            match index.get(&plan.id) {
-                Some(&at) if newest[at].revision >= plan.revision => accepted.stale += 1,
-                Some(&at) => {
-                    newest[at] = plan;
-                    accepted.stale += 1;
-                }
-                None => {
-                    index.insert(plan.id, newest.len());
-                    newest.push(plan);
-                }
-            }
-        }
-        let (fresh, stale): (Vec<Plan>, Vec<Plan>) =
-            newest.into_iter().partition(|plan| self.is_newer(plan));
-        accepted.stale += stale.len();
-
-        let is_open = |plan: &Plan| plan.state == PlanState::Open;
-        let open_now = self.plans.values().filter(|p| is_open(p)).count();
-        let opening = fresh.iter().filter(|p| is_open(p)).count();
-        let replaced_open = fresh
-            .iter()
-            .filter(|p| self.plans.get(&p.id).is_some_and(is_open))
-            .count();
-        let open_after = open_now + opening - replaced_open;
-        if open_after > max_open && opening > replaced_open {
-            return Err(Full {
-                open: open_after,
-                max: max_open,
-            });
-        }
-
-        for plan in fresh {
-            accepted.stored += 1;
-            let incident = &plan.incident;
-            let owed = rules.wants(&plan)
-                && self
-                    .notified
-                    .get(&incident.id)
-                    .is_none_or(|(revision, _)| incident.revision > *revision);
-            if owed {
-                self.notified.insert(incident.id, (incident.revision, now));
-                self.pending.push(Notice {
-                    plan: plan.clone(),
-                    queued_at: now,
-                });
-                accepted.notify += 1;
-            }
-            self.plans.insert(plan.id, plan);
-        }
-        Ok(accepted)
-    }
-
-    /// Forget the oldest closed plans beyond `keep`, and the oldest notified revisions
-    /// beyond what is worth remembering.
-    pub fn prune(&mut self, keep_closed: usize) {
-        let mut closed: Vec<(DateTime<Utc>, Ulid)> = self
-            .plans
-            .values()
-            .filter(|plan| plan.state == PlanState::Closed)
-            .map(|plan| (plan.updated_at, plan.id))
-            .collect();
-        if closed.len() > keep_closed {
-            closed.sort_unstable();
-            for (_, id) in &closed[..closed.len() - keep_closed] {
-                self.plans.remove(id);
-            }
-        }
-        if self.notified.len() > NOTIFIED_MEMORY {
-            let mut by_age: Vec<(DateTime<Utc>, Ulid)> = self
-                .notified
-                .iter()
-                .map(|(id, (_, at))| (*at, *id))
-                .collect();
-            by_age.sort_unstable();
-            for (_, id) in &by_age[..by_age.len() - NOTIFIED_MEMORY] {
-                self.notified.remove(id);
-            }
-        }
-    }
-
-    pub fn get(&self, id: &Ulid) -> Option<&Plan> {
-        self.plans.get(id)
-    }
-
-    /// Plans whose incident is still active: most urgent first (priority, then severity,
-    /// then the oldest trouble).
-    pub fn active(&self) -> Vec<Plan> {
-        let mut active: Vec<Plan> = self
-            .plans
-            .values()
-            .filter(|plan| plan.state == PlanState::Open && plan.incident.state.is_active())
-            .cloned()
-            .collect();
-        active.sort_by(|a, b| {
-            (
-                a.priority,
-                std::cmp::Reverse(a.incident.severity),
-                a.incident.first_seen,
-            )
-                .cmp(&(
-                    b.priority,
-                    std::cmp::Reverse(b.incident.severity),
-                    b.incident.first_seen,
-                ))
-        });
-        active
-    }
-
-    /// Plans closed (or whose incident resolved) since `since`, most recent first.
-    pub fn resolved_since(&self, since: DateTime<Utc>, limit: usize) -> Vec<Plan> {
-        let mut resolved: Vec<Plan> = self
-            .plans
-            .values()
-            .filter(|plan| plan.state == PlanState::Closed || !plan.incident.state.is_active())
-            .filter(|plan| resolved_at(plan) >= since)
-            .cloned()
-            .collect();
-        resolved.sort_by_key(|plan| std::cmp::Reverse(resolved_at(plan)));
-        resolved.truncate(limit);
-        resolved
-    }
-
-    /// Every plan, optionally only those in `state`, most recently updated first.
-    pub fn list(&self, state: Option<PlanState>, limit: usize) -> Vec<Plan> {
-        let mut plans: Vec<Plan> = self
-            .plans
-            .values()
-            .filter(|plan| state.is_none_or(|wanted| plan.state == wanted))
-            .cloned()
-            .collect();
-        plans.sort_by_key(|plan| std::cmp::Reverse((plan.updated_at, plan.id)));
-        plans.truncate(limit);
-        plans
-    }
-
-    /// Active plans by incident severity.
-    pub fn active_counts(&self) -> [(Severity, usize); 3] {
-        let mut counts = [
-            (Severity::Info, 0),
-            (Severity::Warning, 0),
-            (Severity::Critical, 0),
-        ];
-        for plan in self.plans.values() {
-            if plan.state == PlanState::Open && plan.incident.state.is_active() {
-                counts[plan.incident.severity as usize].1 += 1;
-            }
-        }
-        counts
-    }
-
-    /// When the oldest owed notification was queued, if any is.
-    pub fn oldest_pending(&self) -> Option<DateTime<Utc>> {
-        self.pending.first().map(|notice| notice.queued_at)
-    }
-
-    /// The owed notifications, oldest first (left in place until [`Book::delivered`]).
-    pub fn pending(&self) -> &[Notice] {
-        &self.pending
-    }
-
-    /// The first `count` owed notifications are in the outboxes now.
-    pub fn delivered(&mut self, count: usize) {
-        self.pending.drain(..count.min(self.pending.len()));
-    }
 }
 
 /// When a plan's trouble ended: its incident's resolution, or the plan's closing.

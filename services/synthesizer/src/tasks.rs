@@ -1,29 +1,54 @@
 //! The synthesizer's background work: handing owed notifications to the webhooks in groups,
 //! and the periodic digest.
+//!
+//! Every replica runs the grouping: the changes wait in `synthesizer_pending` (any replica
+//! may have queued them), and the unique `notified` keys make sure each goes to each webhook
+//! once whichever replica sends it. The digest runs on one replica at a time, under a lease.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use obs_core::db::{Dialect, Lease};
 use obs_core::CancellationToken;
 use obs_model::Record;
 use ulid::Ulid;
 
 use crate::Shared;
 
-/// After a failed hand-over (the disk), wait this long before trying again.
+/// After a failed hand-over (the database), wait this long before trying again.
 const RETRY: Duration = Duration::from_secs(1);
+/// With PostgreSQL, how often an idle replica looks for changes another replica queued (and
+/// may have died before sending).
+const POLL: Duration = Duration::from_secs(1);
+/// How long a dead digest holder keeps the other replicas waiting.
+const DIGEST_LEASE: Duration = Duration::from_secs(30);
 
 /// Wait until the oldest owed notification is NOTIFY_GROUP_SECONDS old, then send
 /// everything owed by then as one message per webhook.
 pub async fn notify(shared: Arc<Shared>, shutdown: CancellationToken) {
     let group = shared.config.notify_group;
+    // Only PostgreSQL has other writers; on SQLite every change queued here wakes this task.
+    let poll = (shared.db().dialect() == Dialect::Postgres).then_some(POLL);
     loop {
-        let oldest = shared.book().oldest_pending();
+        let oldest = match shared.store().oldest_pending().await {
+            Ok(oldest) => oldest,
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "could not read the pending notifications; retrying"
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(RETRY) => continue,
+                }
+            }
+        };
         let Some(oldest) = oldest else {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = shared.notices_queued.notified() => continue,
+                _ = sleep_or_forever(poll) => continue,
             }
         };
         let waited = (Utc::now() - oldest).to_std().unwrap_or_default();
@@ -33,36 +58,35 @@ pub async fn notify(shared: Arc<Shared>, shutdown: CancellationToken) {
                 _ = tokio::time::sleep(remaining) => {}
             }
         }
-        let notices = shared.book().pending().to_vec();
-        match shared.notifier.send(&notices, Utc::now()).await {
-            Ok(kinds) => {
-                for kind in kinds {
+        match shared
+            .store()
+            .send_group(shared.notifier.clone(), Utc::now())
+            .await
+        {
+            Ok(sent) => {
+                shared.notifier.wake();
+                for kind in &sent.messages {
                     shared
                         .metrics
                         .notifications
                         .with_label_values(&[kind.as_str()])
                         .inc();
                 }
-                tracing::info!(
-                    changes = notices.len(),
-                    "notification queued for the webhooks"
-                );
-                shared.book().delivered(notices.len());
-                if let Err(error) = shared.save().await {
-                    // They stay in the file: after a crash now they would be sent again
-                    // (with the same message id), never lost.
-                    tracing::error!(
-                        error = format!("{error:#}"),
-                        "state not saved after notifying"
+                if !sent.messages.is_empty() {
+                    tracing::info!(
+                        changes = sent.changes,
+                        "notification queued for the webhooks"
                     );
                 }
             }
-            Err((kind, error)) => {
-                shared
-                    .metrics
-                    .notification_failures
-                    .with_label_values(&[kind.as_str()])
-                    .inc();
+            Err(error) => {
+                for hook in shared.notifier.hooks() {
+                    shared
+                        .metrics
+                        .notification_failures
+                        .with_label_values(&[hook.kind().as_str()])
+                        .inc();
+                }
                 tracing::error!(
                     error = format!("{error:#}"),
                     "notification not queued; retrying"
@@ -76,7 +100,15 @@ pub async fn notify(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-/// Every DIGEST_INTERVAL, compose the report and archive it as a `report` record.
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Every DIGEST_INTERVAL, compose the report and archive it as a `report` record, on the
+/// replica holding the digest lease.
 pub async fn digest(shared: Arc<Shared>, shutdown: CancellationToken) {
     let Some(interval) = shared.config.digest_interval else {
         return;
@@ -87,16 +119,24 @@ pub async fn digest(shared: Arc<Shared>, shutdown: CancellationToken) {
         );
         return;
     }
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        if let Err(error) = archive_digest(&shared).await {
-            shared.metrics.digest_failures.inc();
-            tracing::error!(error = format!("{error:#}"), "digest not archived");
-        }
-    }
+    let lease = Lease::new(shared.db(), "synthesizer-digest", DIGEST_LEASE);
+    lease
+        .run(shutdown, |lost| {
+            let shared = shared.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = lost.cancelled() => return,
+                        _ = tokio::time::sleep(interval) => {}
+                    }
+                    if let Err(error) = archive_digest(&shared).await {
+                        shared.metrics.digest_failures.inc();
+                        tracing::error!(error = format!("{error:#}"), "digest not archived");
+                    }
+                }
+            }
+        })
+        .await;
 }
 
 /// Compose the report now and hand it to the archivist's outbox.
@@ -104,7 +144,7 @@ pub async fn archive_digest(shared: &Shared) -> anyhow::Result<()> {
     let Some(archivist) = &shared.archivist else {
         anyhow::bail!("ARCHIVIST_URL is not set");
     };
-    let report = shared.report().await;
+    let report = shared.report().await?;
     let record = Record {
         id: Ulid::new(),
         kind: "report".into(),
