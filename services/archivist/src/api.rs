@@ -134,7 +134,7 @@ struct PurgeDoc {
         (status = 201, description = "Durable", body = AppendResponse),
         (status = 400, description = "Invalid batch; the message names the field", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
-        (status = 503, description = "Not stored; retry", body = ErrorBody),
+        (status = 503, description = "Nothing was stored (a failed commit, or stopping); sending the same batch again is safe", body = ErrorBody),
     ))]
 async fn append_records(
     archive: web::Data<Archive>,

@@ -35,12 +35,17 @@ pub struct BatchOutcome {
     pub duplicates: usize,
 }
 
-/// Nothing of the batch was acknowledged; the sender should retry.
+/// Nothing of the batch was stored (the transaction was rolled back, or never began); the
+/// sender may send the same batch again. Answered 503 with these words.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CommitError {
-    #[error("the archive could not store the batch; nothing was acknowledged, retry")]
-    Failed,
-    #[error("the archivist is shutting down; retry")]
+    /// The commit failed (disk full, database unreachable); the cause, for the sender.
+    #[error("nothing was stored ({0}); sending the same request again is safe")]
+    Failed(String),
+    #[error(
+        "nothing was stored (the archivist is shutting down); sending the same request again \
+         is safe"
+    )]
     Stopped,
 }
 
@@ -179,13 +184,14 @@ impl CommitWorker {
             }
             Err(error) => {
                 self.metrics.commit_failures.inc();
+                let cause = format!("{error:#}");
                 tracing::error!(
-                    error = format!("{error:#}"),
+                    error = cause,
                     batches,
-                    "group commit failed; answering 503"
+                    "group commit failed; nothing was stored, answering 503"
                 );
                 for reply in replies {
-                    let _ = reply.send(Err(CommitError::Failed));
+                    let _ = reply.send(Err(CommitError::Failed(cause.clone())));
                 }
             }
         }
@@ -341,7 +347,14 @@ mod tests {
         let shutdown = CancellationToken::new();
         let writer = tokio::spawn(worker.run(shutdown.clone()));
         let outcome = committer.append(vec![record("A"), record("B")]).await;
-        assert!(matches!(outcome, Err(CommitError::Failed)), "{outcome:?}");
+        match outcome {
+            Err(error @ CommitError::Failed(_)) => {
+                let message = error.to_string();
+                assert!(message.starts_with("nothing was stored"), "{message}");
+                assert!(message.contains("disk on fire"), "{message}");
+            }
+            other => panic!("expected a failed commit, got {other:?}"),
+        }
         shutdown.cancel();
         writer.await.unwrap();
         // Once stopped, a new batch is refused rather than left hanging.

@@ -1,6 +1,12 @@
 //! The archivist's own settings: where the archive lives, how long it keeps records, how big a
 //! batch may be. Read from the environment once at start; a bad value ends the process with
 //! exit code 2 and one line naming the variable (obs-core's [`ConfigError`]).
+//!
+//! Where the archive lives follows the fleet's rule (DESIGN §9): `DATABASE_URL=postgres://…`
+//! when set, else the role's SQLite file `STATE_DIR/archivist.db`. `ARCHIVE_URL` is kept as
+//! an alias (and is the only way to name another SQLite file, `sqlite:<path>`); set to a
+//! different place than `DATABASE_URL`, the start is refused rather than one silently
+//! winning.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,8 +14,16 @@ use std::time::Duration;
 use obs_core::config::{self, ConfigError};
 use serde::Deserialize;
 
-/// The SQLite file's name under STATE_DIR when ARCHIVE_URL is not set.
-pub const DEFAULT_SQLITE_FILE: &str = "archive.sqlite3";
+/// The SQLite file's name under STATE_DIR when neither DATABASE_URL nor ARCHIVE_URL is set:
+/// the role's database, as every role's is `STATE_DIR/<role>.db`.
+pub const DEFAULT_SQLITE_FILE: &str = "archivist.db";
+
+/// Where versions before the one commit path kept the archive under STATE_DIR; imported once
+/// into the archive (see [`crate::legacy`]).
+pub const LEGACY_SQLITE_FILE: &str = "archive.sqlite3";
+
+/// How long a dead replica keeps the retention lease before another takes the purge over.
+const DEFAULT_PURGE_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct ArchiveConfig {
@@ -20,6 +34,8 @@ pub struct ArchiveConfig {
     pub purge_interval: Duration,
     /// The most records one `POST /v1/records` may carry.
     pub max_batch: usize,
+    /// Time to live of the lease that keeps the purge on one replica at a time.
+    pub purge_lease_ttl: Duration,
 }
 
 /// Which backend holds the archive.
@@ -37,6 +53,16 @@ impl std::fmt::Debug for ArchiveLocation {
         match self {
             ArchiveLocation::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             ArchiveLocation::Postgres(_) => f.write_str("postgres://…"),
+        }
+    }
+}
+
+impl ArchiveLocation {
+    /// The same place as obs-core's database layer names it.
+    pub fn database(&self) -> obs_core::db::Location {
+        match self {
+            ArchiveLocation::Sqlite(path) => obs_core::db::Location::Sqlite(path.clone()),
+            ArchiveLocation::Postgres(url) => obs_core::db::Location::Postgres(url.clone()),
         }
     }
 }
@@ -64,13 +90,28 @@ fn default_max_batch() -> usize {
 }
 
 impl ArchiveConfig {
-    /// ARCHIVE_URL, ARCHIVE_RETENTION_DAYS, ARCHIVE_PURGE_INTERVAL and ARCHIVE_MAX_BATCH;
-    /// without ARCHIVE_URL the archive is a SQLite file under `state_dir`.
-    pub fn from_env(state_dir: &Path) -> Result<Self, ConfigError> {
+    /// ARCHIVE_URL, ARCHIVE_RETENTION_DAYS, ARCHIVE_PURGE_INTERVAL and ARCHIVE_MAX_BATCH,
+    /// with `database_url` (DATABASE_URL, already checked by obs-core); with neither URL the
+    /// archive is the SQLite file `state_dir/archivist.db`.
+    pub fn from_env(state_dir: &Path, database_url: Option<&str>) -> Result<Self, ConfigError> {
         let env: ArchiveEnv = config::from_env()?;
-        let location = match env.archive_url.as_deref().map(str::trim) {
-            None | Some("") => ArchiveLocation::Sqlite(state_dir.join(DEFAULT_SQLITE_FILE)),
-            Some(url) => parse_location(url)?,
+        let archive_url = env
+            .archive_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty());
+        let location = match (archive_url, database_url) {
+            (None, None) => ArchiveLocation::Sqlite(state_dir.join(DEFAULT_SQLITE_FILE)),
+            (None, Some(url)) => ArchiveLocation::Postgres(url.to_string()),
+            (Some(alias), None) => parse_location(alias)?,
+            (Some(alias), Some(url)) if alias == url => ArchiveLocation::Postgres(url.to_string()),
+            // Never echo the values: they may hold passwords.
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "ARCHIVE_URL: names another database than DATABASE_URL; ARCHIVE_URL is only \
+                     an alias of DATABASE_URL now, so set one of them",
+                ))
+            }
         };
         if env.archive_purge_interval == 0 {
             return Err(ConfigError::new(
@@ -85,6 +126,7 @@ impl ArchiveConfig {
             retention_days: env.archive_retention_days,
             purge_interval: Duration::from_secs(env.archive_purge_interval),
             max_batch: env.archive_max_batch,
+            purge_lease_ttl: DEFAULT_PURGE_LEASE,
         })
     }
 
@@ -95,6 +137,7 @@ impl ArchiveConfig {
             retention_days: default_retention_days(),
             purge_interval: Duration::from_secs(default_purge_interval()),
             max_batch: default_max_batch(),
+            purge_lease_ttl: DEFAULT_PURGE_LEASE,
         }
     }
 
@@ -107,11 +150,12 @@ impl ArchiveConfig {
 /// `sqlite:<path>` (also `sqlite://<path>`) or `postgres://…` / `postgresql://…`.
 pub fn parse_location(url: &str) -> Result<ArchiveLocation, ConfigError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        // Checked here, at start, so a typo stops the process with the variable's name
-        // instead of failing on the first write.
-        url.parse::<tokio_postgres::Config>().map_err(|error| {
+        // Checked here, at start, so a typo (or an sslrootcert that cannot be read) stops the
+        // process with the variable's name instead of failing on the first write. The error
+        // shows the URL only with its password hidden.
+        obs_core::pg_connect::parse(url).map_err(|error| {
             ConfigError::new(format!(
-                "ARCHIVE_URL: not a usable PostgreSQL URL ({error})"
+                "ARCHIVE_URL: not a usable PostgreSQL URL ({error:#})"
             ))
         })?;
         return Ok(ArchiveLocation::Postgres(url.to_string()));

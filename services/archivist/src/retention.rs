@@ -2,11 +2,18 @@
 //! ARCHIVE_PURGE_INTERVAL. A purge deletes in chunks, each its own short transaction, so the
 //! group committer is never held off for long and a large backlog drains without one huge
 //! transaction.
+//!
+//! The purge is a singleton (DESIGN §9): [`Retention::run_under_lease`] runs it only while
+//! this replica holds the `archivist-retention` lease in the archive's database, so replicas
+//! sharing PostgreSQL do not all scan and delete at once; when the holder dies another takes
+//! the lease over once it expires and purges at once. On SQLite there is one process and the
+//! lease is always its own.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use obs_core::db::{Db, Lease};
 use obs_core::CancellationToken;
 
 use crate::metrics::ArchiveMetrics;
@@ -36,6 +43,10 @@ impl LastPurge {
     }
 }
 
+/// The lease every replica's purge shares.
+pub const LEASE: &str = "archivist-retention";
+
+#[derive(Clone)]
 pub struct Retention {
     pub store: Arc<dyn Store>,
     pub keep: chrono::Duration,
@@ -45,7 +56,15 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// Purge now, then every `interval`, until `shutdown`.
+    /// [`Retention::run`] on whichever replica holds the lease on `db`, until `shutdown`.
+    /// `ttl` bounds how long a dead holder keeps the others waiting.
+    pub async fn run_under_lease(self, db: Db, ttl: Duration, shutdown: CancellationToken) {
+        Lease::new(&db, LEASE, ttl)
+            .run(shutdown, move |held| self.clone().run(held))
+            .await;
+    }
+
+    /// Purge now, then every `interval`, until `shutdown` (or the lease is lost).
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
             match self.purge_once(&shutdown).await {

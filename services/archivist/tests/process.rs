@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use archivist::store::{sqlite::SqliteStore, NewRecord, Store};
+use archivist::store::NewRecord;
+use archivist::ArchiveLocation;
 use obs_testkit::{binary, client, eventually, free_port, ChildGuard};
 use serde_json::{json, Value};
 
@@ -218,9 +219,8 @@ async fn exporting_a_large_archive_keeps_memory_flat() {
     // Filled through the store directly: the same code path as appends, without 200 HTTP
     // round trips in a debug build.
     {
-        let store = SqliteStore::open(&state.path().join("archive.sqlite3"))
-            .await
-            .unwrap();
+        let location = ArchiveLocation::Sqlite(state.path().join("archivist.db"));
+        let store = archivist::store::open(&location).await.unwrap().store;
         let padding = "p".repeat(200);
         for chunk in 0..RECORDS / 1000 {
             let batch: Vec<NewRecord> = (0..1000)
@@ -369,5 +369,5 @@ fn the_default_archive_is_a_sqlite_file_under_state_dir() {
             "its log is kept"
         );
     });
-    assert!(state.path().join("archive.sqlite3").is_file());
+    assert!(state.path().join("archivist.db").is_file());
 }

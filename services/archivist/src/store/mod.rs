@@ -3,6 +3,18 @@
 //! canonical JSON plus the columns the filters need — and answer the same page query, built
 //! once here, so paging, filters and ordering cannot drift apart between them.
 //!
+//! [`open`] brings the archive onto the fleet's one persistence layer (obs-core's
+//! [`obs_core::db`]) in a fixed order: first an [`obs_core::db::Db`] opens the location, which
+//! refuses a damaged SQLite WAL or a failing `quick_check` with one line naming the file,
+//! applies the archivist's [`SCHEMA`] migrations under the lock, and refuses an archive whose
+//! schema is newer than this binary. Only then do the backend's own connections open it. That
+//! `Db` stays open for what the kit does (leases, the legacy import); the hot paths (group
+//! commits, pages, exports) keep their own tuned connections, because the kit's generic
+//! `Tx` would cost them their speed: on SQLite the group committer owns a writer with a
+//! larger page cache and a rarer checkpoint (85,000 durable records/s), on PostgreSQL an
+//! async pool inserts a whole group as one `unnest` statement, which the kit's scalar
+//! parameters cannot express.
+//!
 //! The archive's order is `(ts, id)`: the record's own timestamp, then its ULID to break ties.
 //! A page cursor is the last `(ts, id)` returned, so paging is a range scan of an index
 //! (keyset paging), as cheap on page 10,000 as on page 1.
@@ -13,9 +25,63 @@ pub mod sqlite;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use futures_util::future::BoxFuture;
+use obs_core::db::{Db, Migration, Schema};
 
 use crate::config::ArchiveLocation;
+
+/// The archivist's tables, versioned in `schema_migrations` under the component `archivist`.
+///
+/// Version 1 is the table earlier versions created themselves, with `IF NOT EXISTS` so an
+/// archive they left (an explicit `ARCHIVE_URL=sqlite:…` file, or a PostgreSQL database) is
+/// adopted in place.
+///
+/// SQLite: STRICT, so SQLite checks the column types as PostgreSQL would. One index per
+/// equality filter, each `(filter, ts, id)` so a page is a range scan in order, and each
+/// carrying the other filter's column so a `kind` + `service` query filters inside the index
+/// without reading rows it will drop. There is deliberately no `(kind, service, …)` index:
+/// every distinct pair would be one more place each commit writes a page (hundreds of pages
+/// per group commit in a fleet with many services), which costs more append throughput than
+/// it saves on reads.
+///
+/// PostgreSQL: `COLLATE "C"`, so ids and names compare byte by byte as in SQLite and both
+/// backends page in the same order whatever the database's locale. Unlike SQLite it keeps a
+/// `(kind, service, ts, id)` index: PostgreSQL's WAL logs the inserted tuples, not whole
+/// pages, so the extra index costs an append little, while a plain index scan there could not
+/// filter on a trailing non-key column without visiting the table.
+pub const SCHEMA: Schema = Schema {
+    component: "archivist",
+    migrations: &[Migration {
+        version: 1,
+        name: "records",
+        sqlite: "
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    service TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    record TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS records_by_ts ON records (ts, id);
+CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, ts, id, service);
+CREATE INDEX IF NOT EXISTS records_by_service ON records (service, ts, id, kind);
+",
+        postgres: r#"
+CREATE TABLE IF NOT EXISTS records (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    kind TEXT COLLATE "C" NOT NULL,
+    service TEXT COLLATE "C" NOT NULL,
+    ts BIGINT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_ts ON records (ts, id);
+CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, ts, id);
+CREATE INDEX IF NOT EXISTS records_by_service ON records (service, ts, id);
+CREATE INDEX IF NOT EXISTS records_by_kind_service ON records (kind, service, ts, id);
+"#,
+    }],
+};
 
 /// A record ready to store: validated, with its canonical JSON rendered once, by the HTTP
 /// worker that received it.
@@ -107,11 +173,42 @@ pub trait Store: Send + Sync + 'static {
     fn purge_before(&self, cutoff: i64, max_records: usize) -> BoxFuture<'_, anyhow::Result<u64>>;
 }
 
-/// Open (creating if needed) the archive at `location`.
-pub async fn open(location: &ArchiveLocation) -> anyhow::Result<Arc<dyn Store>> {
+/// An open archive: the kit's handle on its database, and the backend's hot paths.
+#[derive(Clone)]
+pub struct Opened {
+    pub db: Db,
+    pub store: Arc<dyn Store>,
+}
+
+/// Open (creating if needed) the archive at `location`: checked and migrated through
+/// obs-core first, then the backend's own connections (see the module doc). Any failure is
+/// one line naming the file or database; the role does not start.
+pub async fn open(location: &ArchiveLocation) -> anyhow::Result<Opened> {
     Ok(match location {
-        ArchiveLocation::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path).await?),
-        ArchiveLocation::Postgres(url) => Arc::new(postgres::PostgresStore::open(url).await?),
+        ArchiveLocation::Sqlite(path) => {
+            let db = Db::open(&location.database(), SCHEMA).await?;
+            let store = sqlite::SqliteStore::open(path)
+                .await
+                .with_context(|| format!("opening the archive {}", path.display()))?;
+            Opened {
+                db,
+                store: Arc::new(store),
+            }
+        }
+        ArchiveLocation::Postgres(url) => {
+            let target = obs_core::pg_connect::parse(url)?;
+            let described = postgres::describe(&target.config);
+            let db = Db::open(&location.database(), SCHEMA)
+                .await
+                .with_context(|| format!("preparing the archive in {described}"))?;
+            let store = postgres::PostgresStore::open(target)
+                .await
+                .with_context(|| format!("connecting to the archive in {described}"))?;
+            Opened {
+                db,
+                store: Arc::new(store),
+            }
+        }
     })
 }
 

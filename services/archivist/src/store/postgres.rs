@@ -3,9 +3,13 @@
 //! Durability: every connection runs with `synchronous_commit=on` whatever the server's
 //! default, so a commit returns only once PostgreSQL has flushed its WAL. Replicas coordinate
 //! through the database alone: ids are the primary key and `ON CONFLICT DO NOTHING` makes a
-//! re-sent record a duplicate whichever replica receives it; the schema is created under an
-//! advisory lock so replicas starting together do not race; purges skip rows another replica
-//! is already deleting.
+//! re-sent record a duplicate whichever replica receives it; the schema is migrated by
+//! obs-core under its advisory lock before this pool connects (see [`crate::store::open`]);
+//! the purge runs on one replica at a time under a lease ([`crate::retention`]), and its
+//! deletes skip rows locked by anyone else all the same.
+//!
+//! Connections go through [`obs_core::pg_connect`], as the kit's own do: TLS with rustls as
+//! the URL's `sslmode` (and `sslrootcert`) asks, `prefer` by default as in libpq.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,36 +17,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::future::BoxFuture;
+use obs_core::pg_connect::PgTarget;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
 
 use super::{
     page_query, Cursor, NewRecord, PageRequest, SqlValue, Store, StoreStats, StoredRecord,
 };
-
-/// `COLLATE "C"`: ids and names compare byte by byte, as in SQLite, so both backends page in
-/// the same order whatever the database's locale.
-///
-/// Unlike SQLite (see store/sqlite.rs) this keeps a `(kind, service, ts, id)` index:
-/// PostgreSQL's WAL logs the inserted tuples, not whole pages, so the extra index costs an
-/// append little, while a plain index scan here could not filter on a trailing non-key column
-/// without visiting the table.
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS records (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    kind TEXT COLLATE "C" NOT NULL,
-    service TEXT COLLATE "C" NOT NULL,
-    ts BIGINT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS records_by_ts ON records (ts, id);
-CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, ts, id);
-CREATE INDEX IF NOT EXISTS records_by_service ON records (service, ts, id);
-CREATE INDEX IF NOT EXISTS records_by_kind_service ON records (kind, service, ts, id);
-"#;
-
-/// Serialises schema creation between replicas (an arbitrary, fixed advisory lock key).
-const SCHEMA_LOCK: i64 = 0x6172_6368_6976_6973; // "archivis"
 
 /// Connections per replica. Writes go through one group committer, so most of these serve
 /// reads and exports.
@@ -57,11 +37,12 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connect to `url` and create the schema if needed.
-    pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .context("ARCHIVE_URL is not a usable PostgreSQL URL")?;
+    /// A pool on `target` (from [`obs_core::pg_connect::parse`]); connects once, so an
+    /// unreachable database or a refused certificate stops the start.
+    pub(crate) async fn open(target: PgTarget) -> anyhow::Result<PostgresStore> {
+        let PgTarget {
+            mut config, tls, ..
+        } = target;
         let options = match config.get_options() {
             Some(existing) => format!("{existing} -c synchronous_commit=on"),
             None => "-c synchronous_commit=on".to_string(),
@@ -73,10 +54,9 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        let target = describe(&config);
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -88,23 +68,10 @@ impl PostgresStore {
             .create_timeout(Some(POOL_TIMEOUT))
             .build()
             .context("building the PostgreSQL connection pool")?;
-        let store = PostgresStore { pool };
-        store
-            .create_schema()
-            .await
-            .with_context(|| format!("preparing the archive in {target}"))?;
-        Ok(store)
-    }
-
-    async fn create_schema(&self) -> anyhow::Result<()> {
-        let mut client = self.pool.get().await.context("connecting")?;
-        let transaction = client.transaction().await?;
-        transaction
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await?;
-        transaction.batch_execute(SCHEMA).await?;
-        transaction.commit().await?;
-        Ok(())
+        // Fail at start with the server's (or the TLS handshake's) reason, not on the first
+        // request.
+        drop(pool.get().await.context("connecting")?);
+        Ok(PostgresStore { pool })
     }
 
     async fn insert_all(&self, records: Vec<NewRecord>) -> anyhow::Result<Vec<bool>> {
@@ -216,7 +183,7 @@ impl PostgresStore {
 }
 
 /// Where the archive is, for error messages: host, port and database, never the password.
-fn describe(config: &tokio_postgres::Config) -> String {
+pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -283,7 +250,8 @@ mod tests {
                 &format!("ALTER DATABASE \"{database}\" SET synchronous_commit = off"),
             )
             .expect("the server default is turned off for this database");
-        let store = PostgresStore::open(&url).await.unwrap();
+        let target = obs_core::pg_connect::parse(&url).unwrap();
+        let store = PostgresStore::open(target).await.unwrap();
         for _ in 0..2 {
             let client = store.pool.get().await.unwrap();
             let row = client

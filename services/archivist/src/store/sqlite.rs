@@ -1,10 +1,16 @@
-//! The embedded backend: one SQLite file under STATE_DIR.
+//! The embedded backend: one SQLite file under STATE_DIR (`archivist.db`).
+//!
+//! Opened only after obs-core's [`obs_core::db::Db`] has checked the file (a damaged WAL or a
+//! failing `quick_check` is refused before any connection here replays it) and created the
+//! schema; see [`crate::store::open`].
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a commit returns only after the WAL is
 //! fsynced. One write connection, owned by whoever holds its lock — in practice the group
 //! committer ([`crate::commit`]), which puts many batches in one transaction so they share one
 //! fsync — and a few read-only connections, which WAL lets read while the writer writes.
-//! SQLite calls block, so each runs on tokio's blocking pool, never on an HTTP worker.
+//! SQLite calls block, so each runs on tokio's blocking pool, never on an HTTP worker. The
+//! kit's own connection on the same file (leases) writes a few rows a minute; SQLite's write
+//! lock and busy timeout keep the two apart.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,27 +23,6 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use super::{
     page_query, Cursor, NewRecord, PageRequest, SqlValue, Store, StoreStats, StoredRecord,
 };
-
-/// STRICT: SQLite checks the column types like the other backend would.
-///
-/// Indexes: one per equality filter, each `(filter, ts, id)` so a page is a range scan in
-/// order, and each carrying the other filter's column so a `kind` + `service` query filters
-/// inside the index without reading rows it will drop. There is deliberately no
-/// `(kind, service, …)` index: every distinct pair would be one more place each commit
-/// writes a page (hundreds of pages per group commit in a fleet with many services), which
-/// costs more append throughput than it saves on reads.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS records (
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    service TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    record TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS records_by_ts ON records (ts, id);
-CREATE INDEX IF NOT EXISTS records_by_kind ON records (kind, ts, id, service);
-CREATE INDEX IF NOT EXISTS records_by_service ON records (service, ts, id, kind);
-";
 
 /// How long a connection waits for another's lock (a second process on the same file, or
 /// a checkpoint) before giving up.
@@ -60,16 +45,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open the file at `path`, creating it (and its folder) and the schema if needed.
-    pub async fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+    /// Open the archive at `path`, which [`crate::store::open`] has already checked and
+    /// migrated through obs-core (never call it before that: this connection would replay a
+    /// damaged WAL's intact prefix and overwrite the rest).
+    pub(crate) async fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let path = path.to_path_buf();
         run_blocking(move || {
-            if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(folder)
-                    .with_context(|| format!("creating {}", folder.display()))?;
-            }
-            let writer = open_writer(&path)
-                .with_context(|| format!("opening the archive {}", path.display()))?;
+            let writer = open_writer(&path)?;
             Ok(SqliteStore {
                 readers: Arc::new(Readers {
                     path: path.clone(),
@@ -88,7 +70,12 @@ impl SqliteStore {
 }
 
 fn open_writer(path: &Path) -> anyhow::Result<Connection> {
-    let connection = Connection::open(path)?;
+    // No CREATE: the file exists, obs-core made or checked it; if it vanished since, an error
+    // beats a fresh empty archive.
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String =
         connection.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
@@ -110,7 +97,6 @@ fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     connection.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     connection.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    connection.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))?;
     Ok(connection)
 }
 
@@ -319,7 +305,9 @@ mod tests {
     #[test]
     fn the_writer_commits_durably() {
         let folder = tempfile::tempdir().unwrap();
-        let connection = open_writer(&folder.path().join("archive.sqlite3")).unwrap();
+        let path = folder.path().join("archivist.db");
+        Connection::open(&path).unwrap();
+        let connection = open_writer(&path).unwrap();
         let mode: String = connection
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .unwrap();
