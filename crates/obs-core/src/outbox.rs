@@ -140,6 +140,9 @@ struct Shared {
     one_per_request: bool,
     /// Records pending at the last count.
     pending: AtomicUsize,
+    /// The batch this replica has claimed and not yet settled, released at shutdown so a
+    /// restart need not wait for the claim to expire.
+    claimed: std::sync::Mutex<Option<String>>,
     wake: Notify,
     metrics: OutboxMetrics,
     http: reqwest::Client,
@@ -148,7 +151,12 @@ struct Shared {
 impl Outbox {
     /// The outbox for `destination`, posting to `url`, kept in `db`. Records left from a
     /// previous run (of this replica or any other) are delivered once [`Outbox::start`]ed.
-    pub fn open(db: &Db, service: &Service, destination: &str, url: &str) -> anyhow::Result<Outbox> {
+    pub fn open(
+        db: &Db,
+        service: &Service,
+        destination: &str,
+        url: &str,
+    ) -> anyhow::Result<Outbox> {
         Self::open_with(db, service, destination, url, OutboxOptions::default())
     }
 
@@ -178,6 +186,7 @@ impl Outbox {
             settings: config.outbox.clone(),
             one_per_request: options.one_per_request,
             pending: AtomicUsize::new(0),
+            claimed: std::sync::Mutex::new(None),
             wake: Notify::new(),
             metrics: service.metrics().outbox.clone(),
             http: reqwest::Client::builder()
@@ -255,9 +264,25 @@ impl Outbox {
         let shared = self.shared.clone();
         let shutdown = context.shutdown.clone();
         context.spawn(async move {
+            if shared.db.dialect() == Dialect::Sqlite {
+                // One process owns a SQLite file: a claim found at start is a dead run's.
+                if let Err(error) = shared.release_all().await {
+                    tracing::warn!(destination = %shared.destination, error = %format!("{error:#}"), "could not release old claims; they expire");
+                }
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = shared.deliver_forever() => {}
+            }
+            let claimed = shared
+                .claimed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(claim) = claimed {
+                if let Err(error) = shared.release(&claim, Duration::ZERO).await {
+                    tracing::debug!(destination = %shared.destination, error = %format!("{error:#}"), "could not release a claim at shutdown; it expires");
+                }
             }
         });
     }
@@ -271,10 +296,7 @@ struct Claimed {
 
 impl Shared {
     fn keys(&self) -> [crate::db::Value; 2] {
-        [
-            self.role.as_str().into(),
-            self.destination.as_str().into(),
-        ]
+        [self.role.as_str().into(), self.destination.as_str().into()]
     }
 
     fn pending_gauge(&self) -> prometheus::IntGauge {
@@ -332,16 +354,14 @@ impl Shared {
                      ORDER BY seq DESC",
                     &[role.clone(), destination.clone()],
                 )?;
-                let mut kept = 0usize;
                 let mut kept_bytes = 0usize;
                 let mut cut = None;
-                for row in &rows {
+                for (kept, row) in rows.iter().enumerate() {
                     let size = usize::try_from(row.int(1)?).unwrap_or(usize::MAX);
                     if kept + 1 > max_records || kept_bytes.saturating_add(size) > max_bytes {
                         cut = Some(row.int(0)?);
                         break;
                     }
-                    kept += 1;
                     kept_bytes += size;
                 }
                 let Some(cut) = cut else { return Ok(0) };
@@ -409,6 +429,27 @@ impl Shared {
         Ok((!records.is_empty()).then_some(Claimed { claim, records }))
     }
 
+    fn remember_claim(&self, claim: Option<&str>) {
+        *self
+            .claimed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = claim.map(str::to_string);
+    }
+
+    async fn release_all(&self) -> anyhow::Result<()> {
+        let [role, destination] = self.keys();
+        self.db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE outbox SET claim = NULL, claimed_until = 0 \
+                     WHERE role = $1 AND destination = $2 AND claimed_until <> 0",
+                    &[role, destination],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
     async fn finish(&self, claim: &str) -> anyhow::Result<u64> {
         let claim = claim.to_string();
         self.db
@@ -474,6 +515,7 @@ impl Shared {
                     continue;
                 }
             };
+            self.remember_claim(Some(&claimed.claim));
             let outcome = match self.post(&claimed.records).await {
                 Delivery::Delivered => {
                     if failures > 0 {
@@ -487,7 +529,9 @@ impl Shared {
                             .with_label_values(&[&self.destination])
                             .inc_by(delivered);
                         self.pending.fetch_sub(
-                            usize::try_from(delivered).unwrap_or(0).min(self.pending.load(Ordering::Relaxed)),
+                            usize::try_from(delivered)
+                                .unwrap_or(0)
+                                .min(self.pending.load(Ordering::Relaxed)),
                             Ordering::Relaxed,
                         );
                     })
@@ -523,6 +567,7 @@ impl Shared {
                     released
                 }
             };
+            self.remember_claim(None);
             if let Err(error) = outcome {
                 // The claim expires, and the batch is delivered again (receivers dedupe).
                 tracing::warn!(destination = %self.destination, error = %format!("{error:#}"), "could not record a delivery outcome");
@@ -576,7 +621,6 @@ impl Shared {
     }
 }
 
-
 /// The records' JSON texts joined into one JSON array.
 fn json_array(batch: &[(i64, String)]) -> String {
     let mut body = String::with_capacity(batch.iter().map(|(_, j)| j.len() + 1).sum::<usize>() + 2);
@@ -597,4 +641,101 @@ enum Delivery {
     Rejected(String),
     /// Down, cold-starting, overloaded or unreachable: try again later.
     Retry(String),
+}
+
+/// Queues the file-based version left under `STATE_DIR/outbox/<role>/<destination>`
+/// (`queue.log`: lines of `<seq>\t<json>`; `cursor`: the highest seq delivered) become rows,
+/// once: every undelivered record, in order, in one transaction; then the folder is renamed to
+/// `<role>.imported`. A torn last line was never acknowledged and is left out; any other line
+/// that does not parse stops the role naming the file and the line, before anything changes.
+pub(crate) async fn import_legacy_queues(
+    db: &Db,
+    state_dir: &std::path::Path,
+    role: &str,
+) -> anyhow::Result<()> {
+    let folder = state_dir.join("outbox").join(role);
+    if !folder.is_dir() {
+        return Ok(());
+    }
+    let mut queues = Vec::new();
+    let entries =
+        std::fs::read_dir(&folder).with_context(|| format!("listing {}", folder.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let log = path.join("queue.log");
+        if !log.is_file() {
+            continue;
+        }
+        let destination = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .with_context(|| format!("{} is not a destination's name", path.display()))?
+            .to_string();
+        queues.push((destination, read_legacy_queue(&path)?));
+    }
+    let imported: usize = queues.iter().map(|(_, records)| records.len()).sum();
+    let role_name = role.to_string();
+    db.write(move |tx| {
+        let now = now_millis();
+        for (destination, records) in &queues {
+            for json in records {
+                tx.execute(
+                    "INSERT INTO outbox (role, destination, body, bytes, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    &[
+                        role_name.as_str().into(),
+                        destination.as_str().into(),
+                        json.as_str().into(),
+                        json.len().into(),
+                        now.into(),
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .with_context(|| format!("importing the queues in {}", folder.display()))?;
+    let aside = state_dir.join("outbox").join(format!("{role}.imported"));
+    std::fs::rename(&folder, &aside)
+        .with_context(|| format!("moving {} aside", folder.display()))?;
+    tracing::info!(records = imported, from = %aside.display(), "imported the outbox queues of the file-based version");
+    Ok(())
+}
+
+/// The undelivered records of one old queue folder, oldest first.
+fn read_legacy_queue(folder: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let log = folder.join("queue.log");
+    let cursor_path = folder.join("cursor");
+    let cursor: u64 = match std::fs::read_to_string(&cursor_path) {
+        Ok(text) => text.trim().parse().with_context(|| {
+            format!("{} does not hold a sequence number", cursor_path.display())
+        })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(error) => return Err(error).context(format!("reading {}", cursor_path.display())),
+    };
+    let bytes = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let mut records = Vec::new();
+    for (index, line) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let damaged = || {
+            anyhow::anyhow!(
+                "{} line {} is damaged; move the folder {} aside to start without it",
+                log.display(),
+                index + 1,
+                folder.display()
+            )
+        };
+        let text = std::str::from_utf8(line).map_err(|_| damaged())?;
+        let (seq, json) = text.split_once('\t').ok_or_else(damaged)?;
+        let seq: u64 = seq.parse().map_err(|_| damaged())?;
+        serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|_| damaged())?;
+        if seq > cursor {
+            records.push(json.to_string());
+        }
+    }
+    Ok(records)
 }

@@ -25,9 +25,12 @@ where
             println!("{role} {} ({})", crate::VERSION, crate::REVISION);
             std::process::exit(0)
         }
+        Some("--recover") => std::process::exit(recover(role, listen)),
         Some("--help" | "-h") => {
             println!(
-                "{role} {}: the obs-fleet {role} role.\n\nUsage: {role} [healthcheck]\n\n\
+                "{role} {}: the obs-fleet {role} role.\n\nUsage: {role} [healthcheck | --recover]\n\n\
+                 --recover  rebuild a damaged embedded database (STATE_DIR/{role}.db) from\n\
+                 \x20          what is intact, keep the damaged files aside, and say what it kept\n\n\
                  Configured by environment variables (PORT, METRICS_PORT, LOG_FORMAT, ...);\n\
                  see the README. Serves /healthz, /readyz, /metrics and /docs.",
                 crate::VERSION
@@ -59,9 +62,51 @@ pub fn exit_with(program: &str, result: anyhow::Result<()>) -> ! {
             if let Some(config_error) = error.downcast_ref::<ConfigError>() {
                 config_error.exit();
             }
+            if let Some(state) = error.downcast_ref::<crate::db::UnusableState>() {
+                tracing::error!(error = %state, "{program} cannot use its state");
+                eprintln!("{program}: {state}");
+                std::process::exit(2)
+            }
             tracing::error!(error = format!("{error:#}"), "{program} failed");
             eprintln!("{program}: {error:#}");
             std::process::exit(1)
+        }
+    }
+}
+
+/// `--recover`: rebuild the role's SQLite database from what is intact (see
+/// [`crate::db::recover_sqlite`]); PostgreSQL has its own tools.
+fn recover(role: &str, listen: Listen) -> i32 {
+    let config = match CoreConfig::from_env(role, listen) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return 2;
+        }
+    };
+    if config.database_url.is_some() {
+        eprintln!(
+            "{role}: --recover rebuilds the embedded SQLite database; DATABASE_URL points at \
+             PostgreSQL, which its own tools recover"
+        );
+        return 2;
+    }
+    let path = config.state_dir.join(format!("{}.db", config.role));
+    if !path.exists() {
+        eprintln!(
+            "{role}: nothing to recover: {} does not exist",
+            path.display()
+        );
+        return 1;
+    }
+    match crate::db::recover_sqlite(&path) {
+        Ok(recovery) => {
+            println!("{role}: recovered {}: {recovery}", path.display());
+            0
+        }
+        Err(error) => {
+            eprintln!("{role}: could not recover {}: {error:#}", path.display());
+            1
         }
     }
 }

@@ -97,7 +97,16 @@ impl Service {
             &self.config.state_dir,
             &self.config.role,
         );
-        crate::db::Db::open(&location, schema).await
+        let unusable = |error: anyhow::Error| {
+            anyhow::Error::new(crate::db::UnusableState(format!("{error:#}")))
+        };
+        let db = crate::db::Db::open(&location, schema)
+            .await
+            .map_err(unusable)?;
+        crate::outbox::import_legacy_queues(&db, &self.config.state_dir, &self.config.role)
+            .await
+            .map_err(unusable)?;
+        Ok(db)
     }
 
     /// Where roles register their own metrics.

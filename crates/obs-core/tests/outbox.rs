@@ -1,10 +1,11 @@
 //! The outbox against a real HTTP receiver that goes down, comes back, and refuses bad
-//! records; and against its own restarts and torn writes.
+//! records; against its own restarts; and with several replicas on one PostgreSQL.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use obs_core::actix_web::{dev::ServerHandle, web, App, HttpResponse, HttpServer};
+use obs_core::db::Schema;
 use obs_core::{CoreConfig, Outbox, Role, RoleContext, Service};
 use obs_testkit::{eventually, promtool_check_metrics, TestApp};
 use serde_json::{json, Value};
@@ -121,9 +122,15 @@ impl Role for Sender {
     }
 }
 
+const NO_TABLES: Schema = Schema {
+    component: "sender",
+    migrations: &[],
+};
+
 async fn start_sender(config: CoreConfig, url: &str) -> (TestApp, Outbox) {
     let service = Service::new(config).unwrap();
-    let outbox = Outbox::open(&service, "archivist", url).unwrap();
+    let db = service.open_db(NO_TABLES).await.unwrap();
+    let outbox = Outbox::open(&db, &service, "archivist", url).unwrap();
     let app = service
         .bind(Sender {
             outbox: outbox.clone(),
@@ -176,7 +183,7 @@ async fn records_wait_out_an_unavailable_receiver_and_arrive_in_order() {
             .await
             .unwrap();
     }
-    assert_eq!(outbox.pending(), 250);
+    assert_eq!(outbox.count_pending().await.unwrap(), 250);
     eventually(
         "retries while the receiver answers 503",
         Duration::from_secs(10),
@@ -186,10 +193,10 @@ async fn records_wait_out_an_unavailable_receiver_and_arrive_in_order() {
         },
     )
     .await;
-    assert_eq!(
-        metric(&app, r#"outbox_pending{destination="archivist"}"#).await,
-        250.0
-    );
+    eventually("the pending gauge", Duration::from_secs(5), || async {
+        (metric(&app, r#"outbox_pending{destination="archivist"}"#).await == 250.0).then_some(())
+    })
+    .await;
 
     receiver.set(Mode::Accept);
     wait_delivered(&receiver, &(0..250).collect::<Vec<_>>()).await;
@@ -210,7 +217,7 @@ async fn records_wait_out_an_unavailable_receiver_and_arrive_in_order() {
         metric(&app, r#"outbox_delivered_total{destination="archivist"}"#).await,
         250.0
     );
-    assert_eq!(outbox.pending(), 0);
+    assert_eq!(outbox.count_pending().await.unwrap(), 0);
     let text = app.get("/metrics").await.text().await.unwrap();
     promtool_check_metrics(&text).unwrap();
 }
@@ -229,7 +236,7 @@ async fn a_receiver_that_is_gone_then_back_gets_everything() {
     for pushed in futures_util::future::join_all(pushes).await {
         pushed.expect("concurrent pushes are all persisted");
     }
-    assert_eq!(outbox.pending(), 200);
+    assert_eq!(outbox.count_pending().await.unwrap(), 200);
     eventually(
         "connection failures counted as retries",
         Duration::from_secs(10),
@@ -245,24 +252,18 @@ async fn a_receiver_that_is_gone_then_back_gets_everything() {
 }
 
 #[actix_web::test]
-async fn pending_records_survive_the_senders_restart_and_a_torn_write() {
+async fn pending_records_survive_the_senders_restart() {
     let receiver = Receiver::start(0, Mode::Unavailable);
-    let (mut config, state) = obs_testkit::test_config("sender");
+    let (mut config, _state) = obs_testkit::test_config("sender");
     fast_retries(&mut config);
     let (app, outbox) = start_sender(config.clone(), &receiver.url()).await;
     outbox.push(&records(0..30)).await.unwrap();
     app.shutdown().await.unwrap();
     drop(outbox);
 
-    // A crash mid-append leaves a line without its newline; it was never acknowledged.
-    let log = state.path().join("outbox/sender/archivist/queue.log");
-    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    std::io::Write::write_all(&mut file, b"31\t{\"id\":\"torn").unwrap();
-    drop(file);
-
     let (app, outbox) = start_sender(config.clone(), &receiver.url()).await;
     assert_eq!(
-        outbox.pending(),
+        outbox.count_pending().await.unwrap(),
         30,
         "everything persisted before the restart is back"
     );
@@ -275,7 +276,8 @@ async fn pending_records_survive_the_senders_restart_and_a_torn_write() {
     // Delivered records are not delivered again after another restart.
     let before = receiver.received.lock().unwrap().all.len();
     let (app, outbox) = start_sender(config, &receiver.url()).await;
-    assert_eq!(outbox.pending(), 0);
+    assert_eq!(outbox.count_pending().await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     app.shutdown().await.unwrap();
     assert_eq!(receiver.received.lock().unwrap().all.len(), before);
 }
@@ -290,7 +292,12 @@ async fn the_queue_is_bounded_and_drops_the_oldest() {
     for n in 0..25 {
         outbox.push(&records(n..n + 1)).await.unwrap();
     }
-    assert_eq!(outbox.pending(), 10);
+    eventually(
+        "the bound to be enforced",
+        Duration::from_secs(5),
+        || async { (outbox.count_pending().await.unwrap() == 10).then_some(()) },
+    )
+    .await;
     assert_eq!(
         metric(
             &app,
@@ -327,7 +334,7 @@ async fn a_rejected_record_is_isolated_and_the_rest_delivered() {
         },
     )
     .await;
-    assert_eq!(outbox.pending(), 0);
+    assert_eq!(outbox.count_pending().await.unwrap(), 0);
 }
 
 /// What an external receiver (a chat webhook) saw: each request's body and whether it
@@ -384,7 +391,9 @@ async fn an_external_receiver_gets_one_object_per_request_and_no_token() {
     fast_retries(&mut config);
     config.api_token = Some("fleet-secret".into());
     let service = Service::new(config).unwrap();
+    let db = service.open_db(NO_TABLES).await.unwrap();
     let outbox = Outbox::open_with(
+        &db,
         &service,
         "webhook",
         &url,
@@ -452,7 +461,11 @@ async fn the_queue_is_bounded_in_bytes_too() {
             .await
             .unwrap();
     }
-    let pending = outbox.pending();
+    let pending = eventually("the byte bound", Duration::from_secs(5), || async {
+        let pending = outbox.count_pending().await.unwrap();
+        (pending <= 64).then_some(pending)
+    })
+    .await;
     assert!(
         (55..=64).contains(&pending),
         "about 64 KiB of ~1 KiB records: {pending}"
@@ -468,91 +481,148 @@ async fn the_queue_is_bounded_in_bytes_too() {
     wait_delivered(&receiver, &(first_kept..100).collect::<Vec<_>>()).await;
 }
 
-/// A whole line the disk damaged costs that record only: the acknowledged records after it
-/// are still delivered.
+/// A record staged in a transaction that fails is never sent; one staged in a transaction
+/// that commits is.
 #[actix_web::test]
-async fn a_damaged_line_in_the_middle_of_the_log_costs_only_itself() {
-    let receiver = Receiver::start(0, Mode::Unavailable);
-    let (mut config, state) = obs_testkit::test_config("sender");
-    fast_retries(&mut config);
-    let (app, outbox) = start_sender(config.clone(), &receiver.url()).await;
-    outbox.push(&records(0..10)).await.unwrap();
-    app.shutdown().await.unwrap();
-    drop(outbox);
-
-    let log = state.path().join("outbox/sender/archivist/queue.log");
-    let text = std::fs::read_to_string(&log).unwrap();
-    let damaged: String = text
-        .lines()
-        .map(|line| {
-            if line.contains("\"rec-5\"") {
-                "6?\t{\"id\":\u{0}garbage".to_string()
-            } else {
-                line.to_string()
-            }
-        })
-        .map(|line| line + "\n")
-        .collect();
-    std::fs::write(&log, damaged).unwrap();
-
-    let (_app, outbox) = start_sender(config, &receiver.url()).await;
-    assert_eq!(outbox.pending(), 9);
-    outbox.push(&records(10..12)).await.unwrap();
-    receiver.set(Mode::Accept);
-    let want: Vec<u64> = (0..12).filter(|n| *n != 5).collect();
-    wait_delivered(&receiver, &want).await;
-}
-
-/// Two outboxes on one folder (two processes, or two roles sharing a STATE_DIR) would append
-/// to one log; the second is refused, saying why.
-#[actix_web::test]
-async fn a_second_outbox_on_the_same_folder_is_refused() {
+async fn a_staged_record_goes_out_only_if_its_transaction_commits() {
+    let receiver = Receiver::start(0, Mode::Accept);
     let (config, _state) = obs_testkit::test_config("sender");
-    let service = Service::new(config.clone()).unwrap();
-    let _first = Outbox::open(&service, "archivist", "http://127.0.0.1:9/v1/records").unwrap();
-    let other = Service::new(config).unwrap();
-    let error = Outbox::open(&other, "archivist", "http://127.0.0.1:9/v1/records")
-        .err()
-        .expect("refused");
-    assert!(format!("{error:#}").contains("in use"), "{error:#}");
+    let service = Service::new(config).unwrap();
+    let db = service.open_db(NO_TABLES).await.unwrap();
+    let outbox = Outbox::open(&db, &service, "archivist", &receiver.url()).unwrap();
+    let app = TestApp::run(
+        service
+            .bind(Sender {
+                outbox: outbox.clone(),
+            })
+            .await
+            .unwrap(),
+    );
+    let staging = outbox.clone();
+    let failed: anyhow::Result<()> = db
+        .write(move |tx| {
+            staging.stage(tx, &records(0..3))?;
+            anyhow::bail!("the state change was refused")
+        })
+        .await;
+    assert!(failed.is_err());
+    let staging = outbox.clone();
+    db.write(move |tx| staging.stage(tx, &records(3..5)))
+        .await
+        .unwrap();
+    outbox.wake();
+    wait_delivered(&receiver, &[3, 4]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.distinct(), vec![3, 4]);
+    app.shutdown().await.unwrap();
 }
 
-/// Roles sharing one STATE_DIR each have their own queue for the same destination; a queue
-/// an earlier version kept at STATE_DIR/outbox/<destination> is taken over, records and all.
+/// Three replicas of one role on one PostgreSQL, each pushing and each delivering: every
+/// record arrives, none twice (each batch is claimed by one replica).
 #[actix_web::test]
-async fn roles_sharing_a_state_dir_keep_their_own_queues_and_old_queues_move_in() {
+async fn replicas_on_one_database_deliver_every_record_once() {
     let receiver = Receiver::start(0, Mode::Unavailable);
-    let (_, state) = obs_testkit::test_config("unused");
-    let legacy = state.path().join("outbox/archivist");
-    std::fs::create_dir_all(&legacy).unwrap();
-    std::fs::write(
-        legacy.join("queue.log"),
-        "1\t{\"id\":\"rec-100\",\"n\":100}\n2\t{\"id\":\"rec-101\",\"n\":101}\n",
-    )
-    .unwrap();
+    let url = obs_testkit::postgres::shared().create_database().unwrap();
+    let mut replicas = Vec::new();
+    let mut folders = Vec::new();
+    for _ in 0..3 {
+        let (mut config, state) = obs_testkit::test_config("sender");
+        fast_retries(&mut config);
+        config.database_url = Some(url.clone());
+        replicas.push(start_sender(config, &receiver.url()).await);
+        folders.push(state);
+    }
+    for (index, (_, outbox)) in replicas.iter().enumerate() {
+        let base = index as u64 * 100;
+        for chunk in 0..4 {
+            outbox
+                .push(&records(base + chunk * 25..base + chunk * 25 + 25))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(replicas[0].1.count_pending().await.unwrap(), 300);
+    receiver.set(Mode::Accept);
+    wait_delivered(&receiver, &(0..300).collect::<Vec<_>>()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = receiver.received.lock().unwrap().all.len();
+    assert_eq!(all, 300, "no record delivered twice");
+    for (app, _) in replicas {
+        app.shutdown().await.unwrap();
+    }
+}
 
+/// Roles sharing one database (PostgreSQL) keep their own queues for the same destination.
+#[actix_web::test]
+async fn roles_sharing_one_database_keep_their_own_queues() {
+    let receiver = Receiver::start(0, Mode::Unavailable);
+    let url = obs_testkit::postgres::shared().create_database().unwrap();
+    let (_, state) = obs_testkit::test_config("unused");
     let mut watcher_config = CoreConfig::for_tests("watcher", state.path());
+    watcher_config.database_url = Some(url.clone());
     fast_retries(&mut watcher_config);
     let mut curator_config = CoreConfig::for_tests("curator", state.path());
+    curator_config.database_url = Some(url);
     fast_retries(&mut curator_config);
     let (_watcher, watcher_outbox) = start_sender(watcher_config, &receiver.url()).await;
     let (_curator, curator_outbox) = start_sender(curator_config, &receiver.url()).await;
-    assert_eq!(
-        watcher_outbox.pending(),
-        2,
-        "the old queue moved to the first role to open it"
-    );
-    assert!(!legacy.exists());
-    assert!(state
-        .path()
-        .join("outbox/watcher/archivist/queue.log")
-        .is_file());
     watcher_outbox.push(&records(0..5)).await.unwrap();
-    curator_outbox.push(&records(5..10)).await.unwrap();
-    assert_eq!(watcher_outbox.pending(), 7);
-    assert_eq!(curator_outbox.pending(), 5);
+    curator_outbox.push(&records(5..12)).await.unwrap();
+    assert_eq!(watcher_outbox.count_pending().await.unwrap(), 5);
+    assert_eq!(curator_outbox.count_pending().await.unwrap(), 7);
     receiver.set(Mode::Accept);
-    let mut want: Vec<u64> = (0..10).collect();
-    want.extend([100, 101]);
-    wait_delivered(&receiver, &want).await;
+    wait_delivered(&receiver, &(0..12).collect::<Vec<_>>()).await;
+}
+
+/// A queue the file-based version left (STATE_DIR/outbox/<role>/<destination>: `queue.log`
+/// and `cursor`) is imported once at start, undelivered records only, then moved aside.
+#[actix_web::test]
+async fn a_queue_left_by_the_file_based_version_is_imported_once() {
+    let receiver = Receiver::start(0, Mode::Unavailable);
+    let (mut config, state) = obs_testkit::test_config("sender");
+    fast_retries(&mut config);
+    let legacy = state.path().join("outbox/sender/archivist");
+    std::fs::create_dir_all(&legacy).unwrap();
+    std::fs::write(
+        legacy.join("queue.log"),
+        "1\t{\"id\":\"rec-100\",\"n\":100}\n2\t{\"id\":\"rec-101\",\"n\":101}\n3\t{\"id\":\"rec-102\",\"n\":102}\n4\t{\"id\":\"torn",
+    )
+    .unwrap();
+    std::fs::write(legacy.join("cursor"), "1").unwrap();
+    let (app, outbox) = start_sender(config.clone(), &receiver.url()).await;
+    assert_eq!(
+        outbox.count_pending().await.unwrap(),
+        2,
+        "records above the cursor; the torn last line was never acknowledged"
+    );
+    assert!(!state.path().join("outbox/sender").exists());
+    assert!(state.path().join("outbox/sender.imported").is_dir());
+    app.shutdown().await.unwrap();
+    drop(outbox);
+    let (_app, outbox) = start_sender(config, &receiver.url()).await;
+    assert_eq!(outbox.count_pending().await.unwrap(), 2, "imported once");
+    receiver.set(Mode::Accept);
+    wait_delivered(&receiver, &[101, 102]).await;
+}
+
+/// A damaged line in the middle of an old queue stops the role, naming the file: it is not
+/// imported in part, nor skipped in silence.
+#[actix_web::test]
+async fn a_damaged_old_queue_stops_the_role_naming_it() {
+    let (config, state) = obs_testkit::test_config("sender");
+    let legacy = state.path().join("outbox/sender/archivist");
+    std::fs::create_dir_all(&legacy).unwrap();
+    std::fs::write(
+        legacy.join("queue.log"),
+        b"1\t{\"id\":\"a\"}\n2\t\xff\xfe\xfd\xfc\n3\t{\"id\":\"b\"}\n".as_slice(),
+    )
+    .unwrap();
+    let service = Service::new(config).unwrap();
+    let error = service.open_db(NO_TABLES).await.unwrap_err();
+    let line = format!("{error:#}");
+    assert!(
+        line.contains(&legacy.join("queue.log").display().to_string()) && line.contains("line 2"),
+        "{line}"
+    );
+    assert!(legacy.join("queue.log").is_file(), "left in place");
 }

@@ -42,7 +42,11 @@ pub enum Location {
 
 impl Location {
     /// `DATABASE_URL` when it names PostgreSQL, else `<state_dir>/<file_stem>.db`.
-    pub fn choose(database_url: Option<&str>, state_dir: &std::path::Path, file_stem: &str) -> Self {
+    pub fn choose(
+        database_url: Option<&str>,
+        state_dir: &std::path::Path,
+        file_stem: &str,
+    ) -> Self {
         match database_url {
             Some(url) => Location::Postgres(url.to_string()),
             None => Location::Sqlite(state_dir.join(format!("{file_stem}.db"))),
@@ -338,6 +342,12 @@ impl StorageError {
     }
 }
 
+/// The role's state cannot be used (damaged, too new, unreachable at start): the role stops
+/// with exit 2 and this one line, never starting empty over it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UnusableState(pub String);
+
 /// True when `error` (or its cause) is a unique-constraint violation.
 pub fn is_unique_violation(error: &anyhow::Error) -> bool {
     error
@@ -564,12 +574,10 @@ impl Tx<'_> {
     /// Several statements separated by `;`, without parameters (migrations).
     fn batch(&mut self, sql: &str) -> anyhow::Result<()> {
         match &mut self.inner {
-            TxInner::Sqlite(tx) => tx
-                .execute_batch(sql)
-                .map_err(|error| sqlite::storage_error(error).into()),
+            TxInner::Sqlite(tx) => tx.execute_batch(sql).map_err(sqlite::storage_error),
             TxInner::Postgres(tx) => postgres::live(tx)?
                 .batch_execute(sql)
-                .map_err(|error| postgres::storage_error(error).into()),
+                .map_err(postgres::storage_error),
         }
     }
 }

@@ -130,6 +130,20 @@ impl PostgresDb {
     }
 }
 
+impl Drop for PostgresDb {
+    /// A blocking client closes its connection by blocking on its own runtime, which panics
+    /// on an async thread, where the last handle is often dropped: close them on a thread of
+    /// their own.
+    fn drop(&mut self) {
+        let clients = std::mem::take(&mut lock(&self.pool).idle);
+        if !clients.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("postgres-close".into())
+                .spawn(move || drop(clients));
+        }
+    }
+}
+
 impl ToSql for Value {
     fn to_sql(
         &self,

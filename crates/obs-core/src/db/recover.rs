@@ -76,9 +76,8 @@ pub fn recover_sqlite(path: &Path) -> anyhow::Result<Recovery> {
         rows.collect::<Result<_, _>>()?
     };
     let indexes: Vec<String> = {
-        let mut statement = old.prepare(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
-        )?;
+        let mut statement =
+            old.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")?;
         let rows = statement.query_map([], |row| row.get(0))?;
         rows.filter_map(Result::ok).collect()
     };
@@ -121,9 +120,8 @@ fn copy_rows(old: &Connection, new: &Connection, table: &str) -> anyhow::Result<
     loop {
         match rows.next() {
             Ok(Some(row)) => {
-                let values: Vec<rusqlite::types::Value> = (0..columns)
-                    .map(|i| row.get(i))
-                    .collect::<Result<_, _>>()?;
+                let values: Vec<rusqlite::types::Value> =
+                    (0..columns).map(|i| row.get(i)).collect::<Result<_, _>>()?;
                 insert.execute(rusqlite::params_from_iter(values))?;
                 copied += 1;
             }
