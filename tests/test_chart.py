@@ -6,6 +6,7 @@ Value sets live in tests/chart/values/; promtool unit tests in tests/chart/*_tes
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import string
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.timeout(300)
 
 VALUE_SETS = value_set_names()
 KNATIVE = "serving.knative.dev/v1"
+PG_URL = "postgres://obs_fleet:s3cret-pw@postgres.databases.svc:5432/obs_fleet?sslmode=verify-full"
 ROLE_PORTS = {role: (8001 + i, 9001 + i) for i, role in enumerate(ROLES)}
 
 
@@ -58,6 +60,26 @@ def role_workload(objects: list[dict], role: str, prefix: str = RELEASE) -> dict
     found = [w for w in workloads(objects) if w["metadata"]["name"] == f"{prefix}-{role}"]
     assert len(found) == 1, f"expected one workload for {role}, found {len(found)}"
     return found[0]
+
+
+def role_container(objects: list[dict], role: str, prefix: str = RELEASE) -> dict:
+    (container,) = pod_spec(role_workload(objects, role, prefix))["containers"]
+    return container
+
+
+def secret_env(container: dict) -> dict[str, dict]:
+    """The container's env entries read from Secrets: NAME -> {name, key}."""
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def secret_value(objects: list[dict], name: str, key: str) -> str:
+    return base64.b64decode(one(objects, "Secret", name)["data"][key]).decode()
+
+
+def scaled_out(database: dict | None = None, **extra) -> dict:
+    """Three instances of every role in both modes (volumes off), with `database`."""
+    roles = {r: {"autoscaling": {"maxScale": 3}, "replicas": 3, "persistence": {"enabled": False}} for r in ROLES}
+    return {**({"database": database} if database else {}), "roles": roles, **extra}
 
 
 def rule_groups(objects: list[dict]) -> dict[str, list[dict]]:
@@ -261,14 +283,174 @@ def test_api_token_comes_from_a_secret():
         if deployment["metadata"]["name"].endswith("-prometheus"):
             continue
         (container,) = pod_spec(deployment)["containers"]
-        assert container["env"] == [
+        assert container["env"][0] == (
             {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": f"{RELEASE}-api-token", "key": "API_TOKEN"}}}
-        ]
+        )
     objects = render(value_set("deployment-two-roles"))
     assert find(objects, "Secret") == []
     (container,) = pod_spec(one(objects, "Deployment", f"{RELEASE}-curator"))["containers"]
     assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "obs-fleet-token", "key": "token"}
     assert [d["metadata"]["name"] for d in find(objects, "Deployment")] == [f"{RELEASE}-curator", f"{RELEASE}-watcher"]
+
+
+# ---- state: one instance on a volume, or a shared PostgreSQL ----------------------------------
+
+
+@pytest.mark.parametrize("mode", ["knative", "deployment"])
+def test_by_default_every_role_is_one_instance_with_its_state_on_a_volume(mode):
+    """No database: each role keeps SQLite in STATE_DIR on its own ReadWriteOnce PVC, which
+    survives the release, and runs as exactly one instance."""
+    objects = render({"mode": mode})
+    assert find(objects, "Secret") == []
+    for role in ROLES:
+        claim = one(objects, "PersistentVolumeClaim", f"{RELEASE}-{role}-state")
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        workload = role_workload(objects, role)
+        spec = pod_spec(workload)
+        assert {"name": "state", "persistentVolumeClaim": {"claimName": f"{RELEASE}-{role}-state"}} in spec["volumes"]
+        (container,) = spec["containers"]
+        assert {"name": "state", "mountPath": "/var/lib/obs-fleet", "readOnly": False} in container["volumeMounts"]
+        assert one(objects, "ConfigMap", f"{RELEASE}-{role}")["data"]["STATE_DIR"] == "/var/lib/obs-fleet"
+        assert "DATABASE_URL" not in secret_env(container)
+        if mode == "knative":
+            annotations = workload["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["autoscaling.knative.dev/max-scale"] == "1"
+            # The non-root role can write to a fresh volume.
+            assert spec["securityContext"] == {"fsGroup": 65532}
+        else:
+            assert workload["spec"]["replicas"] == 1
+            # The old pod lets go of the volume before the new one opens the database.
+            assert workload["spec"]["strategy"] == {"type": "Recreate"}
+    assert len(find(objects, "PersistentVolumeClaim")) == len(ROLES)
+    notes = render_files({"mode": mode})[f"{CHART.name}/templates/NOTES.txt"]
+    assert "one instance" in notes and "SQLite" in notes
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"autoscaling": {"maxScale": 3}}, "/autoscaling/maxScale': maximum: got 3, want 1"),
+        # 0 is Knative's "no limit".
+        ({"autoscaling": {"maxScale": 0}}, "/autoscaling/maxScale': minimum: got 0, want 1"),
+        ({"replicas": 2}, "/replicas': maximum: got 2, want 1"),
+    ],
+)
+def test_without_a_database_the_schema_refuses_more_than_one_instance(role, setting, message):
+    values = {"roles": {role: {**setting, "persistence": {"enabled": False}}}}
+    expected = re.escape(f"at '/roles/{role}{message}")
+    with pytest.raises(helm().HelmValuesError, match=expected):
+        render(values)
+    report = helm().lint(str(CHART), values, kube_version="v1.30.0", namespace=NAMESPACE)
+    assert any(re.search(expected, error) for error in report["errors"]), report
+    # Either kind of database lifts the rule.
+    for database in ({"url": PG_URL}, {"existingSecret": "obs-fleet-db"}):
+        assert role_workload(render({**values, "database": database}), role)
+        report = helm().lint(str(CHART), {**values, "database": database}, kube_version="v1.30.0", namespace=NAMESPACE)
+        assert report["errors"] == [], report
+
+
+@pytest.mark.parametrize("mode", ["knative", "deployment"])
+def test_a_database_url_reaches_every_role_from_a_secret_and_roles_scale_out(mode):
+    values = scaled_out({"url": PG_URL}, mode=mode)
+    objects = render(values)
+    assert secret_value(objects, f"{RELEASE}-database", "DATABASE_URL") == PG_URL
+    for role in ROLES:
+        container = role_container(objects, role)
+        assert secret_env(container)["DATABASE_URL"] == {"name": f"{RELEASE}-database", "key": "DATABASE_URL"}
+        # The ConfigMap (envFrom) has no say in it.
+        assert container["envFrom"] == [{"configMapRef": {"name": f"{RELEASE}-{role}"}}]
+        workload = role_workload(objects, role)
+        assert {"name": "state", "emptyDir": {}} in pod_spec(workload)["volumes"]
+        if mode == "knative":
+            assert workload["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "3"
+            assert "securityContext" not in pod_spec(workload)
+        else:
+            assert workload["spec"]["replicas"] == 3
+            # Leases hand the singleton jobs over: rolling updates for every role.
+            assert "strategy" not in workload["spec"]
+    assert find(objects, "PersistentVolumeClaim") == []
+    assert_secrets_stay_in_secrets(objects, ["s3cret-pw", "postgres://"])
+    notes = render_files(values)[f"{CHART.name}/templates/NOTES.txt"]
+    assert f"{RELEASE}-database" in notes and "s3cret" not in notes
+
+
+def assert_secrets_stay_in_secrets(objects: list[dict], needles: list[str]) -> None:
+    """No object but a Secret holds any of `needles`; no ConfigMap sets a secret variable."""
+    for o in objects:
+        if o["kind"] == "Secret":
+            continue
+        text = json.dumps(o)
+        where = f"{o['kind']}/{o['metadata']['name']}"
+        for needle in needles:
+            assert needle not in text, f"{needle!r} in {where}"
+        if o["kind"] == "ConfigMap":
+            assert not {"DATABASE_URL", "ARCHIVE_URL", "NOTIFY_WEBHOOKS", "API_TOKEN"} & set(o.get("data", {})), where
+
+
+def test_webhooks_and_the_database_come_from_the_releases_secrets():
+    """deployment-bundled-prometheus: URL, webhooks and token inline, each in a Secret."""
+    values = value_set("deployment-bundled-prometheus")
+    objects = render(values)
+    url = values["database"]["url"]
+    webhooks = values["roles"]["synthesizer"]["notify"]["webhooks"]
+    assert secret_value(objects, f"{RELEASE}-database", "DATABASE_URL") == url
+    assert secret_value(objects, f"{RELEASE}-synthesizer-notify", "NOTIFY_WEBHOOKS") == ",".join(webhooks)
+    for role in ROLES:
+        env = secret_env(role_container(objects, role))
+        assert env["DATABASE_URL"] == {"name": f"{RELEASE}-database", "key": "DATABASE_URL"}
+        assert env["API_TOKEN"] == {"name": f"{RELEASE}-api-token", "key": "API_TOKEN"}
+        if role == "synthesizer":
+            assert env["NOTIFY_WEBHOOKS"] == {"name": f"{RELEASE}-synthesizer-notify", "key": "NOTIFY_WEBHOOKS"}
+        else:
+            assert "NOTIFY_WEBHOOKS" not in env
+    assert_secrets_stay_in_secrets(objects, ["not-a-real-password", "not-a-real-token", "hooks.slack.com", "ops.example.com"])
+    assert one(objects, "ConfigMap", f"{RELEASE}-synthesizer")["data"]["NOTIFY_MIN_SEVERITY"] == "critical"
+    # Two curators share the database; the archivist keeps its volume (earlier archives
+    # found in STATE_DIR are imported into PostgreSQL at start).
+    assert one(objects, "Deployment", f"{RELEASE}-curator")["spec"]["replicas"] == 2
+    assert [c["metadata"]["name"] for c in find(objects, "PersistentVolumeClaim") if c["metadata"]["name"].endswith("-state")] == [
+        f"{RELEASE}-{r}-state" for r in ("archivist", "planner", "synthesizer", "watcher")
+    ]
+
+
+def test_existing_secrets_and_the_servers_ca():
+    """knative-postgres: the URL, the webhooks and the CA all from existing Secrets, none
+    rendered; the CA mounted where the URL's sslrootcert names it."""
+    objects = render(value_set("knative-postgres"))
+    assert find(objects, "Secret") == []
+    assert find(objects, "PersistentVolumeClaim") == []
+    for role in ROLES:
+        container = role_container(objects, role)
+        env = secret_env(container)
+        assert env["DATABASE_URL"] == {"name": "obs-fleet-db", "key": "url"}
+        assert ("NOTIFY_WEBHOOKS" in env) == (role == "synthesizer")
+        assert {"name": "postgres-ca", "mountPath": "/etc/obs-fleet/postgres-ca", "readOnly": True} in container["volumeMounts"]
+        volumes = {v["name"]: v for v in pod_spec(role_workload(objects, role))["volumes"]}
+        assert volumes["postgres-ca"]["secret"] == {"secretName": "postgres-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]}
+        assert volumes["state"] == {"name": "state", "emptyDir": {}}
+    assert secret_env(role_container(objects, "synthesizer"))["NOTIFY_WEBHOOKS"] == {"name": "obs-fleet-webhooks", "key": "NOTIFY_WEBHOOKS"}
+    annotations = role_workload(objects, "curator")["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["autoscaling.knative.dev/min-scale"], annotations["autoscaling.knative.dev/max-scale"]) == ("2", "10")
+    # 0: no limit, which only a shared database allows.
+    annotations = role_workload(objects, "synthesizer")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/max-scale"] == "0"
+
+
+def test_a_changed_secret_value_rolls_the_pods():
+    def checksum(values, role="synthesizer"):
+        annotations = role_workload(render(values), role)["spec"]["template"]["metadata"]["annotations"]
+        return annotations.get("checksum/secret")
+
+    assert checksum({}) is None
+    first = checksum({"database": {"url": PG_URL}})
+    assert first and first == checksum({"database": {"url": PG_URL}})
+    assert first != checksum({"database": {"url": PG_URL.replace("s3cret", "other")}})
+    assert first != checksum({"database": {"url": PG_URL}, "roles": {"synthesizer": {"notify": {"webhooks": ["https://chat.example/hook"]}}}})
+    assert checksum({"database": {"url": PG_URL}}, "curator") == checksum(
+        {"database": {"url": PG_URL}, "roles": {"synthesizer": {"notify": {"webhooks": ["https://chat.example/hook"]}}}}, "curator"
+    )
 
 
 # ---- monitoring ---------------------------------------------------------------------------
@@ -402,6 +584,14 @@ def test_chart_app_version_is_the_workspace_version():
         ({"config": {"logFormat": "xml"}}, r"at '/config/logFormat': value must be one of 'json', 'text'"),
         ({"prometheus": {"retention": {"size": "4 gigs"}}}, r"at '/prometheus/retention/size'"),
         ({"replicaCount": 3}, r"additional properties 'replicaCount' not allowed"),
+        # What may carry a secret never goes through a role's ConfigMap.
+        ({"config": {"env": {"DATABASE_URL": "postgres://u:pw@db/x"}}}, r"at '/config/env/DATABASE_URL': false schema"),
+        ({"roles": {"archivist": {"env": {"ARCHIVE_URL": "postgres://u:pw@db/x"}}}}, r"at '/roles/archivist/env/ARCHIVE_URL': false schema"),
+        ({"roles": {"synthesizer": {"env": {"NOTIFY_WEBHOOKS": "https://chat.example/hook"}}}}, r"at '/roles/synthesizer/env/NOTIFY_WEBHOOKS': false schema"),
+        ({"roles": {"curator": {"env": {"API_TOKEN": "t"}}}}, r"at '/roles/curator/env/API_TOKEN': false schema"),
+        ({"database": {"url": "mysql://db/x"}}, r"at '/database/url': 'mysql://db/x' does not match pattern"),
+        ({"roles": {"synthesizer": {"notify": {"webhooks": ["ftp://x"]}}}}, r"at '/roles/synthesizer/notify/webhooks/0'"),
+        ({"roles": {"synthesizer": {"notify": {"minSeverity": "loud"}}}}, r"at '/roles/synthesizer/notify/minSeverity'"),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema(values, message):
@@ -417,10 +607,28 @@ def test_bad_values_are_rejected_by_the_schema(values, message):
     [
         ({"roles": {"watcher": {"docker": {"enabled": True}}}}, r"set roles.watcher.mode=deployment"),
         ({"roles": {"curator": {"metricsPort": 8002}}}, r"roles.curator: port and metricsPort must differ"),
-        ({"roles": {"curator": {"autoscaling": {"minScale": 5}}}}, r"minScale \(5\) is above maxScale \(3\)"),
+        (
+            {"database": {"url": PG_URL}, "roles": {"curator": {"autoscaling": {"minScale": 5, "maxScale": 3}, "persistence": {"enabled": False}}}},
+            r"minScale \(5\) is above maxScale \(3\)",
+        ),
         ({"roles": {r: {"enabled": False} for r in ROLES}}, r"enable at least one role"),
         ({"apiToken": {"value": "a", "existingSecret": "b"}}, r"value or existingSecret, not both"),
-        ({"mode": "deployment", "roles": {"curator": {"replicas": 2, "persistence": {"enabled": True}}}}, r"needs replicas: 1"),
+        # A ReadWriteOnce volume is one pod's, database or not.
+        (
+            {"mode": "deployment", "database": {"url": PG_URL}, "roles": {"curator": {"replicas": 2}}},
+            r"roles.curator: persistence \(a ReadWriteOnce volume\) needs replicas: 1; with a database set roles.curator.persistence.enabled=false",
+        ),
+        (
+            {"database": {"existingSecret": "db"}, "roles": {"planner": {"autoscaling": {"maxScale": 3}}}},
+            r"roles.planner: persistence \(a ReadWriteOnce volume\) needs a single instance",
+        ),
+        ({"database": {"url": PG_URL, "existingSecret": "db"}}, r"database: set url or existingSecret, not both"),
+        ({"database": {"caSecret": "ca"}}, r"database.caSecret is the CA of a PostgreSQL server"),
+        ({"database": {"url": PG_URL, "caSecret": "ca"}}, r"add sslrootcert=/etc/obs-fleet/postgres-ca/ca.crt"),
+        (
+            {"roles": {"synthesizer": {"notify": {"webhooks": ["https://chat.example/hook"], "existingSecret": "hooks"}}}},
+            r"roles.synthesizer.notify: set webhooks or existingSecret, not both",
+        ),
     ],
 )
 def test_values_that_cannot_work_together_fail_with_a_clear_message(values, message):

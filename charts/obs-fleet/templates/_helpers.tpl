@@ -85,6 +85,38 @@ app.kubernetes.io/component: {{ .name }}
 {{- default (printf "%s-api-token" (include "obs-fleet.prefix" .)) .Values.apiToken.existingSecret }}
 {{- end }}
 
+{{/* "true" when the roles share a PostgreSQL (database.url or database.existingSecret),
+     "" when each keeps SQLite under its STATE_DIR. */}}
+{{- define "obs-fleet.hasDatabase" -}}
+{{- if or .Values.database.url .Values.database.existingSecret }}true{{ end }}
+{{- end }}
+
+{{- define "obs-fleet.databaseSecret" -}}
+{{- default (printf "%s-database" (include "obs-fleet.prefix" .)) .Values.database.existingSecret }}
+{{- end }}
+
+{{/* Where the server's CA certificate is mounted (database.caSecret). */}}
+{{- define "obs-fleet.databaseCADir" -}}
+/etc/obs-fleet/postgres-ca
+{{- end }}
+
+{{- define "obs-fleet.notifySecret" -}}
+{{- default (printf "%s-synthesizer-notify" (include "obs-fleet.prefix" .)) .Values.roles.synthesizer.notify.existingSecret }}
+{{- end }}
+
+{{/* A checksum of what the release's own Secrets hold for a role, so a changed URL or
+     token rolls its pods like a changed ConfigMap does ("" when none of them is inline). */}}
+{{- define "obs-fleet.secretChecksum" -}}
+{{- $values := .root.Values }}
+{{- $inline := list $values.apiToken.value $values.database.url }}
+{{- if eq .name "synthesizer" }}
+{{- $inline = append $inline (join "," .role.notify.webhooks) }}
+{{- end }}
+{{- if compact $inline }}
+{{- toJson $inline | sha256sum }}
+{{- end }}
+{{- end }}
+
 {{/* The prometheus job of a role's metrics: the metrics Service's name, which is what a
      ServiceMonitor names the job and what the bundled Prometheus calls it too. */}}
 {{- define "obs-fleet.job" -}}
@@ -114,6 +146,9 @@ app.kubernetes.io/component: {{ .name }}
 {{- if $peerValues.enabled }}
 {{- $_ := set $env (printf "%s_URL" (upper $peer)) (include "obs-fleet.roleURL" (dict "root" $root "name" $peer)) }}
 {{- end }}
+{{- end }}
+{{- if eq .name "synthesizer" }}
+{{- $_ := set $env "NOTIFY_MIN_SEVERITY" .role.notify.minSeverity }}
 {{- end }}
 {{- if eq .name "watcher" }}
 {{- $_ := set $env "DOCKER_WATCH" (ternary "on" "off" .role.docker.enabled) }}
@@ -147,6 +182,7 @@ app.kubernetes.io/component: {{ .name }}
 {{/* Fail early on settings that cannot work together. */}}
 {{- define "obs-fleet.validate" -}}
 {{- $root := . }}
+{{- $database := include "obs-fleet.hasDatabase" . }}
 {{- $enabled := 0 }}
 {{- range $name, $role := .Values.roles }}
 {{- if $role.enabled }}
@@ -158,11 +194,15 @@ app.kubernetes.io/component: {{ .name }}
 {{- if and (gt (int $role.autoscaling.maxScale) 0) (gt (int $role.autoscaling.minScale) (int $role.autoscaling.maxScale)) }}
 {{- fail (printf "roles.%s.autoscaling: minScale (%d) is above maxScale (%d)" $name (int $role.autoscaling.minScale) (int $role.autoscaling.maxScale)) }}
 {{- end }}
-{{- if and (eq $mode "knative") $role.persistence.enabled (gt (int $role.autoscaling.maxScale) 1) }}
-{{- fail (printf "roles.%s: persistence needs a single instance (autoscaling.maxScale: 1) in knative mode" $name) }}
+{{- /* The schema refuses these too; kept for `--skip-schema-validation`. */}}
+{{- if and (not $database) (or (ne (int $role.autoscaling.maxScale) 1) (gt (int $role.replicas) 1)) }}
+{{- fail (printf "roles.%s: without a database (database.url or database.existingSecret) a role keeps SQLite on its own volume and runs as one instance: autoscaling.maxScale must be 1 and replicas at most 1" $name) }}
+{{- end }}
+{{- if and (eq $mode "knative") $role.persistence.enabled (ne (int $role.autoscaling.maxScale) 1) }}
+{{- fail (printf "roles.%s: persistence (a ReadWriteOnce volume) needs a single instance (autoscaling.maxScale: 1); with a database set roles.%s.persistence.enabled=false to scale" $name $name) }}
 {{- end }}
 {{- if and (eq $mode "deployment") $role.persistence.enabled (gt (int $role.replicas) 1) }}
-{{- fail (printf "roles.%s: persistence (a ReadWriteOnce volume) needs replicas: 1" $name) }}
+{{- fail (printf "roles.%s: persistence (a ReadWriteOnce volume) needs replicas: 1; with a database set roles.%s.persistence.enabled=false to scale" $name $name) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -175,6 +215,20 @@ app.kubernetes.io/component: {{ .name }}
 {{- end }}
 {{- if and .Values.apiToken.value .Values.apiToken.existingSecret }}
 {{- fail "apiToken: set value or existingSecret, not both" }}
+{{- end }}
+{{- $db := .Values.database }}
+{{- if and $db.url $db.existingSecret }}
+{{- fail "database: set url or existingSecret, not both" }}
+{{- end }}
+{{- if and $db.caSecret (not $database) }}
+{{- fail "database.caSecret is the CA of a PostgreSQL server: set database.url or database.existingSecret too" }}
+{{- end }}
+{{- if and $db.caSecret $db.url (not (contains "sslrootcert=" $db.url)) }}
+{{- fail (printf "database.caSecret is mounted at %s/ca.crt, but database.url does not name it: add sslrootcert=%s/ca.crt (with sslmode=verify-full)" (include "obs-fleet.databaseCADir" .) (include "obs-fleet.databaseCADir" .)) }}
+{{- end }}
+{{- $notify := .Values.roles.synthesizer.notify }}
+{{- if and $notify.webhooks $notify.existingSecret }}
+{{- fail "roles.synthesizer.notify: set webhooks or existingSecret, not both" }}
 {{- end }}
 {{- end }}
 
@@ -203,13 +257,20 @@ app.kubernetes.io/component: {{ .name }}
   envFrom:
     - configMapRef:
         name: {{ include "obs-fleet.roleName" . }}
+  {{- /* What may carry a secret comes from a Secret, one variable each, never the ConfigMap. */}}
+  {{- $env := list }}
   {{- if or $values.apiToken.value $values.apiToken.existingSecret }}
+  {{- $env = append $env (dict "name" "API_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" (include "obs-fleet.apiTokenSecret" $root) "key" $values.apiToken.key))) }}
+  {{- end }}
+  {{- if include "obs-fleet.hasDatabase" $root }}
+  {{- $env = append $env (dict "name" "DATABASE_URL" "valueFrom" (dict "secretKeyRef" (dict "name" (include "obs-fleet.databaseSecret" $root) "key" $values.database.key))) }}
+  {{- end }}
+  {{- if and (eq .name "synthesizer") (or .role.notify.webhooks .role.notify.existingSecret) }}
+  {{- $env = append $env (dict "name" "NOTIFY_WEBHOOKS" "valueFrom" (dict "secretKeyRef" (dict "name" (include "obs-fleet.notifySecret" $root) "key" .role.notify.key))) }}
+  {{- end }}
+  {{- with $env }}
   env:
-    - name: API_TOKEN
-      valueFrom:
-        secretKeyRef:
-          name: {{ include "obs-fleet.apiTokenSecret" $root }}
-          key: {{ $values.apiToken.key }}
+    {{- toYaml . | nindent 4 }}
   {{- end }}
   {{- if eq $mode "knative" }}
   {{- /* Knative probes the serving port itself (through queue-proxy); the seeds' readiness
@@ -247,15 +308,22 @@ app.kubernetes.io/component: {{ .name }}
   volumeMounts:
     - name: state
       mountPath: /var/lib/obs-fleet
+      readOnly: false
+    {{- if and (include "obs-fleet.hasDatabase" $root) $values.database.caSecret }}
+    - name: postgres-ca
+      mountPath: {{ include "obs-fleet.databaseCADir" $root }}
+      readOnly: true
+    {{- end }}
     {{- if and (eq .name "watcher") .role.docker.enabled }}
     - name: docker-socket
       mountPath: /var/run/docker.sock
     {{- end }}
 {{- end }}
 
-{{/* The role's volumes: its state (emptyDir or PVC) and, for a Docker-watching watcher,
-     the host's socket. */}}
+{{/* The role's volumes: its state (emptyDir or PVC), the database's CA if given and,
+     for a Docker-watching watcher, the host's socket. */}}
 {{- define "obs-fleet.volumes" -}}
+{{- $database := .root.Values.database }}
 - name: state
   {{- if .role.persistence.enabled }}
   persistentVolumeClaim:
@@ -263,6 +331,14 @@ app.kubernetes.io/component: {{ .name }}
   {{- else }}
   emptyDir: {}
   {{- end }}
+{{- if and (include "obs-fleet.hasDatabase" .root) $database.caSecret }}
+- name: postgres-ca
+  secret:
+    secretName: {{ $database.caSecret }}
+    items:
+      - key: {{ $database.caKey }}
+        path: ca.crt
+{{- end }}
 {{- if and (eq .name "watcher") .role.docker.enabled }}
 - name: docker-socket
   hostPath:
