@@ -9,3 +9,4 @@ mod notify;
 mod page;
 mod plans;
 mod report;
+mod storage;
