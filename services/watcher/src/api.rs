@@ -16,8 +16,10 @@ use obs_model::{
 };
 use serde::Deserialize;
 
-use crate::checker::contact_changed;
-use crate::heartbeats::Contact;
+use std::sync::atomic::Ordering;
+
+use crate::checker;
+use crate::heartbeats::Beat;
 use crate::validate::{self, MAX_DETAIL_CHARS, MAX_PHASE_CHARS};
 use crate::{docker, Shared};
 
@@ -123,27 +125,28 @@ fn count(field: &str, value: Option<&str>, default: usize, max: usize) -> Result
     }
 }
 
-/// Record a contact and act on what it changed.
-async fn contact(
+/// A heartbeat or a ping: in memory for a service that is up (written behind), through a
+/// transaction for one that is down (its recovery commits before the answer; a failed commit
+/// is 503 and changes nothing).
+async fn beat(
     shared: &Shared,
     service: &str,
-    outcome: Result<(Contact, bool), crate::heartbeats::Full>,
-    detail: Option<&str>,
+    phase: Option<&str>,
+    timeout: Option<Duration>,
 ) -> Result<(), ApiError> {
-    let (contact, earlier) = outcome.map_err(|full| ApiError::Conflict(full.to_string()))?;
-    shared.metrics.heartbeats.inc();
-    if earlier {
-        shared.checker_wake.notify_one();
-    }
-    match contact {
-        // A new service is saved with the next interval, not at once: a fleet registering
-        // 100,000 services must not rewrite state.json on every first beat.
-        Contact::Alive | Contact::New => shared.store.touch(),
-        _ => {
-            shared.store.changed();
-            contact_changed(shared, service, contact, detail).await;
+    let wall = chrono::Utc::now();
+    let outcome = shared.tracker().beat(service, phase, timeout, wall);
+    match outcome.map_err(|full| ApiError::Conflict(full.to_string()))? {
+        Beat::Alive { deadline, .. } => {
+            // Read first: the hot path writes the shared word only when it moves earlier.
+            if deadline < shared.next_due.load(Ordering::Relaxed) {
+                shared.next_due.fetch_min(deadline, Ordering::Relaxed);
+                shared.checker_wake.notify_one();
+            }
         }
+        Beat::Down => checker::recover(shared, service, phase, timeout, wall).await?,
     }
+    shared.metrics.heartbeats.inc();
     Ok(())
 }
 
@@ -166,14 +169,7 @@ async fn heartbeat(
         check_text("phase", phase, MAX_PHASE_CHARS)?;
     }
     let timeout = timeout("timeout_seconds", beat.timeout_seconds)?;
-    let outcome = shared.tracker().beat(
-        &beat.service,
-        beat.phase.as_deref(),
-        timeout,
-        tokio::time::Instant::now(),
-        chrono::Utc::now(),
-    );
-    contact(&shared, &beat.service, outcome, None).await?;
+    self::beat(&shared, &beat.service, beat.phase.as_deref(), timeout).await?;
     Ok(ok())
 }
 
@@ -206,14 +202,7 @@ async fn ping(
 ) -> Result<HttpResponse, ApiError> {
     check_name("service", &service)?;
     let timeout = ping_timeout(&query)?;
-    let outcome = shared.tracker().beat(
-        &service,
-        None,
-        timeout,
-        tokio::time::Instant::now(),
-        chrono::Utc::now(),
-    );
-    contact(&shared, &service, outcome, None).await?;
+    beat(&shared, &service, None, timeout).await?;
     Ok(ok())
 }
 
@@ -234,13 +223,12 @@ async fn ping_fail(
     if let Some(detail) = &query.detail {
         check_text("detail", detail, MAX_DETAIL_CHARS)?;
     }
-    let outcome = shared.tracker().fail(
-        &service,
-        timeout,
-        tokio::time::Instant::now(),
-        chrono::Utc::now(),
-    );
-    contact(&shared, &service, outcome, query.detail.as_deref()).await?;
+    shared
+        .tracker()
+        .admits(&service)
+        .map_err(|full| ApiError::Conflict(full.to_string()))?;
+    checker::fail(&shared, &service, timeout, query.detail.as_deref()).await?;
+    shared.metrics.heartbeats.inc();
     Ok(ok())
 }
 
@@ -252,7 +240,7 @@ async fn ping_fail(
     responses((status = 200, description = "recorded; the event's id",
         example = json!({"status": "ok", "id": "01J9Z3NDEKTSV4RRFFQ69G5FAV"})),
         (status = 400, body = obs_core::error::ErrorBody),
-        (status = 503, description = "not recorded: it could not be queued for delivery (disk full?); send it again",
+        (status = 503, description = "not recorded: its transaction did not commit (disk full? database unreachable?); send it again",
             body = obs_core::error::ErrorBody)))]
 async fn post_event(
     shared: web::Data<Shared>,
@@ -271,11 +259,9 @@ async fn post_event(
     event.detail = input.detail;
     event.component = input.component;
     let id = event.id;
-    shared.accept_event(event).await.map_err(|error| {
-        ApiError::Unavailable(format!(
-            "the event could not be queued for delivery, so it was not recorded: {error:#}"
-        ))
-    })?;
+    // Recorded (kept, counted and queued for delivery) in one transaction, or not at all:
+    // a failed commit is 503 "nothing was stored", and the retry is recorded normally.
+    shared.accept_event(event).await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok", "id": id})))
 }
 
@@ -304,15 +290,15 @@ async fn list_events(
     if let Some(service) = &query.service {
         check_name("service", service)?;
     }
-    let events = shared.events().recent(limit, query.service.as_deref());
+    let events = shared.list_events(limit, query.service.clone()).await?;
     Ok(HttpResponse::Ok().json(EventList { events }))
 }
 
 /// Services, containers, probes, deployment id / app name, open issue count.
 #[utoipa::path(get, path = "/status", tag = "read",
     responses((status = 200, description = "WatcherStatus", body = serde_json::Value)))]
-async fn status(shared: web::Data<Shared>) -> HttpResponse {
-    HttpResponse::Ok().json(shared.status())
+async fn status(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(shared.status().await?))
 }
 
 #[derive(Deserialize)]
@@ -348,18 +334,18 @@ async fn list_issues(
         DEFAULT_ISSUES_LIMIT,
         MAX_LIMIT,
     )?;
-    let issues = shared.issues().list(state, limit);
+    let issues = shared.list_issues(state, limit).await?;
     Ok(HttpResponse::Ok().json(IssueList { issues }))
 }
 
 /// The containers, as last seen (`docker` says whether the engine is followed right now).
 #[utoipa::path(get, path = "/containers", tag = "containers",
     responses((status = 200, description = "ContainerList", body = serde_json::Value)))]
-async fn list_containers(shared: web::Data<Shared>) -> HttpResponse {
-    HttpResponse::Ok().json(ContainerList {
+async fn list_containers(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(ContainerList {
         docker: shared.docker.is_connected(),
-        containers: shared.containers().list(),
-    })
+        containers: shared.list_containers().await?,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -1,154 +1,478 @@
-//! The heartbeat checker, and what heartbeat state changes mean downstream.
+//! The heartbeat checker, the write-behind of beats, and the contacts that change a
+//! service's state.
 //!
-//! One task sleeps until the earliest deadline (or until woken because an earlier one
-//! appeared), runs a pass over what is due, and sleeps again. It wakes at most once per
-//! MONITOR_HEARTBEAT_CHECK_INTERVAL, so deadlines that fall close together share one pass
-//! however many services there are. A missed beat opens `heartbeat_missed`; an explicit
-//! `/ping/{service}/fail` opens `service_failed`; contact again resolves whichever is open,
-//! under the same id.
+//! - Write-behind: beats change memory only ([`crate::heartbeats`]); every
+//!   STATE_SAVE_INTERVAL the services heard from since are upserted in one transaction.
+//! - The checker runs under a lease (one replica at a time; on SQLite always this one). A pass
+//!   writes this replica's pending beats, then asks the database for the due services through
+//!   the index on `deadline`, and marks them down in one transaction with their events and
+//!   `heartbeat_missed` issues. It also brings back services whose beats reached the database
+//!   through another replica while they were down. Between passes it sleeps until the next
+//!   deadline (woken early when a beat brings an earlier one), at most once per
+//!   MONITOR_HEARTBEAT_CHECK_INTERVAL, and polls at least once a second for deadlines other
+//!   replicas wrote.
+//! - With a shared PostgreSQL, beats taken by other replicas reach the database up to a
+//!   write-behind later, so a service is called silent only once it is past its deadline by
+//!   that much ([`SHARED_GRACE`]).
+//! - A beat from a service that is down, and every `/ping/{service}/fail`, commit the state
+//!   change with its event and issue before they are answered.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use obs_core::db::{now_millis, Dialect, Lease, Tx};
 use obs_core::CancellationToken;
-use obs_model::{DownReason, EventSource, IssueKind, Severity};
+use obs_model::{DownReason, Event, EventSource, IssueKind, ServiceState, Severity};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::heartbeats::{Contact, Expired};
+use crate::heartbeats::{duration_millis, Tracker};
 use crate::issues::Detection;
-use crate::Shared;
+use crate::store::{self, from_millis, millis, ServiceRow, SERVICE_COLUMNS};
+use crate::{Changes, Shared};
 
+/// How late another replica's beats may reach the database: its write-behind interval and
+/// the time to commit it.
+pub const SHARED_GRACE: Duration = Duration::from_millis(1500);
+/// Services marked down or brought back per transaction; more wait for the next pass.
+const PER_PASS: usize = 5000;
+/// The lease the checker runs under.
+pub const LEASE: &str = "watcher-checker";
+
+fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Write the beats heard since the last write-behind, in one transaction. On failure they
+/// stay pending (and are counted in `watcher_state_save_failures_total`).
+pub async fn flush_beats(shared: &Shared) -> anyhow::Result<()> {
+    let rows = shared.tracker().take_dirty();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let batch = Arc::new(rows);
+    let written = batch.clone();
+    let outcome = shared
+        .db
+        .write(move |tx| store::upsert_beats(tx, &written))
+        .await;
+    if let Err(error) = outcome {
+        shared.metrics.state_save_failures.inc();
+        let rows = Arc::try_unwrap(batch).unwrap_or_else(|shared_rows| (*shared_rows).clone());
+        shared.tracker().unflushed(rows);
+        return Err(error.context("writing heartbeats behind"));
+    }
+    Ok(())
+}
+
+/// Write beats behind every STATE_SAVE_INTERVAL until shutdown; the last write is
+/// `Watcher::flush`'s.
+pub async fn write_behind(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let interval = shared.config.state_save_interval;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(error) = flush_beats(&shared).await {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "heartbeats not written behind; retrying"
+            );
+        }
+    }
+}
+
+/// At start: services that were up get a full timeout from now, since while the watcher was
+/// away nobody could reach it, so their silence proves nothing. With a shared database this is
+/// done only when no replica holds the checker's lease (the whole watcher was away); a replica
+/// joining a running fleet changes nothing.
+pub async fn grant_full_timeouts(shared: &Shared) -> anyhow::Result<()> {
+    let shared_db = shared.db.dialect() == Dialect::Postgres;
+    shared
+        .db
+        .write(move |tx| {
+            let now = now_millis();
+            if shared_db {
+                let held = tx.query_opt(
+                    "SELECT 1 FROM leases WHERE name = $1 AND expires_at >= $2",
+                    &[LEASE.into(), now.into()],
+                )?;
+                if held.is_some() {
+                    return Ok(());
+                }
+            }
+            tx.execute(
+                "UPDATE watcher_services SET deadline = $1 + timeout_ms
+                 WHERE status = 'up' AND deadline < $1 + timeout_ms",
+                &[now.into()],
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// The checker: under its lease, until shutdown.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     if !shared.config.heartbeat.enabled {
         tracing::info!("heartbeat checking is off (MONITOR_HEARTBEAT_ENABLED=0)");
         return;
     }
+    let lease = Lease::new(&shared.db, LEASE, shared.config.lease_ttl);
+    lease
+        .run(shutdown, |held| check_while_held(shared.clone(), held))
+        .await;
+}
+
+async fn check_while_held(shared: Arc<Shared>, held: CancellationToken) {
     let min_gap = shared.config.heartbeat.check_interval;
-    let mut last_pass = Instant::now();
+    let poll = min_gap.max(Duration::from_secs(1));
+    let grace = match shared.db.dialect() {
+        Dialect::Postgres => duration_millis(SHARED_GRACE),
+        Dialect::Sqlite => 0,
+    };
     loop {
-        let next = shared.tracker().next_deadline();
-        let wake = next.map(|due| due.max(last_pass + min_gap));
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = shared.checker_wake.notified() => continue,
-            _ = sleep_until(wake) => {}
-        }
-        last_pass = Instant::now();
-        let pass = shared.tracker().check(last_pass, Utc::now());
-        for expired in pass.expired {
-            timed_out(&shared, expired).await;
+        let last_pass = Instant::now();
+        let next = match pass(&shared, grace).await {
+            Ok(next) => next,
+            Err(error) => {
+                shared.metrics.state_save_failures.inc();
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "the heartbeat check failed; nothing was changed, trying again"
+                );
+                now_millis().saturating_add(duration_millis(min_gap))
+            }
+        };
+        shared
+            .next_due
+            .store(next, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let target = shared
+                .next_due
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .saturating_add(grace);
+            let wait = u64::try_from(target.saturating_sub(now_millis())).unwrap_or(0);
+            let wake = (Instant::now() + Duration::from_millis(wait.min(3_600_000)))
+                .max(last_pass + min_gap)
+                .min(last_pass + poll);
+            tokio::select! {
+                _ = held.cancelled() => return,
+                _ = shared.checker_wake.notified() => continue,
+                _ = tokio::time::sleep_until(wake) => break,
+            }
         }
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+/// One pass; returns the earliest deadline left (Unix ms), or i64::MAX.
+async fn pass(shared: &Arc<Shared>, grace: i64) -> anyhow::Result<i64> {
+    flush_beats(shared).await?;
+    let cutoff = now_millis().saturating_sub(grace);
+    let work = shared
+        .db
+        .read(move |tx| {
+            let due = tx
+                .query_opt(
+                    "SELECT 1 FROM watcher_services WHERE status = 'up' AND deadline <= $1 LIMIT 1",
+                    &[cutoff.into()],
+                )?
+                .is_some();
+            let back = tx
+                .query_opt(
+                    "SELECT 1 FROM watcher_services
+                     WHERE status = 'down' AND last_beat > down_since LIMIT 1",
+                    &[],
+                )?
+                .is_some();
+            Ok(due || back)
+        })
+        .await?;
+    if work {
+        let tracker = shared.tracker.clone();
+        shared
+            .commit(move |tx, changes| {
+                mark_silent_down(tx, changes, &tracker, cutoff)?;
+                bring_back(tx, changes)
+            })
+            .await?;
     }
+    let next = shared
+        .db
+        .read(|tx| {
+            tx.query_opt(
+                "SELECT MIN(deadline) FROM watcher_services WHERE status = 'up'",
+                &[],
+            )?
+            .map(|row| row.opt_int(0))
+            .transpose()
+            .map(|next| next.flatten())
+        })
+        .await?;
+    Ok(next.unwrap_or(i64::MAX))
 }
 
-async fn timed_out(shared: &Shared, expired: Expired) {
-    let service = &*expired.service;
-    let silence = Utc::now() - expired.last_seen;
-    let mut event = shared.new_event(service, "down", EventSource::Heartbeat);
+fn mark_silent_down(
+    tx: &mut Tx<'_>,
+    changes: &mut Changes,
+    tracker: &Mutex<Tracker>,
+    cutoff: i64,
+) -> anyhow::Result<()> {
+    let due = tx.query(
+        &format!(
+            "SELECT {SERVICE_COLUMNS} FROM watcher_services
+             WHERE status = 'up' AND deadline <= $1 ORDER BY deadline LIMIT $2"
+        ),
+        &[cutoff.into(), PER_PASS.into()],
+    )?;
+    let now = Utc::now();
+    for row in due {
+        let mut service = ServiceRow::from_row(&row)?;
+        // Heard here since this pass wrote the beats behind: not silent.
+        if lock(tracker)
+            .deadline_of(&service.name)
+            .is_some_and(|deadline| deadline > cutoff)
+        {
+            continue;
+        }
+        let changed = tx.execute(
+            "UPDATE watcher_services SET status = 'down', reason = 'timeout', down_since = $2
+             WHERE name = $1 AND status = 'up' AND deadline <= $3",
+            &[
+                service.name.as_str().into(),
+                millis(now).into(),
+                cutoff.into(),
+            ],
+        )?;
+        if changed != 1 {
+            continue;
+        }
+        service.state = ServiceState::Down;
+        service.reason = Some(DownReason::Timeout);
+        service.down_since = Some(millis(now));
+        let (event, detection) = timed_out(&service, now);
+        changes.event(tx, event)?;
+        changes.raise(tx, detection)?;
+        changes.service_written(service);
+    }
+    Ok(())
+}
+
+/// Services down whose beats reached the database since (through another replica).
+fn bring_back(tx: &mut Tx<'_>, changes: &mut Changes) -> anyhow::Result<()> {
+    let back = tx.query(
+        &format!(
+            "SELECT {SERVICE_COLUMNS} FROM watcher_services
+             WHERE status = 'down' AND last_beat > down_since LIMIT $1"
+        ),
+        &[PER_PASS.into()],
+    )?;
+    for row in back {
+        let before = ServiceRow::from_row(&row)?;
+        let changed = tx.execute(
+            "UPDATE watcher_services SET status = 'up', reason = NULL, down_since = NULL
+             WHERE name = $1 AND status = 'down' AND last_beat > down_since",
+            &[before.name.as_str().into()],
+        )?;
+        if changed != 1 {
+            continue;
+        }
+        let after = ServiceRow {
+            state: ServiceState::Up,
+            reason: None,
+            down_since: None,
+            ..before.clone()
+        };
+        came_back(tx, changes, &before)?;
+        changes.service_written(after);
+    }
+    Ok(())
+}
+
+/// The event and issue of a service silent past its deadline.
+fn timed_out(service: &ServiceRow, now: DateTime<Utc>) -> (Event, Detection) {
+    let name = service.name.as_str();
+    let silence = now - from_millis(service.last_seen);
+    let timeout = service.timeout_ms as f64 / 1000.0;
+    let mut event = event(name, "down", EventSource::Heartbeat);
     event.detail = Some(format!(
-        "no heartbeat for {} s (timeout {} s)",
+        "no heartbeat for {} s (timeout {timeout} s)",
         silence.num_seconds(),
-        expired.timeout.as_secs_f64()
     ));
-    shared.record_event(event).await;
-    let mut detection = Detection::new(IssueKind::HeartbeatMissed, service, "", Severity::Critical)
+    let mut detection = Detection::new(IssueKind::HeartbeatMissed, name, "", Severity::Critical)
         .message(format!(
-            "{service} stopped sending heartbeats: none for {} s (timeout {} s)",
+            "{name} stopped sending heartbeats: none for {} s (timeout {timeout} s)",
             silence.num_seconds(),
-            expired.timeout.as_secs_f64()
         ))
         .recommend(format!(
-            "Check whether {service} is still running (its process, container or pod) and \
+            "Check whether {name} is still running (its process, container or pod) and \
              can reach the watcher (MONITOR_ENDPOINT); read its last logs. If it beats less \
              often on purpose, send a longer timeout_seconds with its heartbeats."
         ))
-        .fact("last_seen", expired.last_seen.to_rfc3339())
-        .fact("down_since", Utc::now().to_rfc3339())
-        .fact("timeout_seconds", expired.timeout.as_secs_f64());
-    if let Some(phase) = expired.phase {
-        detection = detection.fact("phase", phase);
+        .fact("last_seen", from_millis(service.last_seen).to_rfc3339())
+        .fact("down_since", now.to_rfc3339())
+        .fact("timeout_seconds", timeout);
+    if let Some(phase) = &service.phase {
+        detection = detection.fact("phase", phase.as_str());
     }
-    shared.raise(detection).await;
+    (event, detection)
 }
 
-/// A heartbeat, ping or failure ping changed something: record it and raise or resolve.
-pub async fn contact_changed(
-    shared: &Shared,
-    service: &str,
-    contact: Contact,
-    detail: Option<&str>,
-) {
-    match contact {
-        Contact::New | Contact::Alive => {}
-        Contact::Recovered { reason, down_since } => {
-            recovered(shared, service, reason, down_since).await
-        }
-        Contact::Failed { first } => failed(shared, service, first, detail).await,
+fn event(service: &str, event_type: &str, source: EventSource) -> Event {
+    Event {
+        id: ulid::Ulid::new(),
+        timestamp: Utc::now(),
+        service: service.to_string(),
+        event_type: event_type.to_string(),
+        source,
+        detail: None,
+        component: None,
+        container: None,
+        image: None,
+        exit_code: None,
     }
 }
 
-async fn recovered(
-    shared: &Shared,
-    service: &str,
-    reason: DownReason,
-    down_since: Option<DateTime<Utc>>,
-) {
-    let mut event = shared.new_event(service, "recovered", EventSource::Heartbeat);
-    let downtime = down_since.map(|since| (Utc::now() - since).num_milliseconds() as f64 / 1000.0);
+/// `before` was down and is heard from again: its event, and its issue resolved.
+fn came_back(tx: &mut Tx<'_>, changes: &mut Changes, before: &ServiceRow) -> anyhow::Result<()> {
+    let name = before.name.as_str();
+    let mut event = event(name, "recovered", EventSource::Heartbeat);
+    let downtime = before
+        .down_since
+        .map(|since| (Utc::now() - from_millis(since)).num_milliseconds() as f64 / 1000.0);
     event.detail = Some(match downtime {
         Some(seconds) => format!("back after {seconds:.1} s down"),
         None => "back".into(),
     });
-    shared.record_event(event).await;
-    let kind = match reason {
-        DownReason::Timeout => IssueKind::HeartbeatMissed,
-        DownReason::Failed => IssueKind::ServiceFailed,
+    changes.event(tx, event)?;
+    let kind = match before.reason {
+        Some(DownReason::Failed) => IssueKind::ServiceFailed,
+        _ => IssueKind::HeartbeatMissed,
     };
     let mut facts = BTreeMap::from([("resolution".to_string(), Value::from("heartbeats resumed"))]);
     if let Some(seconds) = downtime {
         facts.insert("downtime_seconds".into(), Value::from(seconds));
     }
-    shared.resolve(service, kind, "", facts).await;
+    changes.resolve(tx, name, kind, "", facts)
 }
 
-async fn failed(shared: &Shared, service: &str, first: bool, detail: Option<&str>) {
-    let mut event = shared.new_event(service, "failed", EventSource::Api);
-    event.detail = detail.map(str::to_string);
-    shared.record_event(event).await;
-    // Heard from, so not silent: a missed-heartbeat issue is over, the failure is what is open.
-    if first {
-        let facts = BTreeMap::from([(
-            "resolution".to_string(),
-            Value::from("the service reported a failure instead"),
-        )]);
-        shared
-            .resolve(service, IssueKind::HeartbeatMissed, "", facts)
-            .await;
-    }
-    let mut detection = Detection::new(IssueKind::ServiceFailed, service, "", Severity::Critical)
-        .message(format!(
-            "{service} reported a failure{}",
-            detail.map(|d| format!(": {d}")).unwrap_or_default()
-        ))
-        .recommend(format!(
-            "{service} called /ping/{service}/fail: its own check or job failed. Read its \
-             output and logs for the cause; it counts as up again at its next successful \
-             ping or heartbeat."
-        ));
-    if first {
-        detection = detection.fact("down_since", Utc::now().to_rfc3339());
-    }
-    if let Some(detail) = detail {
-        detection = detection.fact("detail", detail);
-    }
-    shared.raise(detection).await;
+/// A beat (or ping) from a service this replica knows as down: the recovery commits with
+/// its event and resolved issue before the beat is answered. Decided from the database's
+/// row, so a recovery another replica already committed is not made twice.
+pub async fn recover(
+    shared: &Shared,
+    service: &str,
+    phase: Option<&str>,
+    timeout: Option<Duration>,
+    wall: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let default_timeout = shared.config.heartbeat.timeout;
+    let (service, phase) = (service.to_string(), phase.map(str::to_string));
+    shared
+        .commit(move |tx, changes| {
+            let existing = store::service(tx, &service)?;
+            let now = millis(wall);
+            let timeout_ms = timeout
+                .map(duration_millis)
+                .or(existing.as_ref().map(|row| row.timeout_ms))
+                .unwrap_or(duration_millis(default_timeout));
+            let row = ServiceRow {
+                name: service.clone(),
+                state: ServiceState::Up,
+                reason: None,
+                phase: phase.or(existing.as_ref().and_then(|row| row.phase.clone())),
+                last_seen: now,
+                last_beat: now,
+                timeout_ms,
+                deadline: now.saturating_add(timeout_ms),
+                down_since: None,
+            };
+            if let Some(before) = existing.filter(|row| row.state == ServiceState::Down) {
+                came_back(tx, changes, &before)?;
+            }
+            changes.service(tx, row)
+        })
+        .await
+}
+
+/// `/ping/{service}/fail`: down (reason `failed`) until its next successful contact; the
+/// `service_failed` issue opens (or counts again) in the same transaction.
+pub async fn fail(
+    shared: &Shared,
+    service: &str,
+    timeout: Option<Duration>,
+    detail: Option<&str>,
+) -> anyhow::Result<()> {
+    let default_timeout = shared.config.heartbeat.timeout;
+    let (service, detail) = (service.to_string(), detail.map(str::to_string));
+    shared
+        .commit(move |tx, changes| {
+            let existing = store::service(tx, &service)?;
+            let now = Utc::now();
+            let now_ms = millis(now);
+            let first = existing.as_ref().is_none_or(|row| {
+                row.state != ServiceState::Down || row.reason != Some(DownReason::Failed)
+            });
+            let timeout_ms = timeout
+                .map(duration_millis)
+                .or(existing.as_ref().map(|row| row.timeout_ms))
+                .unwrap_or(duration_millis(default_timeout));
+            let row = ServiceRow {
+                name: service.clone(),
+                state: ServiceState::Down,
+                reason: Some(DownReason::Failed),
+                phase: existing.as_ref().and_then(|row| row.phase.clone()),
+                last_seen: now_ms,
+                // Not a successful beat: it must not count as coming back.
+                last_beat: existing
+                    .as_ref()
+                    .map_or(now_ms, |row| row.last_beat.min(now_ms)),
+                timeout_ms,
+                deadline: now_ms.saturating_add(timeout_ms),
+                down_since: if first {
+                    Some(now_ms)
+                } else {
+                    existing.as_ref().and_then(|row| row.down_since)
+                },
+            };
+            changes.service(tx, row)?;
+            let mut failed = event(&service, "failed", EventSource::Api);
+            failed.detail = detail.clone();
+            changes.event(tx, failed)?;
+            // Heard from, so not silent: a missed-heartbeat issue is over, the failure is
+            // what is open.
+            if first {
+                let facts = BTreeMap::from([(
+                    "resolution".to_string(),
+                    Value::from("the service reported a failure instead"),
+                )]);
+                changes.resolve(tx, &service, IssueKind::HeartbeatMissed, "", facts)?;
+            }
+            let mut detection =
+                Detection::new(IssueKind::ServiceFailed, &service, "", Severity::Critical)
+                    .message(format!(
+                        "{service} reported a failure{}",
+                        detail
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
+                    ))
+                    .recommend(format!(
+                        "{service} called /ping/{service}/fail: its own check or job failed. \
+                         Read its output and logs for the cause; it counts as up again at its \
+                         next successful ping or heartbeat."
+                    ));
+            if first {
+                detection = detection.fact("down_since", now.to_rfc3339());
+            }
+            if let Some(detail) = &detail {
+                detection = detection.fact("detail", detail.as_str());
+            }
+            changes.raise(tx, detection)
+        })
+        .await
 }

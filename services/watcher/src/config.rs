@@ -32,9 +32,13 @@ pub struct WatcherConfig {
     pub max_event_series: usize,
     /// RESOLVED_ISSUES_MAX: resolved issues kept for `GET /issues`; open ones are all kept.
     pub resolved_issues_max: usize,
-    /// STATE_SAVE_INTERVAL: how often heartbeat times reach state.json; issue changes are
-    /// saved at once.
+    /// STATE_SAVE_INTERVAL: how often the beats heard since are written behind to the
+    /// database, in one transaction; state changes (issues, events, a service going down or
+    /// coming back) are committed before they are answered.
     pub state_save_interval: Duration,
+    /// LEASE_TTL: how long a replica that died keeps the checker and the Docker follower
+    /// (their leases) before another takes over.
+    pub lease_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +122,8 @@ struct RawWatcherEnv {
     resolved_issues_max: usize,
     #[serde(default = "default_state_save_interval")]
     state_save_interval: f64,
+    #[serde(default = "default_lease_ttl")]
+    lease_ttl: f64,
 }
 
 fn default_enabled() -> String {
@@ -163,7 +169,10 @@ fn default_resolved_issues_max() -> usize {
     1000
 }
 fn default_state_save_interval() -> f64 {
-    5.0
+    0.5
+}
+fn default_lease_ttl() -> f64 {
+    10.0
 }
 
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -216,6 +225,7 @@ impl WatcherConfig {
             max_event_series: at_least_one("MAX_EVENT_SERIES", raw.max_event_series)?,
             resolved_issues_max: raw.resolved_issues_max,
             state_save_interval: seconds("STATE_SAVE_INTERVAL", raw.state_save_interval)?,
+            lease_ttl: seconds("LEASE_TTL", raw.lease_ttl)?,
         };
         Ok(config)
     }
@@ -248,7 +258,8 @@ impl WatcherConfig {
             events_max: default_events_max(),
             max_event_series: default_max_event_series(),
             resolved_issues_max: default_resolved_issues_max(),
-            state_save_interval: Duration::from_secs(5),
+            state_save_interval: Duration::from_millis(500),
+            lease_ttl: Duration::from_secs(2),
         }
     }
 }

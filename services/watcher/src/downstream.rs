@@ -1,11 +1,14 @@
 //! The one way out: every event the watcher records and every issue change (opened,
-//! updated, resolved) passes through [`Downstream::publish`], as an `obs_model::Record`.
+//! updated, resolved) is staged by [`Downstream::stage`], as an `obs_model::Record`, in the
+//! same transaction as the change itself (see [`crate::Shared::commit`]): the records go out
+//! if and only if the change committed.
 //!
-//! Delivery is obs-core's outbox: persisted before `publish` returns, retried until the
-//! receiver takes it (ARCHIVIST_URL gets every record, CURATOR_URL every issue change).
-//! Callers hand every record here after releasing their locks, in the order things happened.
+//! Delivery is obs-core's outbox: rows of the watcher's database, retried until the receiver
+//! takes them (ARCHIVIST_URL gets every record, CURATOR_URL every issue change), by whichever
+//! replica claims them.
 
 use chrono::Utc;
+use obs_core::db::{Db, Tx};
 use obs_core::{Outbox, RoleContext, Service};
 use obs_model::{Event, Issue, Record};
 use ulid::Ulid;
@@ -45,17 +48,17 @@ impl Published {
 
 /// The watcher's outboxes: everything to the archivist, issue changes to the curator —
 /// each only when its URL (ARCHIVIST_URL, CURATOR_URL) is set.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Downstream {
     archive: Option<Outbox>,
     curator: Option<Outbox>,
 }
 
 impl Downstream {
-    pub fn new(service: &Service) -> anyhow::Result<Self> {
+    pub fn new(db: &Db, service: &Service) -> anyhow::Result<Self> {
         let peers = &service.config().peers;
         let open = |destination: &str, url: Option<String>| {
-            url.map(|url| Outbox::open(service, destination, &url))
+            url.map(|url| Outbox::open(db, service, destination, &url))
                 .transpose()
         };
         Ok(Downstream {
@@ -77,11 +80,33 @@ impl Downstream {
         }
     }
 
-    /// Hand `items` to the roles downstream. Called with no lock held; returns once they
-    /// are persisted in the outboxes, or the first outbox's error (logged here already) if
-    /// one could not persist them.
-    pub async fn publish(&self, items: Vec<Published>) -> anyhow::Result<()> {
-        for item in &items {
+    /// Stage `items` for the roles downstream in `tx`, in the order things happened.
+    pub fn stage(&self, tx: &mut Tx<'_>, items: &[Published]) -> anyhow::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        if let Some(archive) = &self.archive {
+            let records: Vec<Record> = items.iter().map(Published::to_record).collect();
+            archive.stage(tx, &records)?;
+        }
+        if let Some(curator) = &self.curator {
+            let issues: Vec<&Issue> = items
+                .iter()
+                .filter_map(|item| match item {
+                    Published::Issue(_, issue) => Some(issue),
+                    Published::Event(_) => None,
+                })
+                .collect();
+            if !issues.is_empty() {
+                curator.stage(tx, &issues)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a commit: log the issue changes and deliver without waiting for the next poll.
+    pub fn committed(&self, items: &[Published]) {
+        for item in items {
             if let Published::Issue(change, issue) = item {
                 tracing::info!(
                     issue = %issue.id,
@@ -95,33 +120,11 @@ impl Downstream {
                 );
             }
         }
-        let mut outcome = Ok(());
-        if let Some(archive) = &self.archive {
-            let records: Vec<Record> = items.iter().map(Published::to_record).collect();
-            if let Err(error) = archive.push(&records).await {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    "records not queued for the archivist"
-                );
-                outcome = Err(error);
-            }
+        if items.is_empty() {
+            return;
         }
-        if let Some(curator) = &self.curator {
-            let issues: Vec<&Issue> = items
-                .iter()
-                .filter_map(|item| match item {
-                    Published::Issue(_, issue) => Some(issue),
-                    Published::Event(_) => None,
-                })
-                .collect();
-            if let Err(error) = curator.push(&issues).await {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    "issues not queued for the curator"
-                );
-                outcome = outcome.and(Err(error));
-            }
+        for outbox in self.archive.iter().chain(&self.curator) {
+            outbox.wake();
         }
-        outcome
     }
 }

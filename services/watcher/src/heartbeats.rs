@@ -1,16 +1,14 @@
-//! Heartbeating services and their deadlines.
+//! Heartbeating services, in memory: the hot path.
 //!
-//! The shape is mini-redis's `db.rs`: services in a map, deadlines in a
-//! `BTreeSet<(Instant, name)>`, and one task (see `checker`) sleeping until the earliest
-//! deadline. A pass over the set only touches what is due, so 100,000 services cost the
-//! checker nothing while they keep beating.
+//! A beat from a service that is up costs one hash lookup under a lock and no database call:
+//! the service is marked dirty, and the write-behind task ([`crate::checker::flush_beats`])
+//! upserts every dirty service in one transaction at most STATE_SAVE_INTERVAL later. Only the
+//! rare contacts that change a service's state (a recovery, a `/fail`) go through a
+//! transaction before they are answered, together with the issue they open or resolve.
 //!
-//! Invalidation is lazy: a heartbeat moves the service's `deadline` forward without touching
-//! the set. When its old entry comes due, the pass sees that the true deadline is later and
-//! re-queues it once. So a beat costs a hash lookup, and the set sees one operation per
-//! service per timeout period instead of one per beat.
+//! Deadlines are not ordered here: the checker asks the database for the due services
+//! through its index on `deadline`, so any replica can take beats and any can check.
 
-use std::collections::BTreeSet;
 use std::hash::RandomState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +17,8 @@ use chrono::{DateTime, Utc};
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
 use obs_model::{DownReason, ServiceState, ServiceStatus};
-use tokio::time::Instant;
+
+use crate::store::{from_millis, millis, BeatRow, ServiceRow};
 
 /// One tracked service. Kept small: 100,000 of them must fit in well under 100 MiB.
 #[derive(Debug, Clone)]
@@ -30,45 +29,20 @@ pub struct Tracked {
     pub last_seen: DateTime<Utc>,
     pub down_since: Option<DateTime<Utc>>,
     pub timeout: Duration,
-    /// When it is due if nothing more is heard: last contact + timeout.
-    deadline: Instant,
-    /// The key under which it sits in the deadline set, if it does; may be earlier than
-    /// `deadline` (lazy invalidation).
-    queued: Option<Instant>,
+    /// When it is due if nothing more is heard (Unix ms): last beat + timeout.
+    pub deadline: i64,
+    /// Heard from since the last write-behind.
+    dirty: bool,
 }
 
-impl Tracked {
-    /// Whether its deadline is missing from the set or queued later than due (it moved
-    /// earlier: a shorter timeout). Queued no later than due is fine: the pass that finds it
-    /// re-queues it at its true deadline.
-    fn needs_queueing(&self) -> bool {
-        self.queued.is_none_or(|queued| queued > self.deadline)
-    }
-}
-
-/// What a contact from a service changed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Contact {
-    /// First time the watcher hears of it.
-    New,
-    /// Nothing changed but the time.
-    Alive,
-    /// It was down (for `reason`) and is back.
-    Recovered {
-        reason: DownReason,
-        down_since: Option<DateTime<Utc>>,
-    },
-    /// `/ping/{service}/fail`: newly failed (`first`) or failing again.
-    Failed { first: bool },
-}
-
-/// A service whose deadline passed in a check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expired {
-    pub service: Arc<str>,
-    pub last_seen: DateTime<Utc>,
-    pub timeout: Duration,
-    pub phase: Option<String>,
+/// What a beat found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Beat {
+    /// Recorded in memory, written behind. `deadline` (Unix ms) for the checker's wake-up.
+    Alive { new: bool, deadline: i64 },
+    /// The service is down: its recovery is a state change, committed before it is applied
+    /// (nothing was changed here).
+    Down,
 }
 
 /// MAX_SERVICES reached: a new service is refused rather than growing memory without bound.
@@ -90,31 +64,18 @@ impl std::fmt::Display for Full {
 pub struct Tracker {
     /// By name; SipHash (std's RandomState), as the names come from clients.
     services: HashMap<Arc<str>, Tracked, RandomState>,
-    deadlines: BTreeSet<(Instant, Arc<str>)>,
-    /// Off (MONITOR_HEARTBEAT_ENABLED=0): contacts are recorded, nobody is marked down by
-    /// silence, and the deadline set stays empty.
-    enabled: bool,
+    /// Services heard from since the last write-behind, each once.
+    dirty: Vec<Arc<str>>,
     max_services: usize,
     /// MONITOR_HEARTBEAT_TIMEOUT, for services that never sent a `timeout_seconds`.
     default_timeout: Duration,
 }
 
-/// The outcome of one check pass.
-#[derive(Debug, Default)]
-pub struct Pass {
-    pub expired: Vec<Expired>,
-    /// Stale entries moved to their true deadline.
-    pub requeued: usize,
-    /// The earliest deadline left, if any.
-    pub next: Option<Instant>,
-}
-
 impl Tracker {
-    pub fn new(enabled: bool, max_services: usize, default_timeout: Duration) -> Self {
+    pub fn new(max_services: usize, default_timeout: Duration) -> Self {
         Tracker {
             services: HashMap::with_hasher(RandomState::new()),
-            deadlines: BTreeSet::new(),
-            enabled,
+            dirty: Vec::new(),
             max_services,
             default_timeout,
         }
@@ -128,74 +89,28 @@ impl Tracker {
         self.services.is_empty()
     }
 
-    /// A heartbeat or a `/ping/{service}`. A `timeout` overrides the default for this
-    /// service from now on. Returns what changed, and whether the earliest deadline moved
-    /// earlier (then the checker must be woken).
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// A heartbeat or a `/ping/{service}` from a service that is up (or new): recorded here
+    /// and written behind. A `timeout` overrides the default for this service from now on.
     pub fn beat(
         &mut self,
         service: &str,
         phase: Option<&str>,
         timeout: Option<Duration>,
-        now: Instant,
         wall: DateTime<Utc>,
-    ) -> Result<(Contact, bool), Full> {
-        let enabled = self.enabled;
-        let (tracked, new) = self.contact(service, timeout, now, wall)?;
-        if let Some(phase) = phase {
-            if tracked.phase.as_deref() != Some(phase) {
-                tracked.phase = Some(phase.into());
-            }
-        }
-        let contact = if new {
-            Contact::New
-        } else if tracked.state == ServiceState::Down {
-            let reason = tracked.reason.take().unwrap_or(DownReason::Timeout);
-            tracked.state = ServiceState::Up;
-            Contact::Recovered {
-                reason,
-                down_since: tracked.down_since.take(),
-            }
-        } else {
-            Contact::Alive
-        };
-        let requeue = enabled && tracked.needs_queueing();
-        let earlier = requeue && self.queue(service);
-        Ok((contact, earlier))
-    }
-
-    /// `/ping/{service}/fail`: the service says it failed. It stays down until a success.
-    pub fn fail(
-        &mut self,
-        service: &str,
-        timeout: Option<Duration>,
-        now: Instant,
-        wall: DateTime<Utc>,
-    ) -> Result<(Contact, bool), Full> {
-        let enabled = self.enabled;
-        let (tracked, _) = self.contact(service, timeout, now, wall)?;
-        let first = tracked.reason != Some(DownReason::Failed);
-        tracked.state = ServiceState::Down;
-        tracked.reason = Some(DownReason::Failed);
-        if first {
-            tracked.down_since = Some(wall);
-        }
-        let requeue = enabled && tracked.needs_queueing();
-        let earlier = requeue && self.queue(service);
-        Ok((Contact::Failed { first }, earlier))
-    }
-
-    /// The service's entry, made if it is new, with its deadline moved on. One lookup (a
-    /// heartbeat's whole table cost): the name is copied into the table only when new.
-    fn contact(
-        &mut self,
-        service: &str,
-        timeout: Option<Duration>,
-        now: Instant,
-        wall: DateTime<Utc>,
-    ) -> Result<(&mut Tracked, bool), Full> {
+    ) -> Result<Beat, Full> {
         let full = self.services.len() >= self.max_services;
         let (tracked, new) = match self.services.entry_ref(service) {
-            EntryRef::Occupied(entry) => (entry.into_mut(), false),
+            EntryRef::Occupied(entry) => {
+                let tracked = entry.into_mut();
+                if tracked.state == ServiceState::Down {
+                    return Ok(Beat::Down);
+                }
+                (tracked, false)
+            }
             EntryRef::Vacant(_) if full => {
                 return Err(Full {
                     max: self.max_services,
@@ -211,8 +126,8 @@ impl Tracker {
                         last_seen: wall,
                         down_since: None,
                         timeout: self.default_timeout,
-                        deadline: now,
-                        queued: None,
+                        deadline: 0,
+                        dirty: false,
                     },
                 ),
                 true,
@@ -222,85 +137,113 @@ impl Tracker {
         if let Some(timeout) = timeout {
             tracked.timeout = timeout;
         }
-        tracked.deadline = now + tracked.timeout;
-        Ok((tracked, new))
-    }
-
-    /// Make sure the service's deadline is in the set no later than its true deadline.
-    /// Returns true when it became the earliest entry.
-    fn queue(&mut self, service: &str) -> bool {
-        if !self.enabled {
-            return false;
+        tracked.deadline = deadline(wall, tracked.timeout);
+        if let Some(phase) = phase {
+            if tracked.phase.as_deref() != Some(phase) {
+                tracked.phase = Some(phase.into());
+            }
         }
-        let Some((name, tracked)) = self.services.get_key_value(service) else {
-            return false;
-        };
         let deadline = tracked.deadline;
-        match tracked.queued {
-            // Queued no later than due: the pass will find it and re-queue if needed.
-            Some(queued) if queued <= deadline => false,
-            queued => {
-                let name = name.clone();
-                if let Some(queued) = queued {
-                    self.deadlines.remove(&(queued, name.clone()));
-                }
-                self.deadlines.insert((deadline, name.clone()));
-                if let Some(tracked) = self.services.get_mut(&name) {
-                    tracked.queued = Some(deadline);
-                }
-                self.deadlines
-                    .first()
-                    .is_some_and(|(first, _)| *first == deadline)
+        if !tracked.dirty {
+            tracked.dirty = true;
+            // The name is already shared with the table: an Arc clone, no copy.
+            if let Some((name, _)) = self.services.get_key_value(service) {
+                self.dirty.push(name.clone());
             }
+        }
+        Ok(Beat::Alive { new, deadline })
+    }
+
+    /// Whether a contact from `service` would be taken (known, or room for one more).
+    pub fn admits(&self, service: &str) -> Result<(), Full> {
+        if self.services.contains_key(service) || self.services.len() < self.max_services {
+            Ok(())
+        } else {
+            Err(Full {
+                max: self.max_services,
+            })
         }
     }
 
-    /// One check pass at `now`: services silent past their deadline go down (reason
-    /// timeout). Touches only the entries that are due.
-    pub fn check(&mut self, now: Instant, wall: DateTime<Utc>) -> Pass {
-        let mut pass = Pass::default();
-        while let Some((due, _)) = self.deadlines.first() {
-            if *due > now {
-                break;
-            }
-            let Some((due, name)) = self.deadlines.pop_first() else {
-                break;
-            };
+    /// The service's timeout, if known.
+    pub fn timeout_of(&self, service: &str) -> Option<Duration> {
+        self.services.get(service).map(|tracked| tracked.timeout)
+    }
+
+    /// The deadline this replica knows for `service` (Unix ms), if any.
+    pub fn deadline_of(&self, service: &str) -> Option<i64> {
+        self.services.get(service).map(|tracked| tracked.deadline)
+    }
+
+    /// The beats to write behind, taken (the dirty marks cleared). Put back with
+    /// [`Tracker::unflushed`] if the write failed.
+    pub fn take_dirty(&mut self) -> Vec<BeatRow> {
+        let names = std::mem::take(&mut self.dirty);
+        let mut rows = Vec::with_capacity(names.len());
+        for name in names {
             let Some(tracked) = self.services.get_mut(&name) else {
                 continue;
             };
-            if tracked.queued != Some(due) {
-                continue;
-            }
-            tracked.queued = None;
-            if tracked.deadline > now {
-                // Heard from since it was queued: wait for the true deadline.
-                tracked.queued = Some(tracked.deadline);
-                self.deadlines.insert((tracked.deadline, name));
-                pass.requeued += 1;
-                continue;
-            }
-            if tracked.state == ServiceState::Up {
-                tracked.state = ServiceState::Down;
-                tracked.reason = Some(DownReason::Timeout);
-                tracked.down_since = Some(wall);
-                pass.expired.push(Expired {
-                    service: name,
-                    last_seen: tracked.last_seen,
-                    timeout: tracked.timeout,
-                    phase: tracked.phase.as_deref().map(str::to_string),
-                });
-            }
-            // A service already down (it said it failed) is not due twice: it stays out of
-            // the set until it is heard from again.
+            tracked.dirty = false;
+            rows.push(BeatRow {
+                phase: tracked.phase.as_deref().map(str::to_string),
+                last_seen: millis(tracked.last_seen),
+                timeout_ms: duration_millis(tracked.timeout),
+                deadline: tracked.deadline,
+                name,
+            });
         }
-        pass.next = self.deadlines.first().map(|(due, _)| *due);
-        pass
+        rows
     }
 
-    /// The earliest deadline in the set.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(due, _)| *due)
+    /// A write-behind failed: these are dirty again (unless heard from since, which already
+    /// marked them).
+    pub fn unflushed(&mut self, rows: Vec<BeatRow>) {
+        for row in rows {
+            if let Some(tracked) = self.services.get_mut(&row.name) {
+                if !tracked.dirty {
+                    tracked.dirty = true;
+                    self.dirty.push(row.name);
+                }
+            }
+        }
+    }
+
+    /// Take in a committed row (a state change, a load at start, a row another replica
+    /// wrote). A beat heard here later than the row is kept.
+    pub fn apply(&mut self, row: &ServiceRow) {
+        let full = self.services.len() >= self.max_services;
+        let timeout = Duration::from_millis(u64::try_from(row.timeout_ms).unwrap_or(0))
+            .min(crate::config::MAX_HEARTBEAT_TIMEOUT);
+        match self.services.get_mut(row.name.as_str()) {
+            Some(tracked) => {
+                tracked.state = row.state;
+                tracked.reason = row.reason;
+                tracked.down_since = row.down_since.map(from_millis);
+                if millis(tracked.last_seen) <= row.last_seen {
+                    tracked.last_seen = from_millis(row.last_seen);
+                    tracked.timeout = timeout;
+                    tracked.deadline = row.deadline;
+                    tracked.phase = row.phase.as_deref().map(Box::from);
+                }
+            }
+            None if full => {}
+            None => {
+                self.services.insert(
+                    Arc::from(row.name.as_str()),
+                    Tracked {
+                        state: row.state,
+                        reason: row.reason,
+                        phase: row.phase.as_deref().map(Box::from),
+                        last_seen: from_millis(row.last_seen),
+                        down_since: row.down_since.map(from_millis),
+                        timeout,
+                        deadline: row.deadline,
+                        dirty: false,
+                    },
+                );
+            }
+        }
     }
 
     pub fn status(&self, name: &str) -> Option<ServiceStatus> {
@@ -324,36 +267,18 @@ impl Tracker {
             visit(name, tracked);
         }
     }
-
-    /// Put back a service from state.json. Services that were up get a full timeout from
-    /// now: while the watcher was away nobody could reach it, so silence proves nothing.
-    pub fn restore(&mut self, status: &ServiceStatus, now: Instant) {
-        if self.services.len() >= self.max_services {
-            return;
-        }
-        let timeout = Duration::try_from_secs_f64(status.timeout_seconds)
-            .unwrap_or(Duration::from_secs(30))
-            .min(crate::config::MAX_HEARTBEAT_TIMEOUT);
-        self.services.insert(
-            Arc::from(status.service.as_str()),
-            Tracked {
-                state: status.status,
-                reason: status.reason,
-                phase: status.phase.as_deref().map(Box::from),
-                last_seen: status.last_seen,
-                down_since: status.down_since,
-                timeout,
-                deadline: now + timeout,
-                queued: None,
-            },
-        );
-        if status.status == ServiceState::Up {
-            self.queue(&status.service);
-        }
-    }
 }
 
-/// By service name, as `/status` and state.json list them.
+/// `wall` + `timeout`, in Unix ms.
+pub fn deadline(wall: DateTime<Utc>, timeout: Duration) -> i64 {
+    millis(wall).saturating_add(duration_millis(timeout))
+}
+
+pub fn duration_millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// By service name, as `/status` lists them.
 pub fn sort_statuses(statuses: &mut [ServiceStatus]) {
     statuses.sort_unstable_by(|a, b| a.service.cmp(&b.service));
 }
@@ -376,121 +301,70 @@ mod tests {
 
     const TIMEOUT: Duration = Duration::from_secs(30);
 
-    fn tracker() -> Tracker {
-        Tracker::new(true, 1000, TIMEOUT)
-    }
-
-    #[test]
-    fn silence_past_the_deadline_is_a_timeout_and_a_beat_recovers() {
-        let mut tracker = tracker();
-        let t0 = Instant::now();
-        let wall = Utc::now();
-        let (contact, earlier) = tracker.beat("api", Some("loop"), None, t0, wall).unwrap();
-        assert_eq!(contact, Contact::New);
-        assert!(earlier);
-        assert!(tracker.check(t0 + TIMEOUT / 2, wall).expired.is_empty());
-        let pass = tracker.check(t0 + TIMEOUT, wall);
-        assert_eq!(pass.expired.len(), 1);
-        assert_eq!(&*pass.expired[0].service, "api");
-        assert_eq!(pass.next, None, "a down service leaves the set");
-        let status = tracker.status("api").unwrap();
-        assert_eq!(status.status, ServiceState::Down);
-        assert_eq!(status.reason, Some(DownReason::Timeout));
-
-        let (contact, _) = tracker
-            .beat("api", None, None, t0 + TIMEOUT * 2, wall)
-            .unwrap();
-        assert!(matches!(
-            contact,
-            Contact::Recovered {
-                reason: DownReason::Timeout,
-                ..
-            }
-        ));
-        assert_eq!(
-            tracker.status("api").unwrap().phase.as_deref(),
-            Some("loop")
-        );
-    }
-
-    #[test]
-    fn beats_move_the_deadline_lazily() {
-        let mut tracker = tracker();
-        let t0 = Instant::now();
-        let wall = Utc::now();
-        tracker.beat("api", None, None, t0, wall).unwrap();
-        for step in 1..=10 {
-            let (_, earlier) = tracker
-                .beat("api", None, None, t0 + Duration::from_secs(step), wall)
-                .unwrap();
-            assert!(!earlier, "a later deadline does not touch the set");
+    fn row(name: &str, state: ServiceState, reason: Option<DownReason>) -> ServiceRow {
+        ServiceRow {
+            name: name.into(),
+            state,
+            reason,
+            phase: None,
+            last_seen: 1_000,
+            last_beat: 1_000,
+            timeout_ms: 30_000,
+            deadline: 31_000,
+            down_since: (state == ServiceState::Down).then_some(31_000),
         }
-        assert_eq!(tracker.deadlines.len(), 1);
-        let pass = tracker.check(t0 + TIMEOUT, wall);
-        assert!(pass.expired.is_empty());
-        assert_eq!(pass.requeued, 1);
-        assert_eq!(pass.next, Some(t0 + Duration::from_secs(10) + TIMEOUT));
-        assert_eq!(
-            tracker
-                .check(t0 + Duration::from_secs(10) + TIMEOUT, wall)
-                .expired
-                .len(),
-            1
-        );
     }
 
     #[test]
-    fn a_shorter_timeout_is_queued_at_once() {
-        let mut tracker = tracker();
-        let t0 = Instant::now();
+    fn beats_are_written_behind_once_per_flush() {
+        let mut tracker = Tracker::new(1000, TIMEOUT);
         let wall = Utc::now();
-        tracker.beat("api", None, None, t0, wall).unwrap();
-        let (_, earlier) = tracker
-            .beat("api", None, Some(Duration::from_secs(1)), t0, wall)
-            .unwrap();
-        assert!(earlier);
+        let beat = tracker.beat("api", Some("loop"), None, wall).unwrap();
         assert_eq!(
-            tracker
-                .check(t0 + Duration::from_secs(1), wall)
-                .expired
-                .len(),
-            1
-        );
-    }
-
-    #[test]
-    fn an_explicit_failure_is_kept_apart_from_a_timeout() {
-        let mut tracker = tracker();
-        let t0 = Instant::now();
-        let wall = Utc::now();
-        let (contact, _) = tracker.fail("job", None, t0, wall).unwrap();
-        assert_eq!(contact, Contact::Failed { first: true });
-        let (contact, _) = tracker.fail("job", None, t0, wall).unwrap();
-        assert_eq!(contact, Contact::Failed { first: false });
-        assert!(
-            tracker.check(t0 + TIMEOUT, wall).expired.is_empty(),
-            "a failed service is not also timed out"
-        );
-        let (contact, _) = tracker.beat("job", None, None, t0, wall).unwrap();
-        assert!(matches!(
-            contact,
-            Contact::Recovered {
-                reason: DownReason::Failed,
-                ..
+            beat,
+            Beat::Alive {
+                new: true,
+                deadline: deadline(wall, TIMEOUT)
             }
+        );
+        for _ in 0..10 {
+            tracker.beat("api", None, None, wall).unwrap();
+        }
+        let rows = tracker.take_dirty();
+        assert_eq!(rows.len(), 1, "one row per service, however many beats");
+        assert_eq!(rows[0].phase.as_deref(), Some("loop"));
+        assert!(tracker.take_dirty().is_empty());
+        tracker.unflushed(rows);
+        assert_eq!(tracker.take_dirty().len(), 1, "a failed write is retried");
+    }
+
+    #[test]
+    fn a_down_service_is_not_changed_by_the_hot_path() {
+        let mut tracker = Tracker::new(1000, TIMEOUT);
+        tracker.apply(&row("job", ServiceState::Down, Some(DownReason::Failed)));
+        assert_eq!(
+            tracker.beat("job", None, None, Utc::now()).unwrap(),
+            Beat::Down
+        );
+        let status = tracker.status("job").unwrap();
+        assert_eq!(status.status, ServiceState::Down);
+        assert_eq!(status.reason, Some(DownReason::Failed));
+        assert!(tracker.take_dirty().is_empty());
+        tracker.apply(&row("job", ServiceState::Up, None));
+        assert!(matches!(
+            tracker.beat("job", None, None, Utc::now()).unwrap(),
+            Beat::Alive { new: false, .. }
         ));
     }
 
     #[test]
-    fn disabled_checking_never_times_out_and_capacity_is_bounded() {
-        let mut tracker = Tracker::new(false, 2, TIMEOUT);
-        let t0 = Instant::now();
+    fn capacity_is_bounded() {
+        let mut tracker = Tracker::new(2, TIMEOUT);
         let wall = Utc::now();
-        tracker.beat("a", None, None, t0, wall).unwrap();
-        tracker.beat("b", None, None, t0, wall).unwrap();
-        assert!(tracker.beat("c", None, None, t0, wall).is_err());
-        assert!(tracker.beat("a", None, None, t0, wall).is_ok());
-        assert!(tracker.check(t0 + TIMEOUT * 10, wall).expired.is_empty());
-        assert_eq!(tracker.next_deadline(), None);
+        tracker.beat("a", None, None, wall).unwrap();
+        tracker.beat("b", None, None, wall).unwrap();
+        assert!(tracker.beat("c", None, None, wall).is_err());
+        assert!(tracker.admits("c").is_err());
+        assert!(tracker.beat("a", None, None, wall).is_ok());
     }
 }

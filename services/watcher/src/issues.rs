@@ -73,6 +73,59 @@ pub fn fingerprint(service: &str, kind: IssueKind, subject: &str) -> String {
     format!("{service}/{}/{subject}", kind.as_str())
 }
 
+/// Open an issue, or update `existing` (the open one with the same fingerprint): count + 1,
+/// last_seen, the new message, recommendation and severity, facts merged.
+pub fn raised(
+    existing: Option<Issue>,
+    detection: Detection,
+    now: DateTime<Utc>,
+) -> (Change, Issue) {
+    if let Some(mut issue) = existing {
+        issue.severity = detection.severity;
+        issue.count += 1;
+        issue.last_seen = now;
+        issue.message = detection.message;
+        issue.recommendation = detection.recommendation;
+        issue.facts.extend(detection.facts);
+        return (Change::Updated, issue);
+    }
+    let issue = Issue {
+        id: Ulid::new(),
+        kind: detection.kind,
+        service: detection.service,
+        subject: detection.subject,
+        severity: detection.severity,
+        state: IssueState::Open,
+        message: detection.message,
+        recommendation: detection.recommendation,
+        first_seen: now,
+        last_seen: now,
+        resolved_at: None,
+        count: 1,
+        facts: detection.facts,
+    };
+    (Change::Opened, issue)
+}
+
+/// Facts added to an open issue without counting a new occurrence (a second signal of the
+/// same event, e.g. the exit code that follows an `oom` event).
+pub fn amended(mut issue: Issue, facts: BTreeMap<String, Value>, now: DateTime<Utc>) -> Issue {
+    issue.facts.extend(facts);
+    issue.last_seen = now;
+    issue
+}
+
+/// The open issue resolved: same id as opened.
+pub fn resolved(mut issue: Issue, facts: BTreeMap<String, Value>, now: DateTime<Utc>) -> Issue {
+    issue.state = IssueState::Resolved;
+    issue.resolved_at = Some(now);
+    issue.last_seen = now;
+    issue.facts.extend(facts);
+    issue
+}
+
+/// The issues as committed: open ones by fingerprint, resolved ones in a bounded ring. Changed
+/// only with what a transaction committed ([`IssueBook::apply`]).
 pub struct IssueBook {
     open: HashMap<String, Issue>,
     resolved: VecDeque<Issue>,
@@ -91,76 +144,24 @@ impl IssueBook {
         }
     }
 
-    /// Open an issue, or update the open one with the same fingerprint: count + 1,
-    /// last_seen, the new message, recommendation and severity, facts merged.
-    pub fn raise(&mut self, detection: Detection, now: DateTime<Utc>) -> (Change, Issue) {
-        let key = fingerprint(&detection.service, detection.kind, &detection.subject);
-        if let Some(issue) = self.open.get_mut(&key) {
-            if issue.severity != detection.severity {
-                gauge_add(&self.gauge, issue.kind, issue.severity, -1);
-                gauge_add(&self.gauge, issue.kind, detection.severity, 1);
-                issue.severity = detection.severity;
+    /// Take in a committed change of `issue`.
+    pub fn apply(&mut self, issue: Issue) {
+        let key = fingerprint(&issue.service, issue.kind, &issue.subject);
+        match issue.state {
+            IssueState::Open => {
+                if let Some(previous) = self.open.get(&key) {
+                    gauge_add(&self.gauge, previous.kind, previous.severity, -1);
+                }
+                gauge_add(&self.gauge, issue.kind, issue.severity, 1);
+                self.open.insert(key, issue);
             }
-            issue.count += 1;
-            issue.last_seen = now;
-            issue.message = detection.message;
-            issue.recommendation = detection.recommendation;
-            issue.facts.extend(detection.facts);
-            return (Change::Updated, issue.clone());
+            IssueState::Resolved => {
+                if let Some(previous) = self.open.remove(&key) {
+                    gauge_add(&self.gauge, previous.kind, previous.severity, -1);
+                }
+                self.keep_resolved(issue);
+            }
         }
-        let issue = Issue {
-            id: Ulid::new(),
-            kind: detection.kind,
-            service: detection.service,
-            subject: detection.subject,
-            severity: detection.severity,
-            state: IssueState::Open,
-            message: detection.message,
-            recommendation: detection.recommendation,
-            first_seen: now,
-            last_seen: now,
-            resolved_at: None,
-            count: 1,
-            facts: detection.facts,
-        };
-        gauge_add(&self.gauge, issue.kind, issue.severity, 1);
-        self.open.insert(key, issue.clone());
-        (Change::Opened, issue)
-    }
-
-    /// Add facts to an open issue without counting a new occurrence (a second signal of
-    /// the same event, e.g. the exit code that follows an `oom` event).
-    pub fn amend(
-        &mut self,
-        service: &str,
-        kind: IssueKind,
-        subject: &str,
-        facts: BTreeMap<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Option<Issue> {
-        let issue = self.open.get_mut(&fingerprint(service, kind, subject))?;
-        issue.facts.extend(facts);
-        issue.last_seen = now;
-        Some(issue.clone())
-    }
-
-    /// Resolve the open issue with this fingerprint, if there is one; same id as opened.
-    pub fn resolve(
-        &mut self,
-        service: &str,
-        kind: IssueKind,
-        subject: &str,
-        facts: BTreeMap<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Option<Issue> {
-        let mut issue = self.open.remove(&fingerprint(service, kind, subject))?;
-        gauge_add(&self.gauge, issue.kind, issue.severity, -1);
-        issue.state = IssueState::Resolved;
-        issue.resolved_at = Some(now);
-        issue.last_seen = now;
-        issue.facts.extend(facts);
-        self.keep_resolved(issue.clone());
-        Some(issue)
     }
 
     fn keep_resolved(&mut self, issue: Issue) {
@@ -177,57 +178,40 @@ impl IssueBook {
         self.open.contains_key(&fingerprint(service, kind, subject))
     }
 
-    /// Open issues of `subject` (a container), for resolving them together.
-    pub fn open_for_subject(&self, subject: &str) -> Vec<(String, IssueKind)> {
-        self.open
-            .values()
-            .filter(|issue| issue.subject == subject)
-            .map(|issue| (issue.service.clone(), issue.kind))
-            .collect()
-    }
-
     pub fn open_count(&self) -> usize {
         self.open.len()
     }
 
     /// Open issues first (most severe, then most recent), then resolved ones, newest first.
     pub fn list(&self, state: Option<IssueState>, limit: usize) -> Vec<Issue> {
-        let mut list = Vec::new();
-        if state != Some(IssueState::Resolved) {
-            let mut open: Vec<&Issue> = self.open.values().collect();
-            open.sort_by(|a, b| {
-                b.severity
-                    .cmp(&a.severity)
-                    .then(b.last_seen.cmp(&a.last_seen))
-            });
-            list.extend(open.into_iter().take(limit).cloned());
-        }
-        if state != Some(IssueState::Open) {
-            let room = limit.saturating_sub(list.len());
-            list.extend(self.resolved.iter().rev().take(room).cloned());
-        }
-        list
+        let open: Vec<&Issue> = self.open.values().collect();
+        let resolved: Vec<&Issue> = self.resolved.iter().collect();
+        list(open, resolved, state, limit)
     }
+}
 
-    /// Everything, for state.json: open issues, then the resolved ring oldest first.
-    pub fn snapshot(&self) -> Vec<Issue> {
-        let mut all: Vec<Issue> = self.open.values().cloned().collect();
-        all.sort_by_key(|issue| issue.first_seen);
-        all.extend(self.resolved.iter().cloned());
-        all
+/// Open issues first (most severe, then most recent), then `resolved` (oldest first as
+/// given) newest first.
+pub fn list(
+    mut open: Vec<&Issue>,
+    resolved: Vec<&Issue>,
+    state: Option<IssueState>,
+    limit: usize,
+) -> Vec<Issue> {
+    let mut list = Vec::new();
+    if state != Some(IssueState::Resolved) {
+        open.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(b.last_seen.cmp(&a.last_seen))
+        });
+        list.extend(open.into_iter().take(limit).cloned());
     }
-
-    /// Put back an issue from state.json.
-    pub fn restore(&mut self, issue: Issue) {
-        match issue.state {
-            IssueState::Open => {
-                gauge_add(&self.gauge, issue.kind, issue.severity, 1);
-                let key = fingerprint(&issue.service, issue.kind, &issue.subject);
-                self.open.insert(key, issue);
-            }
-            IssueState::Resolved => self.keep_resolved(issue),
-        }
+    if state != Some(IssueState::Open) {
+        let room = limit.saturating_sub(list.len());
+        list.extend(resolved.into_iter().rev().take(room).cloned());
     }
+    list
 }
 
 fn gauge_add(gauge: &IntGaugeVec, kind: IssueKind, severity: Severity, delta: i64) {
@@ -256,12 +240,14 @@ mod tests {
     fn a_repeat_updates_and_a_recovery_resolves_the_same_issue() {
         let mut book = book();
         let now = Utc::now();
-        let (change, opened) = book.raise(crash(Severity::Warning), now);
+        let (change, opened) = raised(None, crash(Severity::Warning), now);
         assert_eq!(change, Change::Opened);
-        let (change, updated) = book.raise(crash(Severity::Critical), now);
+        book.apply(opened.clone());
+        let (change, updated) = raised(Some(opened.clone()), crash(Severity::Critical), now);
         assert_eq!(change, Change::Updated);
         assert_eq!(updated.id, opened.id);
         assert_eq!(updated.count, 2);
+        book.apply(updated.clone());
         assert_eq!(
             book.gauge.with_label_values(&["crashed", "critical"]).get(),
             1
@@ -270,12 +256,15 @@ mod tests {
             book.gauge.with_label_values(&["crashed", "warning"]).get(),
             0
         );
-        let resolved = book
-            .resolve("app", IssueKind::Crashed, "app", BTreeMap::new(), now)
-            .unwrap();
-        assert_eq!(resolved.id, opened.id);
-        assert_eq!(resolved.state, IssueState::Resolved);
+        let done = resolved(updated, BTreeMap::new(), now);
+        assert_eq!(done.id, opened.id);
+        assert_eq!(done.state, IssueState::Resolved);
+        book.apply(done);
         assert_eq!(book.open_count(), 0);
+        assert_eq!(
+            book.gauge.with_label_values(&["crashed", "critical"]).get(),
+            0
+        );
         assert_eq!(book.list(Some(IssueState::Resolved), 10).len(), 1);
     }
 
@@ -284,8 +273,9 @@ mod tests {
         let mut book = book();
         let now = Utc::now();
         for _ in 0..5 {
-            book.raise(crash(Severity::Warning), now);
-            book.resolve("app", IssueKind::Crashed, "app", BTreeMap::new(), now);
+            let (_, issue) = raised(None, crash(Severity::Warning), now);
+            book.apply(issue.clone());
+            book.apply(resolved(issue, BTreeMap::new(), now));
         }
         assert_eq!(book.list(None, 100).len(), 2);
     }

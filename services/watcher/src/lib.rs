@@ -6,7 +6,23 @@
 //! - [`probes`]: HTTP probes of PROBE_TARGETS (and, in obs-stack, of the other roles).
 //! - [`host`]: load, memory and disk gauges.
 //! - [`events`], [`issues`]: what the read API serves; [`downstream`]: the one way out.
-//! - [`state`]: state.json, written atomically; [`api`]: the HTTP endpoints.
+//! - [`store`]: the tables; [`legacy`]: the one-time import of a previous version's
+//!   state.json; [`api`]: the HTTP endpoints.
+//!
+//! # The commit path
+//!
+//! State lives in the watcher's database (obs-core's `Db`: STATE_DIR/watcher.db, or the shared
+//! PostgreSQL of DATABASE_URL). Every change that matters downstream — an event, an issue
+//! opened, updated or resolved, a service going down or coming back — goes through
+//! [`Shared::commit`]: one transaction holds the rows and the outbox records for the curator
+//! and the archivist, and memory (the read cache and the metrics) takes the change only once
+//! the transaction committed. A failed commit changes nothing; `POST /events` answers it
+//! with 503, so the client's retry is recorded normally.
+//!
+//! The heartbeat hot path is the exception by design: a beat from a live service changes
+//! memory only and is written behind, in batches, at most STATE_SAVE_INTERVAL later. The
+//! checker and the Docker follower run under leases, so with several replicas on one
+//! PostgreSQL one of each runs at a time and another takes over when its holder dies.
 
 pub mod api;
 pub mod checker;
@@ -17,19 +33,24 @@ pub mod events;
 pub mod heartbeats;
 pub mod host;
 pub mod issues;
+pub mod legacy;
 pub mod metrics;
 pub mod probes;
-pub mod state;
+pub mod store;
 pub mod validate;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context as _;
 use chrono::Utc;
 use obs_core::actix_web::web;
+use obs_core::db::{Db, Dialect, Tx};
 use obs_core::{Role, RoleContext, Service};
-use obs_model::{Event, EventSource, IssueKind, ServiceStatus, WatcherStatus};
+use obs_model::{
+    Container, Event, EventSource, Issue, IssueKind, IssueState, ServiceStatus, WatcherStatus,
+};
 use serde_json::Value;
 use tokio::sync::Notify;
 use ulid::Ulid;
@@ -43,7 +64,7 @@ use crate::events::EventLog;
 use crate::heartbeats::Tracker;
 use crate::issues::{Change, Detection, IssueBook};
 use crate::metrics::WatcherMetrics;
-use crate::state::{Snapshot, Store};
+use crate::store::ServiceRow;
 
 pub const NAME: &str = "watcher";
 pub const DEFAULT_PORT: u16 = 8001;
@@ -67,10 +88,14 @@ pub struct Shared {
     pub probes: ProbeTargets,
     pub docker: DockerLink,
     pub metrics: WatcherMetrics,
-    pub store: Store,
+    pub db: Db,
     downstream: Downstream,
-    /// Wakes the checker when a deadline earlier than all others appears.
+    /// One commit at a time from this process, so memory takes changes in commit order.
+    writes: tokio::sync::Mutex<()>,
+    /// Wakes the checker when a deadline earlier than the one it sleeps towards appears.
     pub checker_wake: Notify,
+    /// The deadline (Unix ms) the checker sleeps towards; i64::MAX when none.
+    pub next_due: AtomicI64,
 }
 
 /// A lock that a panicking holder cannot make unusable: every update in these tables is a
@@ -79,6 +104,110 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What one transaction changed, for memory once it committed. Built by the closure given to
+/// [`Shared::commit`], whose every method writes its rows in the transaction at once.
+pub struct Changes {
+    published: Vec<Published>,
+    services: Vec<ServiceRow>,
+    events_max: usize,
+    resolved_max: usize,
+}
+
+impl Changes {
+    /// Keep `event` and send it downstream.
+    pub fn event(&mut self, tx: &mut Tx<'_>, event: Event) -> anyhow::Result<()> {
+        store::insert_event(tx, &event, self.events_max)?;
+        self.published.push(Published::Event(event));
+        Ok(())
+    }
+
+    /// Open an issue or update the open one with the same fingerprint.
+    pub fn raise(&mut self, tx: &mut Tx<'_>, detection: Detection) -> anyhow::Result<()> {
+        let (change, issue) = store::raise(tx, detection, Utc::now())?;
+        self.published.push(Published::Issue(change, issue));
+        Ok(())
+    }
+
+    /// Open an issue unless one with the same fingerprint is open already (a condition seen
+    /// again, e.g. after a reconnect, is not a new occurrence).
+    pub fn raise_if_new(&mut self, tx: &mut Tx<'_>, detection: Detection) -> anyhow::Result<()> {
+        let open = store::open_of_subject(tx, &detection.subject)?;
+        if open
+            .iter()
+            .any(|(service, kind)| *service == detection.service && *kind == detection.kind)
+        {
+            return Ok(());
+        }
+        self.raise(tx, detection)
+    }
+
+    /// Add facts to an open issue without counting a new occurrence.
+    pub fn amend(
+        &mut self,
+        tx: &mut Tx<'_>,
+        service: &str,
+        kind: IssueKind,
+        subject: &str,
+        facts: BTreeMap<String, Value>,
+    ) -> anyhow::Result<()> {
+        if let Some(issue) = store::amend(tx, service, kind, subject, facts, Utc::now())? {
+            self.published
+                .push(Published::Issue(Change::Updated, issue));
+        }
+        Ok(())
+    }
+
+    /// Resolve the open issue with this fingerprint, if any (same id as when opened).
+    pub fn resolve(
+        &mut self,
+        tx: &mut Tx<'_>,
+        service: &str,
+        kind: IssueKind,
+        subject: &str,
+        facts: BTreeMap<String, Value>,
+    ) -> anyhow::Result<()> {
+        let resolved = store::resolve(
+            tx,
+            service,
+            kind,
+            subject,
+            facts,
+            Utc::now(),
+            self.resolved_max,
+        )?;
+        if let Some(issue) = resolved {
+            self.published
+                .push(Published::Issue(Change::Resolved, issue));
+        }
+        Ok(())
+    }
+
+    /// Resolve every open issue of `subject` (a container that is gone).
+    pub fn resolve_all_of(
+        &mut self,
+        tx: &mut Tx<'_>,
+        subject: &str,
+        facts: BTreeMap<String, Value>,
+    ) -> anyhow::Result<()> {
+        for (service, kind) in store::open_of_subject(tx, subject)? {
+            self.resolve(tx, &service, kind, subject, facts.clone())?;
+        }
+        Ok(())
+    }
+
+    /// A service row as written in this transaction, for the heartbeat table.
+    pub fn service(&mut self, tx: &mut Tx<'_>, row: ServiceRow) -> anyhow::Result<()> {
+        row.put(tx)?;
+        self.services.push(row);
+        Ok(())
+    }
+
+    /// A row written by the caller itself, taken into memory after the commit.
+    pub fn service_written(&mut self, row: ServiceRow) {
+        self.services.push(row);
+    }
 }
 
 impl Shared {
@@ -105,24 +234,73 @@ impl Shared {
         }
     }
 
-    /// An event the watcher saw itself: sent downstream, kept for `/events` and counted,
-    /// whatever happens downstream (a failure to queue it is logged by `publish`).
-    pub async fn record_event(&self, event: Event) {
-        let _ = self
-            .downstream
-            .publish(vec![Published::Event(event.clone())])
-            .await;
-        self.keep_event(event);
+    /// Run `work` in one transaction with the outbox records its changes produce, then —
+    /// only if it committed — apply those changes to memory and wake delivery.
+    pub async fn commit<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>, &mut Changes) -> anyhow::Result<T> + Send + 'static,
+    {
+        let _turn = self.writes.lock().await;
+        let downstream = self.downstream.clone();
+        let mut changes = Changes {
+            published: Vec::new(),
+            services: Vec::new(),
+            events_max: self.config.events_max,
+            resolved_max: self.config.resolved_issues_max,
+        };
+        let (value, changes) = self
+            .db
+            .write(move |tx| {
+                let value = work(tx, &mut changes)?;
+                downstream.stage(tx, &changes.published)?;
+                Ok((value, changes))
+            })
+            .await?;
+        self.apply(&changes);
+        self.downstream.committed(&changes.published);
+        Ok(value)
     }
 
-    /// An event a client sent: kept only once it is queued for delivery, so a client told it
-    /// failed (the error says why) can send it again without it counting twice.
+    fn apply(&self, changes: &Changes) {
+        if !changes.services.is_empty() {
+            let mut tracker = self.tracker();
+            for row in &changes.services {
+                tracker.apply(row);
+            }
+        }
+        for item in &changes.published {
+            match item {
+                Published::Event(event) => self.keep_event(event.clone()),
+                Published::Issue(_, issue) => lock(&self.issues).apply(issue.clone()),
+            }
+        }
+    }
+
+    /// A failed commit of the watcher's own detection: nothing changed, and it is logged.
+    fn log_failed(&self, what: &str, error: &anyhow::Error) {
+        self.metrics.state_save_failures.inc();
+        tracing::error!(
+            error = format!("{error:#}"),
+            "{what} was not recorded: the commit failed"
+        );
+    }
+
+    /// An event the watcher saw itself: kept for `/events`, counted and sent downstream.
+    pub async fn record_event(&self, event: Event) {
+        if let Err(error) = self
+            .commit(move |tx, changes| changes.event(tx, event))
+            .await
+        {
+            self.log_failed("an event", &error);
+        }
+    }
+
+    /// An event a client sent: recorded only if its transaction commits, so a client told
+    /// it failed can send it again without it counting twice.
     pub async fn accept_event(&self, event: Event) -> anyhow::Result<()> {
-        self.downstream
-            .publish(vec![Published::Event(event.clone())])
-            .await?;
-        self.keep_event(event);
-        Ok(())
+        self.commit(move |tx, changes| changes.event(tx, event))
+            .await
     }
 
     fn keep_event(&self, event: Event) {
@@ -140,35 +318,15 @@ impl Shared {
             }
         }
         lock(&self.events).push(event);
-        self.store.touch();
     }
 
     /// Open an issue or update the open one with the same fingerprint.
     pub async fn raise(&self, detection: Detection) {
-        let (change, issue) = lock(&self.issues).raise(detection, Utc::now());
-        self.store.changed();
-        // Kept here either way; a failure to queue it downstream is logged by `publish`.
-        let _ = self
-            .downstream
-            .publish(vec![Published::Issue(change, issue)])
-            .await;
-    }
-
-    /// Add facts to an open issue without counting a new occurrence.
-    pub async fn amend(
-        &self,
-        service: &str,
-        kind: IssueKind,
-        subject: &str,
-        facts: BTreeMap<String, Value>,
-    ) {
-        let amended = lock(&self.issues).amend(service, kind, subject, facts, Utc::now());
-        if let Some(issue) = amended {
-            self.store.changed();
-            let _ = self
-                .downstream
-                .publish(vec![Published::Issue(Change::Updated, issue)])
-                .await;
+        if let Err(error) = self
+            .commit(move |tx, changes| changes.raise(tx, detection))
+            .await
+        {
+            self.log_failed("an issue", &error);
         }
     }
 
@@ -180,43 +338,103 @@ impl Shared {
         subject: &str,
         facts: BTreeMap<String, Value>,
     ) {
-        let resolved = lock(&self.issues).resolve(service, kind, subject, facts, Utc::now());
-        if let Some(issue) = resolved {
-            self.store.changed();
-            let _ = self
-                .downstream
-                .publish(vec![Published::Issue(Change::Resolved, issue)])
-                .await;
+        let (service, subject) = (service.to_string(), subject.to_string());
+        if let Err(error) = self
+            .commit(move |tx, changes| changes.resolve(tx, &service, kind, &subject, facts))
+            .await
+        {
+            self.log_failed("an issue's resolution", &error);
         }
     }
 
+    /// Whether this replica knows the issue as open (a hint; decisions are taken from the
+    /// database inside the transaction).
     pub fn issue_is_open(&self, service: &str, kind: IssueKind, subject: &str) -> bool {
         lock(&self.issues).is_open(service, kind, subject)
     }
 
-    pub fn open_issues_of(&self, subject: &str) -> Vec<(String, IssueKind)> {
-        lock(&self.issues).open_for_subject(subject)
+    fn shared_database(&self) -> bool {
+        self.db.dialect() == Dialect::Postgres
     }
 
-    pub fn issues(&self) -> MutexGuard<'_, IssueBook> {
-        lock(&self.issues)
-    }
-
-    pub fn events(&self) -> MutexGuard<'_, EventLog> {
-        lock(&self.events)
-    }
-
-    pub fn status(&self) -> WatcherStatus {
-        WatcherStatus {
+    /// `/status`. With a shared PostgreSQL the services, containers and open issues come
+    /// from the database, so every replica answers alike; on SQLite memory is the database's
+    /// exact copy (plus the beats still to be written behind).
+    pub async fn status(&self) -> anyhow::Result<WatcherStatus> {
+        let (services, containers, open_issues) = if self.shared_database() {
+            self.db
+                .read(|tx| {
+                    let services = store::services(tx)?
+                        .iter()
+                        .map(ServiceRow::status)
+                        .collect::<Vec<_>>();
+                    Ok((
+                        services,
+                        store::containers(tx)?,
+                        store::open_issue_count(tx)?,
+                    ))
+                })
+                .await?
+        } else {
+            (
+                self.sorted_statuses(),
+                self.containers().list(),
+                lock(&self.issues).open_count(),
+            )
+        };
+        Ok(WatcherStatus {
             deployment_id: self.config.deployment_id.clone(),
             app_name: self.config.app_name.clone(),
-            services: self.sorted_statuses(),
-            containers: self.containers().list(),
+            services,
+            containers,
             docker: self.docker.is_connected(),
-            open_issues: lock(&self.issues).open_count(),
+            open_issues,
             timestamp: Utc::now(),
             probes: self.probes.statuses(),
+        })
+    }
+
+    /// `/issues`: open ones first (most severe, then most recent), then resolved, newest first.
+    pub async fn list_issues(
+        &self,
+        state: Option<IssueState>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Issue>> {
+        if !self.shared_database() {
+            return Ok(lock(&self.issues).list(state, limit));
         }
+        let (open, resolved) = self
+            .db
+            .read(move |tx| store::issues_for_listing(tx, state, limit))
+            .await?;
+        Ok(issues::list(
+            open.iter().collect(),
+            resolved.iter().collect(),
+            state,
+            limit,
+        ))
+    }
+
+    /// `/events`: the most recent, oldest first.
+    pub async fn list_events(
+        &self,
+        limit: usize,
+        service: Option<String>,
+    ) -> anyhow::Result<Vec<Event>> {
+        if !self.shared_database() {
+            return Ok(lock(&self.events).recent(limit, service.as_deref()));
+        }
+        self.db
+            .read(move |tx| store::recent_events(tx, limit, service.as_deref()))
+            .await
+    }
+
+    /// `/containers`: as last seen by whichever replica follows the engine.
+    pub async fn list_containers(&self) -> anyhow::Result<Vec<Container>> {
+        if !self.shared_database() {
+            return Ok(self.containers().list());
+        }
+        self.db.read(store::containers).await
     }
 
     /// Every service by name; the table is locked only for the copy.
@@ -226,47 +444,27 @@ impl Shared {
         statuses
     }
 
-    /// Everything state.json keeps, copied under the locks (one at a time).
-    pub fn snapshot(&self) -> Snapshot {
-        let services = self.sorted_statuses();
-        let issues = lock(&self.issues).snapshot();
-        let events = lock(&self.events).all();
-        let (containers, container_counts) = {
-            let table = self.containers();
-            (table.list(), table.counts().clone())
-        };
-        Snapshot {
-            version: state::VERSION,
-            saved_at: Some(Utc::now()),
-            services,
-            issues,
-            events,
-            containers,
-            container_counts,
-        }
-    }
-
-    fn restore(&self, snapshot: Snapshot) {
-        let now = tokio::time::Instant::now();
+    /// Fill memory from what the database holds (at start).
+    fn restore(&self, loaded: store::Loaded) {
         {
             let mut tracker = self.tracker();
-            for service in &snapshot.services {
-                tracker.restore(service, now);
+            for row in &loaded.services {
+                tracker.apply(row);
             }
         }
         {
             let mut issues = lock(&self.issues);
-            for issue in snapshot.issues {
-                issues.restore(issue);
+            for issue in loaded.open_issues.into_iter().chain(loaded.resolved_issues) {
+                issues.apply(issue);
             }
         }
         {
             let mut events = lock(&self.events);
-            for event in snapshot.events {
+            for event in loaded.events {
                 events.push(event);
             }
         }
-        for (name, counts) in &snapshot.container_counts {
+        for (name, counts) in &loaded.counts {
             self.metrics
                 .container_restarts
                 .with_label_values(&[name])
@@ -276,8 +474,7 @@ impl Shared {
                 .with_label_values(&[name])
                 .inc_by(counts.oom_kills);
         }
-        self.containers()
-            .restore(snapshot.containers, snapshot.container_counts);
+        self.containers().restore(loaded.containers, loaded.counts);
     }
 }
 
@@ -305,8 +502,12 @@ impl Watcher {
                     )
                 })?;
         }
+        let db = service
+            .open_db(store::SCHEMA)
+            .await
+            .context("opening the watcher's database")?;
+        legacy::import(&db, &service.config().state_dir, &config).await?;
         let tracker = Arc::new(Mutex::new(Tracker::new(
-            config.heartbeat.enabled,
             config.heartbeat.max_services,
             config.heartbeat.timeout,
         )));
@@ -328,14 +529,23 @@ impl Watcher {
             probes,
             docker: DockerLink::default(),
             metrics,
-            store: Store::new(&service.config().state_dir),
-            downstream: Downstream::new(service).context("opening the watcher's outboxes")?,
+            downstream: Downstream::new(&db, service).context("opening the watcher's outboxes")?,
+            db,
+            writes: tokio::sync::Mutex::new(()),
             checker_wake: Notify::new(),
+            next_due: AtomicI64::new(i64::MAX),
             config,
         });
-        if let Some(snapshot) = shared.store.load()? {
-            shared.restore(snapshot);
-        }
+        checker::grant_full_timeouts(&shared)
+            .await
+            .context("the watcher's database")?;
+        let events_max = shared.config.events_max;
+        let loaded = shared
+            .db
+            .read(move |tx| store::load(tx, events_max))
+            .await
+            .context("loading the watcher's state from its database")?;
+        shared.restore(loaded);
         Ok(Watcher { shared })
     }
 
@@ -362,14 +572,19 @@ impl Role for Watcher {
     fn start(&self, context: &RoleContext) {
         let shared = &self.shared;
         shared.downstream.start(context);
+        context.spawn(checker::write_behind(
+            shared.clone(),
+            context.shutdown.clone(),
+        ));
         context.spawn(checker::run(shared.clone(), context.shutdown.clone()));
-        context.spawn(state::run_saver(shared.clone(), context.shutdown.clone()));
         context.spawn(docker::follow(shared.clone(), context.shutdown.clone()));
         context.spawn(probes::run(shared.clone(), context.shutdown.clone()));
         context.spawn(host::run(shared.clone(), context.shutdown.clone()));
     }
 
     async fn flush(&self) -> anyhow::Result<()> {
-        state::save(&self.shared).await.context("saving state.json")
+        checker::flush_beats(&self.shared)
+            .await
+            .context("writing the last heartbeats behind")
     }
 }

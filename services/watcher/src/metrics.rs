@@ -131,7 +131,7 @@ impl WatcherMetrics {
             )?,
             state_save_failures: metrics.register(IntCounter::new(
                 "watcher_state_save_failures_total",
-                "Failed attempts to write state.json (retried at the next change).",
+                "Failed commits of the watcher's own changes: heartbeats written behind (retried), checker passes (retried), detections (logged).",
             )?)?,
         };
         metrics.register(ServiceGauges::new(tracker)?)?;

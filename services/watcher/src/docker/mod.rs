@@ -7,6 +7,11 @@
 //! ends or fails — the engine restarted, the socket went away — it reconnects with backoff
 //! and seeds again. With DOCKER_WATCH=auto and no engine, the watcher runs without one, says
 //! so once, and keeps looking quietly.
+//!
+//! The follower runs under a lease: with several replicas on one PostgreSQL one of them
+//! follows the engine (another takes over when it dies); on SQLite it is always this process.
+//! Each container event commits in one transaction: the event, the issues it opens, updates
+//! or resolves, the container's row and its counts, and the records for downstream.
 
 mod detect;
 mod table;
@@ -24,6 +29,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use obs_core::db::{Lease, Tx};
 use obs_core::{ApiError, CancellationToken};
 use obs_model::{Container, ContainerLogs, EventSource, IssueKind};
 use serde_json::Value;
@@ -32,7 +38,11 @@ pub use table::{truncate_chars, ContainerTable};
 
 use crate::config::DockerMode;
 use crate::issues::Detection;
-use crate::Shared;
+use crate::store::{self, ContainerCounts};
+use crate::{Changes, Shared};
+
+/// The lease the Docker follower runs under.
+pub const LEASE: &str = "watcher-docker";
 
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -104,13 +114,22 @@ pub async fn connect(host: &str) -> anyhow::Result<Docker> {
         .map_err(|_| anyhow::anyhow!("no answer within {CONNECT_TIMEOUT:?}"))?
 }
 
-/// Follow the engine until shutdown, reconnecting whenever it goes away.
+/// Follow the engine until shutdown, on whichever replica holds the lease.
 pub async fn follow(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let settings = shared.config.docker.clone();
-    if settings.mode == DockerMode::Off {
+    if shared.config.docker.mode == DockerMode::Off {
         tracing::info!("Docker watching is off (DOCKER_WATCH=off)");
         return;
     }
+    let lease = Lease::new(&shared.db, LEASE, shared.config.lease_ttl);
+    lease
+        .run(shutdown, |held| follow_while_held(shared.clone(), held))
+        .await;
+}
+
+/// Follow the engine until `shutdown` (or the lease is lost), reconnecting whenever it goes
+/// away.
+async fn follow_while_held(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let settings = shared.config.docker.clone();
     let mut retry = FIRST_RETRY;
     // Whether the current absence of an engine was already logged: said once, not per try.
     let mut absence_logged = false;
@@ -205,6 +224,9 @@ async fn session(
 /// What a container event leads to, decided under the table's lock, applied after it.
 enum Outcome {
     Raise(Detection),
+    /// Seen again after a restart of the watcher or the engine link: an issue already open
+    /// is not a new occurrence.
+    RaiseIfNew(Detection),
     Amend {
         subject: String,
         kind: IssueKind,
@@ -238,10 +260,12 @@ async fn seed(shared: &Arc<Shared>, docker: &Docker) -> anyhow::Result<()> {
         }
     }
     let mut outcomes = Vec::new();
+    let mut removed = Vec::new();
     {
         let mut table = shared.containers();
         let ids: Vec<String> = inspected.iter().filter_map(|i| i.id.clone()).collect();
         for gone in table.retain_ids(&ids) {
+            removed.push(gone.info.id.clone());
             outcomes.push(Outcome::ResolveAll {
                 subject: gone.info.name,
                 why: "container removed",
@@ -289,17 +313,51 @@ async fn seed(shared: &Arc<Shared>, docker: &Docker) -> anyhow::Result<()> {
             }
         }
     }
-    // Seen again after a restart of the watcher or the engine link: an issue already open
-    // for it is not a new occurrence.
-    outcomes.retain(|outcome| match outcome {
-        Outcome::Raise(detection) => {
-            !shared.issue_is_open(&detection.service, detection.kind, &detection.subject)
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Outcome::Raise(detection) => Outcome::RaiseIfNew(detection),
+            other => other,
+        })
+        .collect();
+    let rows = {
+        let table = shared.containers();
+        ContainerRows {
+            put: table.list(),
+            deleted: removed,
+            counts: Vec::new(),
         }
-        _ => true,
-    });
-    shared.store.changed();
-    apply(shared, outcomes).await;
+    };
+    shared
+        .commit(move |tx, changes| {
+            rows.write(tx)?;
+            apply(tx, changes, outcomes)
+        })
+        .await
+        .context("recording what the engine lists")?;
     Ok(())
+}
+
+/// Container rows to write with a change.
+struct ContainerRows {
+    put: Vec<Container>,
+    deleted: Vec<String>,
+    counts: Vec<(String, ContainerCounts)>,
+}
+
+impl ContainerRows {
+    fn write(&self, tx: &mut Tx<'_>) -> anyhow::Result<()> {
+        for id in &self.deleted {
+            store::delete_container(tx, id)?;
+        }
+        for container in &self.put {
+            store::put_container(tx, container)?;
+        }
+        for (name, counts) in &self.counts {
+            store::put_counts(tx, name, *counts)?;
+        }
+        Ok(())
+    }
 }
 
 async fn handle(shared: &Arc<Shared>, docker: &Docker, message: EventMessage) {
@@ -336,12 +394,20 @@ async fn handle(shared: &Arc<Shared>, docker: &Docker, message: EventMessage) {
         .cloned()
         .unwrap_or_else(|| id.chars().take(12).collect());
     let image = attributes.get("image").cloned();
+    let mut rows = ContainerRows {
+        put: Vec::new(),
+        deleted: Vec::new(),
+        counts: Vec::new(),
+    };
+    let mut restarted = false;
+    let mut oom_counted = false;
     {
         let mut table = shared.containers();
         if action == "destroy" {
             if let Some(gone) = table.remove(&id) {
                 name = gone.info.name;
             }
+            rows.deleted.push(id.clone());
             outcomes.push(Outcome::ResolveAll {
                 subject: name.clone(),
                 why: "container removed",
@@ -350,8 +416,6 @@ async fn handle(shared: &Arc<Shared>, docker: &Docker, message: EventMessage) {
             if let Some(inspect) = &inspect {
                 table.upsert(inspect);
             }
-            let mut restarted = false;
-            let mut oom_counted = false;
             if let Some(watched) = table.get_mut(&id) {
                 name = watched.info.name.clone();
                 match action {
@@ -464,23 +528,19 @@ async fn handle(shared: &Arc<Shared>, docker: &Docker, message: EventMessage) {
             }
             if restarted {
                 table.count_restart(&name);
-                shared
-                    .metrics
-                    .container_restarts
-                    .with_label_values(&[&name])
-                    .inc();
             }
             if oom_counted {
                 table.count_oom(&name);
-                shared
-                    .metrics
-                    .container_oom_kills
-                    .with_label_values(&[&name])
-                    .inc();
+            }
+            if restarted || oom_counted {
+                let counts = table.counts().get(&name).copied().unwrap_or_default();
+                rows.counts.push((name.clone(), counts));
+            }
+            if let Some(watched) = table.get(&id) {
+                rows.put.push(watched.info.clone());
             }
         }
     }
-    shared.store.changed();
 
     let mut event = shared.new_event(&name, action, EventSource::Docker);
     event.timestamp = time;
@@ -496,31 +556,64 @@ async fn handle(shared: &Arc<Shared>, docker: &Docker, message: EventMessage) {
             .map(|signal| format!("signal {signal}")),
         _ => None,
     };
-    shared.record_event(event).await;
-    apply(shared, outcomes).await;
+    let committed = shared
+        .commit(move |tx, changes| {
+            rows.write(tx)?;
+            changes.event(tx, event)?;
+            apply(tx, changes, outcomes)
+        })
+        .await;
+    match committed {
+        Ok(()) => {
+            if restarted {
+                shared
+                    .metrics
+                    .container_restarts
+                    .with_label_values(&[&name])
+                    .inc();
+            }
+            if oom_counted {
+                shared
+                    .metrics
+                    .container_oom_kills
+                    .with_label_values(&[&name])
+                    .inc();
+            }
+        }
+        Err(error) => {
+            shared.metrics.state_save_failures.inc();
+            tracing::error!(
+                error = format!("{error:#}"),
+                container = %name,
+                action,
+                "a container event was not recorded: the commit failed"
+            );
+        }
+    }
 }
 
-async fn apply(shared: &Arc<Shared>, outcomes: Vec<Outcome>) {
+/// What container events lead to, in the event's transaction.
+fn apply(tx: &mut Tx<'_>, changes: &mut Changes, outcomes: Vec<Outcome>) -> anyhow::Result<()> {
     for outcome in outcomes {
         match outcome {
-            Outcome::Raise(detection) => shared.raise(detection).await,
+            Outcome::Raise(detection) => changes.raise(tx, detection)?,
+            Outcome::RaiseIfNew(detection) => changes.raise_if_new(tx, detection)?,
             Outcome::Amend {
                 subject,
                 kind,
                 facts,
-            } => shared.amend(&subject, kind, &subject, facts).await,
+            } => changes.amend(tx, &subject, kind, &subject, facts)?,
             Outcome::Resolve { subject, kind, why } => {
                 let facts = BTreeMap::from([("resolution".to_string(), Value::from(why))]);
-                shared.resolve(&subject, kind, &subject, facts).await;
+                changes.resolve(tx, &subject, kind, &subject, facts)?;
             }
             Outcome::ResolveAll { subject, why } => {
-                for (service, kind) in shared.open_issues_of(&subject) {
-                    let facts = BTreeMap::from([("resolution".to_string(), Value::from(why))]);
-                    shared.resolve(&service, kind, &subject, facts).await;
-                }
+                let facts = BTreeMap::from([("resolution".to_string(), Value::from(why))]);
+                changes.resolve_all_of(tx, &subject, facts)?;
             }
         }
     }
+    Ok(())
 }
 
 /// Containers that have run for a whole RESTART_LOOP_WINDOW since their last start are over
@@ -552,17 +645,46 @@ async fn sweep_stable(shared: &Arc<Shared>) {
             })
             .collect()
     };
-    for name in stable {
-        for kind in [
-            IssueKind::Crashed,
-            IssueKind::OomKilled,
-            IssueKind::RestartLoop,
-        ] {
-            let facts = BTreeMap::from([(
-                "resolution".to_string(),
-                Value::from("running steadily for the restart-loop window"),
-            )]);
-            shared.resolve(&name, kind, &name, facts).await;
+    let stable_ids: Vec<String> = {
+        let table = shared.containers();
+        stable
+            .iter()
+            .filter_map(|name| table.find(name).map(|watched| watched.info.id.clone()))
+            .collect()
+    };
+    if stable.is_empty() {
+        return;
+    }
+    let committed = shared
+        .commit(move |tx, changes| {
+            for name in &stable {
+                for kind in [
+                    IssueKind::Crashed,
+                    IssueKind::OomKilled,
+                    IssueKind::RestartLoop,
+                ] {
+                    let facts = BTreeMap::from([(
+                        "resolution".to_string(),
+                        Value::from("running steadily for the restart-loop window"),
+                    )]);
+                    changes.resolve(tx, name, kind, name, facts)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(error) = committed {
+        shared.metrics.state_save_failures.inc();
+        tracing::error!(
+            error = format!("{error:#}"),
+            "resolving steady containers' issues failed; the next sweep retries"
+        );
+        // Troubled again, so the next sweep looks at them once more.
+        let mut table = shared.containers();
+        for id in stable_ids {
+            if let Some(watched) = table.get_mut(&id) {
+                watched.troubled = true;
+            }
         }
     }
 }

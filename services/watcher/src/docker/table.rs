@@ -8,7 +8,7 @@ use bollard::models::{ContainerInspectResponse, HealthStatusEnum, RestartPolicyN
 use chrono::{DateTime, Utc};
 use obs_model::Container;
 
-use crate::state::ContainerCounts;
+use crate::store::ContainerCounts;
 
 #[derive(Debug, Clone)]
 pub struct Watched {
