@@ -275,7 +275,12 @@ impl Store {
     ) -> anyhow::Result<Committed> {
         let mut committed = Committed::default();
         let mut closing = false;
-        for incident in incidents {
+        // Rows are locked in incident-id order, so two replicas applying overlapping batches
+        // wait for each other instead of deadlocking; a stable sort keeps the copies of one
+        // incident in the order they came.
+        let mut ordered: Vec<&Incident> = incidents.iter().collect();
+        ordered.sort_by_key(|incident| incident.id);
+        for incident in ordered {
             let mut tries = 0;
             let effect = loop {
                 tries += 1;

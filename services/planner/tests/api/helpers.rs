@@ -1,8 +1,6 @@
 //! Typed helpers: a planner with explicit settings, JSON over real HTTP, and incidents as
 //! the curator forwards them, with the facts the watcher and the curator put in.
 
-use std::path::Path;
-
 use obs_core::config::Peers;
 use obs_core::{CoreConfig, Service};
 use obs_testkit::{test_config, TestApp};
@@ -36,11 +34,6 @@ pub async fn spawn_wired(settings: PlannerConfig, peers: Peers) -> Running {
     config.peers = peers;
     let app = spawn_with(config, settings).await;
     Running { app, _state: state }
-}
-
-/// A planner keeping its state in `state_dir` (to restart it on the same state).
-pub async fn spawn_in(state_dir: &Path, settings: PlannerConfig) -> TestApp {
-    spawn_with(CoreConfig::for_tests("planner", state_dir), settings).await
 }
 
 pub async fn spawn_with(config: CoreConfig, settings: PlannerConfig) -> TestApp {
@@ -169,4 +162,93 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
         let (name, value) = line.rsplit_once(' ')?;
         (name == series).then(|| value.parse().ok())?
     })
+}
+
+/// Where a planner under test keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// STATE_DIR/planner.db, the embedded default.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL (DATABASE_URL).
+    Postgres,
+}
+
+/// Config for a planner on `backend`, with a fresh STATE_DIR (and a fresh PostgreSQL
+/// database): start several planners from clones of it to share one database.
+pub fn config_on(backend: Backend) -> (CoreConfig, tempfile::TempDir) {
+    let (mut config, state) = test_config("planner");
+    if backend == Backend::Postgres {
+        let url = obs_testkit::postgres::shared()
+            .create_database()
+            .expect("a fresh PostgreSQL database");
+        config.database_url = Some(url);
+    }
+    (config, state)
+}
+
+/// A second connection to the planner's database, as an operator (or a fault) would have.
+pub async fn open_db(config: &CoreConfig) -> obs_core::db::Db {
+    let location = obs_core::db::Location::choose(
+        config.database_url.as_deref(),
+        &config.state_dir,
+        "planner",
+    );
+    obs_core::db::Db::open(&location, planner::store::SCHEMA)
+        .await
+        .expect("the planner's database opens")
+}
+
+/// Make every write to `table` fail, as a full disk would, until [`heal`].
+pub async fn break_table(db: &obs_core::db::Db, table: &'static str) {
+    db.write(move |tx| {
+        match tx.dialect() {
+            obs_core::db::Dialect::Sqlite => {
+                for event in ["INSERT", "UPDATE"] {
+                    tx.execute(
+                        &format!(
+                            "CREATE TRIGGER fault_{table}_{event} BEFORE {event} ON {table} \
+                             BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+                        ),
+                        &[],
+                    )?;
+                }
+            }
+            obs_core::db::Dialect::Postgres => {
+                tx.execute(
+                    "CREATE OR REPLACE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql \
+                     AS 'BEGIN RAISE EXCEPTION ''disk full''; END'",
+                    &[],
+                )?;
+                tx.execute(
+                    &format!(
+                        "CREATE TRIGGER fault_{table} BEFORE INSERT OR UPDATE ON {table} \
+                         FOR EACH ROW EXECUTE FUNCTION fault()"
+                    ),
+                    &[],
+                )?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("the fault is in place");
+}
+
+/// Undo [`break_table`].
+pub async fn heal(db: &obs_core::db::Db, table: &'static str) {
+    db.write(move |tx| {
+        match tx.dialect() {
+            obs_core::db::Dialect::Sqlite => {
+                for event in ["INSERT", "UPDATE"] {
+                    tx.execute(&format!("DROP TRIGGER fault_{table}_{event}"), &[])?;
+                }
+            }
+            obs_core::db::Dialect::Postgres => {
+                tx.execute(&format!("DROP TRIGGER fault_{table} ON {table}"), &[])?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("the fault is removed");
 }

@@ -1,6 +1,7 @@
 //! Plans survive a restart: the same plans, states and revisions, and redeliveries of what
 //! was already applied are still recognised as such.
 
+use obs_core::CoreConfig;
 use planner::PlannerConfig;
 use serde_json::json;
 
@@ -8,8 +9,13 @@ use crate::helpers::*;
 
 #[actix_web::test]
 async fn plans_survive_a_restart() {
-    let state = tempfile::tempdir().unwrap();
-    let app = spawn_in(state.path(), PlannerConfig::for_tests()).await;
+    let (config, _state) = config_on(Backend::Sqlite);
+    plans_survive_a_restart_with(config).await;
+}
+
+/// Plans made by one run are there for the next on the same database (`config`).
+pub async fn plans_survive_a_restart_with(config: CoreConfig) {
+    let app = spawn_with(config.clone(), PlannerConfig::for_tests()).await;
     let open = incident(
         "oom_killed",
         "api",
@@ -23,7 +29,7 @@ async fn plans_survive_a_restart() {
     let before_gone = plan_of(&app, &gone).await;
     app.shutdown().await.expect("a clean stop");
 
-    let app = spawn_in(state.path(), PlannerConfig::for_tests()).await;
+    let app = spawn_with(config, PlannerConfig::for_tests()).await;
     assert_eq!(plan_of(&app, &open).await, before_open);
     assert_eq!(plan_of(&app, &gone).await, before_gone);
     assert_eq!(plans(&app, "state=open").await.len(), 1);
