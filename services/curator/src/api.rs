@@ -4,7 +4,11 @@
 //! not fit (`[3].kind`, `alerts[0].startsAt`, `matchers[1].isRegex`), then checked before
 //! anything changes; every refusal is a 400 naming the field. Malformed JSON, a wrong
 //! content type and oversized bodies are answered by the kit (400/415/413) before a handler
-//! runs. Mutations go through [`Shared::commit`]: forwarded, then saved, then answered.
+//! runs. Mutations go through [`Shared::change`] (signals through
+//! [`Shared::apply_signals`]): stored in one transaction with what they forward, then put in
+//! place, then answered; a failed commit is 503 "nothing was stored", and a change made
+//! from a copy another replica has changed since is 409 naming the current revision. On
+//! PostgreSQL, reads are answered from the tables, so every replica answers the same.
 
 use std::sync::Arc;
 
@@ -17,10 +21,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use ulid::Ulid;
 
-use crate::incidents::{Applied, Filter, ManualError, Signal, Tally};
-use crate::silences::Compiled;
+use obs_core::db::Dialect;
+
+use crate::incidents::{Filter, ManualError, Signal, Tally};
+use crate::silences::{Compiled, Silences};
 use crate::validate;
-use crate::{alertmanager, goals, issues, Shared};
+use crate::{alertmanager, goals, issues, store, Scope, Shared};
 
 const DEFAULT_LIST_LIMIT: usize = 1000;
 const MAX_LIST_LIMIT: usize = 10_000;
@@ -75,19 +81,19 @@ fn incident_id(text: &str) -> Result<Ulid, ApiError> {
         .map_err(|_| ApiError::invalid_field("id", format!("'{text}' is not an id (a ULID)")))
 }
 
-/// Apply signals, forward and save what changed, answer with the tally.
-async fn apply_signals(shared: &Shared, signals: Vec<Signal>) -> Result<Tally, ApiError> {
-    let now = Utc::now();
-    let mut applied = Applied::default();
-    {
-        let mut book = shared.book();
-        for signal in signals {
-            book.apply(signal, now, &mut applied);
-        }
-        shared.seal(&mut book, &mut applied);
-    }
-    let tally = applied.tally;
-    shared.commit(applied).await?;
+/// Apply signals, store and forward what changed, answer with the tally.
+async fn apply_signals(shared: &Arc<Shared>, signals: Vec<Signal>) -> Result<Tally, ApiError> {
+    let tally = shared
+        .apply_signals(signals, Utc::now())
+        .await
+        .map_err(|error| match store::conflict(&error) {
+            // Lost every race with other replicas: nothing was stored; a retry is safe.
+            Some(conflict) => ApiError::Unavailable(format!(
+                "nothing was stored ({conflict}); sending the same request again is safe"
+            )),
+            None => ApiError::from(error),
+        })?
+        .tally;
     if tally.refused > 0 {
         return Err(ApiError::Unavailable(format!(
             "{} of {} signals would open incidents beyond MAX_INCIDENTS ({} unresolved); the rest \
@@ -121,7 +127,7 @@ async fn post_issues(
     drop(items);
     let signals: Vec<Signal> = issues.into_iter().map(issues::signal).collect();
     shared.metrics.issues_received.inc_by(signals.len() as u64);
-    let tally = apply_signals(&shared, signals).await;
+    let tally = apply_signals(&shared.clone().into_inner(), signals).await;
     if let Ok(tally) = &tally {
         shared
             .metrics
@@ -157,7 +163,7 @@ async fn post_alertmanager(
     let payload: alertmanager::Payload = body(&raw)?;
     let signals = alertmanager::signals(payload, Utc::now())?;
     shared.metrics.alerts_received.inc_by(signals.len() as u64);
-    let tally = apply_signals(&shared, signals).await;
+    let tally = apply_signals(&shared.clone().into_inner(), signals).await;
     if let Ok(tally) = &tally {
         shared
             .metrics
@@ -230,7 +236,17 @@ async fn list_incidents(
         severity: query.severity.as_deref().map(parse_severity).transpose()?,
         limit,
     };
-    let incidents = shared.book().list(&filter);
+    let incidents = if shared.db().dialect() == Dialect::Postgres {
+        shared
+            .db()
+            .read(move |tx| store::list(tx, &filter))
+            .await?
+            .into_iter()
+            .map(|tracked| tracked.incident)
+            .collect()
+    } else {
+        shared.book().list(&filter)
+    };
     Ok(HttpResponse::Ok().json(IncidentList { incidents }))
 }
 
@@ -244,11 +260,16 @@ async fn get_incident(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = incident_id(&id)?;
-    let incident = shared
-        .book()
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
+    let incident = if shared.db().dialect() == Dialect::Postgres {
+        shared
+            .db()
+            .read(move |tx| store::incident(tx, id))
+            .await?
+            .map(|tracked| tracked.incident)
+    } else {
+        shared.book().get(&id).cloned()
+    };
+    let incident = incident.ok_or_else(|| ApiError::not_found(format!("no incident {id}")))?;
     Ok(HttpResponse::Ok().json(incident))
 }
 
@@ -279,24 +300,30 @@ fn by_hand(bytes: &[u8]) -> Result<ByHand, ApiError> {
 }
 
 async fn by_hand_change(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     id: &str,
     bytes: &[u8],
     change: impl FnOnce(
-        &mut crate::incidents::Book,
-        Ulid,
-        ByHand,
-        &mut Applied,
-    ) -> Result<obs_model::Incident, ManualError>,
+            &mut crate::incidents::Book,
+            Ulid,
+            ByHand,
+            &mut crate::incidents::Applied,
+        ) -> Result<obs_model::Incident, ManualError>
+        + Send
+        + 'static,
 ) -> Result<HttpResponse, ApiError> {
     let id = incident_id(id)?;
     let input = by_hand(bytes)?;
-    let mut applied = Applied::default();
-    let incident = {
-        let mut book = shared.book();
-        let result = change(&mut book, id, input, &mut applied);
-        shared.seal(&mut book, &mut applied);
-        result
+    let result = shared
+        .change(
+            Scope::Incident(id),
+            move |book, applied| change(book, id, input, applied),
+            |_, _| Ok(()),
+        )
+        .await;
+    let incident = match result {
+        Ok((incident, _)) => incident,
+        Err(error) => return Err(stale(shared, id, error).await),
     };
     let incident = incident.map_err(|error| match error {
         ManualError::NotFound => ApiError::not_found(format!("no incident {id}")),
@@ -304,8 +331,21 @@ async fn by_hand_change(
             "incident {id} is resolved; there is nothing to acknowledge"
         )),
     })?;
-    shared.commit(applied).await?;
     Ok(HttpResponse::Ok().json(incident))
+}
+
+/// A change decided from a copy someone else has changed since: 409 naming the revision
+/// now stored (the copy is refreshed, so looking again and retrying works); anything else
+/// as it is.
+async fn stale(shared: &Shared, id: Ulid, error: anyhow::Error) -> ApiError {
+    let Some(conflict) = store::conflict(&error) else {
+        return ApiError::from(error);
+    };
+    let message = format!("{conflict}; nothing was changed: look at it again and send the change again if it still applies");
+    if let Err(reload) = shared.reload_incident(id).await {
+        tracing::warn!(error = format!("{reload:#}"), %id, "could not reload an incident after a conflict");
+    }
+    ApiError::Conflict(message)
 }
 
 /// Acknowledge: someone is on it. Acknowledging twice changes nothing.
@@ -322,10 +362,15 @@ async fn acknowledge(
     id: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    by_hand_change(&shared, &id, &bytes, |book, id, input, applied| {
-        let by = Some(input.by.unwrap_or_else(|| "api".into()));
-        book.acknowledge(id, by, input.comment, Utc::now(), applied)
-    })
+    by_hand_change(
+        &shared.into_inner(),
+        &id,
+        &bytes,
+        |book, id, input, applied| {
+            let by = Some(input.by.unwrap_or_else(|| "api".into()));
+            book.acknowledge(id, by, input.comment, Utc::now(), applied)
+        },
+    )
     .await
 }
 
@@ -342,10 +387,15 @@ async fn resolve(
     id: web::Path<String>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    by_hand_change(&shared, &id, &bytes, |book, id, input, applied| {
-        let by = Some(input.by.unwrap_or_else(|| "api".into()));
-        book.resolve(id, by, input.comment, Utc::now(), applied)
-    })
+    by_hand_change(
+        &shared.into_inner(),
+        &id,
+        &bytes,
+        |book, id, input, applied| {
+            let by = Some(input.by.unwrap_or_else(|| "api".into()));
+            book.resolve(id, by, input.comment, Utc::now(), applied)
+        },
+    )
     .await
 }
 
@@ -366,32 +416,49 @@ async fn post_silence(
     let now = Utc::now();
     let compiled = Compiled::from_input(input, now)?;
     let silence = compiled.silence.clone();
-    let mut applied = Applied::default();
-    let _writing = shared.settings_write.lock().await;
-    let silences = {
-        let mut book = shared.book();
-        if book.silences.len() >= shared.config.max_silences {
-            return Err(ApiError::Conflict(format!(
-                "MAX_SILENCES ({}) silences exist; delete one first",
-                shared.config.max_silences
-            )));
-        }
-        book.add_silence(compiled, now, &mut applied);
-        shared.seal(&mut book, &mut applied);
-        shared.metrics.silences.set(book.silences.len() as i64);
-        book.silences.list(now)
-    };
-    shared.settings.save_silences(silences).await?;
-    shared.commit(applied).await?;
+    let max_silences = shared.config.max_silences;
+    let (added, _) = shared
+        .into_inner()
+        .change(
+            Scope::Everything,
+            move |book, applied| {
+                if book.silences.len() >= max_silences {
+                    return Err(ApiError::Conflict(format!(
+                        "MAX_SILENCES ({max_silences}) silences exist; delete one first"
+                    )));
+                }
+                let silence = compiled.silence.clone();
+                book.add_silence(compiled, now, applied);
+                Ok(silence)
+            },
+            |tx, added: &Result<obs_model::Silence, ApiError>| match added {
+                Ok(silence) => store::insert_silence(tx, silence),
+                Err(_) => Ok(()),
+            },
+        )
+        .await?;
+    added?;
     Ok(HttpResponse::Created().json(silence))
 }
 
 /// The silences that have not ended, soonest end first.
 #[utoipa::path(get, path = "/v1/silences", tag = "silences",
     responses((status = 200, description = "SilenceList: {\"silences\": [Silence]}", body = serde_json::Value)))]
-async fn list_silences(shared: web::Data<Shared>) -> HttpResponse {
-    let silences = shared.book().silences.list(Utc::now());
-    HttpResponse::Ok().json(SilenceList { silences })
+async fn list_silences(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let silences = if shared.db().dialect() == Dialect::Postgres {
+        let stored = shared.db().read(store::silences).await?;
+        let mut silences = Silences::default();
+        for silence in stored {
+            if let Err(error) = silences.restore(silence) {
+                tracing::warn!(%error, "ignoring a stored silence that no longer compiles");
+            }
+        }
+        silences.list(now)
+    } else {
+        shared.book().silences.list(now)
+    };
+    Ok(HttpResponse::Ok().json(SilenceList { silences }))
 }
 
 /// End a silence now; the incidents it held are unsilenced (and notified if people have
@@ -407,19 +474,22 @@ async fn delete_silence(
 ) -> Result<HttpResponse, ApiError> {
     let id = incident_id(&id)?;
     let now = Utc::now();
-    let mut applied = Applied::default();
-    let _writing = shared.settings_write.lock().await;
-    let (removed, silences) = {
-        let mut book = shared.book();
-        let removed = book
-            .remove_silence(id, now, &mut applied)
-            .ok_or_else(|| ApiError::not_found(format!("no silence {id}")))?;
-        shared.seal(&mut book, &mut applied);
-        shared.metrics.silences.set(book.silences.len() as i64);
-        (removed, book.silences.list(now))
-    };
-    shared.settings.save_silences(silences).await?;
-    shared.commit(applied).await?;
+    let (removed, _) = shared
+        .into_inner()
+        .change(
+            Scope::Everything,
+            move |book, applied| book.remove_silence(id, now, applied),
+            move |tx, removed: &Option<obs_model::Silence>| match removed {
+                Some(_) => store::delete_silence(tx, id),
+                None => Ok(()),
+            },
+        )
+        .await
+        .map_err(|error| match store::conflict(&error) {
+            Some(conflict) => ApiError::Conflict(format!("{conflict}; nothing was changed")),
+            None => ApiError::from(error),
+        })?;
+    let removed = removed.ok_or_else(|| ApiError::not_found(format!("no silence {id}")))?;
     Ok(HttpResponse::Ok().json(removed))
 }
 
@@ -428,8 +498,12 @@ async fn delete_silence(
     responses((status = 200, description = "Goals", body = serde_json::Value, example = json!({
         "services": [{"service": "api", "severity": "critical", "note": "the public API"}],
         "missing": ["api"], "checked_at": "2026-01-02T03:04:05Z"}))))]
-async fn get_goals(shared: web::Data<Shared>) -> HttpResponse {
-    HttpResponse::Ok().json(shared.goals().to_wire())
+async fn get_goals(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
+    if shared.db().dialect() == Dialect::Postgres {
+        let (goals, _) = shared.db().read(store::goals).await?;
+        return Ok(HttpResponse::Ok().json(goals.unwrap_or_else(store::no_goals)));
+    }
+    Ok(HttpResponse::Ok().json(shared.goals().to_wire()))
 }
 
 /// Replace the expected services. Each missing one (unknown to the watcher at WATCHER_URL)
@@ -446,23 +520,13 @@ async fn put_goals(
 ) -> Result<HttpResponse, ApiError> {
     let input: Goals = body(&raw)?;
     let services = goals::check(input).map_err(ApiError::from)?;
-    let _writing = shared.settings_write.lock().await;
-    shared
-        .settings
-        .save_goals(Goals {
-            services: services.clone(),
-            missing: None,
-            checked_at: None,
-        })
-        .await?;
-    let stored = {
-        let mut goals = shared.goals();
-        goals.services = services;
-        // The last verdict was about the old list.
-        goals.missing = None;
-        goals.checked_at = None;
-        goals.to_wire()
-    };
-    shared.goals_changed.notify_one();
+    let stored = shared
+        .into_inner()
+        .put_goals(services)
+        .await
+        .map_err(|error| match store::conflict(&error) {
+            Some(conflict) => ApiError::Conflict(format!("{conflict}; nothing was changed")),
+            None => ApiError::from(error),
+        })?;
     Ok(HttpResponse::Ok().json(stored))
 }

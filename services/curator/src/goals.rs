@@ -16,7 +16,7 @@ use obs_model::{ExpectedService, Goals, IncidentSource, IssueKind, Severity, Wat
 
 use crate::incidents::{Applied, Book, Sightings, Signal};
 use crate::validate::{self, FieldError};
-use crate::Shared;
+use crate::{Scope, Shared};
 
 pub const MAX_GOALS: usize = 10_000;
 const MAX_NOTE_CHARS: usize = 1024;
@@ -27,6 +27,8 @@ pub struct GoalsState {
     pub services: Vec<ExpectedService>,
     pub missing: Option<Vec<String>>,
     pub checked_at: Option<DateTime<Utc>>,
+    /// The revision of the goals row (0: none yet): what the next write expects to replace.
+    pub revision: u64,
 }
 
 impl GoalsState {
@@ -167,10 +169,12 @@ pub fn reconcile(
     missing
 }
 
-/// Ask the watcher every GOALS_CHECK_INTERVAL (and at once when the goals change).
-pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+/// Ask the watcher every GOALS_CHECK_INTERVAL (and at once when the goals change), while
+/// this replica holds the goals lease (`held` is cancelled when it is lost or at shutdown).
+pub async fn run(shared: Arc<Shared>, held: CancellationToken) {
     let Some(watcher_url) = shared.watcher_url.clone() else {
         tracing::info!("WATCHER_URL is not set: goals are kept but not checked");
+        held.cancelled().await;
         return;
     };
     let status_url = format!("{watcher_url}/status");
@@ -183,24 +187,32 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 }
                 failing = false;
             }
+            Err(error) if crate::store::conflict(&error).is_some() => {
+                // The goals were replaced meanwhile: the verdict was about the old list.
+                tracing::debug!(error = format!("{error:#}"), "goals: checking again");
+                continue;
+            }
             Err(error) => {
                 shared.metrics.goals_check_failures.inc();
                 if !failing {
-                    tracing::warn!(url = %status_url, error = format!("{error:#}"), "goals: cannot ask the watcher; keeping the last verdict");
+                    tracing::warn!(url = %status_url, error = format!("{error:#}"), "goals: cannot ask the watcher or store the verdict; keeping the last verdict");
                 }
                 failing = true;
             }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = held.cancelled() => return,
             _ = shared.goals_changed.notified() => {}
             _ = tokio::time::sleep(shared.config.goals_check_interval) => {}
         }
     }
 }
 
-async fn check_once(shared: &Shared, status_url: &str) -> anyhow::Result<()> {
-    let expected = shared.goals().services.clone();
+async fn check_once(shared: &Arc<Shared>, status_url: &str) -> anyhow::Result<()> {
+    let (expected, revision) = {
+        let goals = shared.goals();
+        (goals.services.clone(), goals.revision)
+    };
     let services: Vec<String> = if expected.is_empty() {
         // Nothing to look for; still resolve what an earlier goal left open.
         Vec::new()
@@ -223,28 +235,37 @@ async fn check_once(shared: &Shared, status_url: &str) -> anyhow::Result<()> {
             .collect()
     };
     let now = Utc::now();
-    let mut applied = Applied::default();
-    let missing = {
-        let mut book = shared.book();
-        let from_issues: HashSet<String> = book
-            .services_from(IncidentSource::Watcher)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        let known: HashSet<&str> = services
-            .iter()
-            .chain(from_issues.iter())
-            .map(String::as_str)
-            .collect();
-        let missing = reconcile(&mut book, &expected, &known, now, &mut applied);
-        shared.seal(&mut book, &mut applied);
-        missing
-    };
+    let goals = expected.clone();
+    let (missing, _) = shared
+        .change(
+            Scope::Everything,
+            move |book, applied| {
+                let from_issues: HashSet<String> = book
+                    .services_from(IncidentSource::Watcher)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                let known: HashSet<&str> = services
+                    .iter()
+                    .chain(from_issues.iter())
+                    .map(String::as_str)
+                    .collect();
+                reconcile(book, &goals, &known, now, applied)
+            },
+            move |tx, missing: &Vec<String>| {
+                let verdict = Goals {
+                    services: expected,
+                    missing: Some(missing.clone()),
+                    checked_at: Some(now),
+                };
+                crate::store::put_goals(tx, &verdict, revision).map(|_| ())
+            },
+        )
+        .await?;
     shared.metrics.goals_missing.set(missing.len() as i64);
-    {
-        let mut goals = shared.goals();
-        goals.missing = Some(missing);
-        goals.checked_at = Some(now);
-    }
-    shared.commit(applied).await
+    let mut goals = shared.goals();
+    goals.missing = Some(missing);
+    goals.checked_at = Some(now);
+    goals.revision = revision + 1;
+    Ok(())
 }

@@ -140,12 +140,20 @@ pub struct Applied {
     pub to_save: Vec<Tracked>,
     /// Incidents pruned: (id, the revision of their removal).
     pub pruned: Vec<(Ulid, u64)>,
+    /// Watcher issue ids that started an occurrence here: remembered in the database
+    /// (`first_sighting`) in the same transaction, so a redelivery is recognised anywhere.
+    pub new_issue_ids: Vec<Ulid>,
     save_ids: Vec<Ulid>,
 }
 
 impl Applied {
     pub fn is_empty(&self) -> bool {
         self.notable.is_empty() && self.to_save.is_empty() && self.pruned.is_empty()
+    }
+
+    /// Nothing to write: at most repeats, which are saved behind ([`Book::take_dirty`]).
+    pub fn nothing_to_store(&self) -> bool {
+        self.is_empty() && self.new_issue_ids.is_empty()
     }
 }
 
@@ -194,8 +202,33 @@ pub struct Book {
     active_by_severity: [usize; 3],
     /// Changed by repeats since the last save: saved by the periodic flush.
     dirty: HashSet<Ulid>,
+    /// The revision of each incident's row in the database: what a write expects to find.
+    stored: HashMap<Ulid, u64>,
     revision: u64,
     pub silences: Silences,
+    /// While an operation is computed ([`Book::begin`]): the state it started from.
+    undo: Option<Undo>,
+}
+
+/// What an operation found before it touched anything.
+#[derive(Default)]
+struct Undo {
+    incidents: HashMap<Ulid, Option<Tracked>>,
+    fingerprints: HashMap<String, Option<Ulid>>,
+    dirty: HashMap<Ulid, bool>,
+    revision: u64,
+    silences: Option<Silences>,
+}
+
+/// The outcome of an operation as state to put in place once its transaction committed
+/// ([`Book::redo`]); until then the book is as it was ([`Book::capture`]).
+#[derive(Default)]
+pub struct Change {
+    incidents: Vec<(Ulid, Option<Tracked>)>,
+    fingerprints: Vec<(String, Option<Ulid>)>,
+    dirty: Vec<(Ulid, bool)>,
+    revision: u64,
+    silences: Option<Silences>,
 }
 
 fn severity_index(severity: Severity) -> usize {
@@ -216,9 +249,186 @@ impl Book {
             flapping: HashSet::new(),
             active_by_severity: [0; 3],
             dirty: HashSet::new(),
+            stored: HashMap::new(),
             revision: 0,
             silences: Silences::default(),
+            undo: None,
         }
+    }
+
+    // ------------------------------------------------------------------ commit path
+
+    /// Start computing an operation: everything it touches is remembered as it was, so that
+    /// [`Book::capture`] can put it back until the transaction has committed.
+    pub fn begin(&mut self) {
+        self.undo = Some(Undo {
+            revision: self.revision,
+            ..Undo::default()
+        });
+    }
+
+    fn touch(&mut self, id: Ulid) {
+        if let Some(undo) = &mut self.undo {
+            undo.incidents
+                .entry(id)
+                .or_insert_with(|| self.incidents.get(&id).cloned());
+        }
+    }
+
+    fn touch_fingerprint(&mut self, fingerprint: &str) {
+        if let Some(undo) = &mut self.undo {
+            if !undo.fingerprints.contains_key(fingerprint) {
+                undo.fingerprints.insert(
+                    fingerprint.to_string(),
+                    self.by_fingerprint.get(fingerprint).copied(),
+                );
+            }
+        }
+    }
+
+    fn touch_dirty(&mut self, id: Ulid) {
+        if let Some(undo) = &mut self.undo {
+            undo.dirty
+                .entry(id)
+                .or_insert_with(|| self.dirty.contains(&id));
+        }
+    }
+
+    fn touch_silences(&mut self) {
+        if let Some(undo) = &mut self.undo {
+            if undo.silences.is_none() {
+                undo.silences = Some(self.silences.clone());
+            }
+        }
+    }
+
+    /// End the operation begun by [`Book::begin`]: the book goes back to how it was, and
+    /// what the operation made of it is returned, to [`Book::redo`] once it is stored.
+    pub fn capture(&mut self) -> Change {
+        let Some(undo) = self.undo.take() else {
+            return Change::default();
+        };
+        let mut change = Change {
+            revision: self.revision,
+            ..Change::default()
+        };
+        for (id, before) in undo.incidents {
+            let after = self.put(id, before);
+            change.incidents.push((id, after));
+        }
+        for (fingerprint, before) in undo.fingerprints {
+            let after = self.by_fingerprint.get(&fingerprint).copied();
+            set_or_remove(&mut self.by_fingerprint, fingerprint.clone(), before);
+            change.fingerprints.push((fingerprint, after));
+        }
+        for (id, before) in undo.dirty {
+            change.dirty.push((id, self.dirty.contains(&id)));
+            set_member(&mut self.dirty, id, before);
+        }
+        self.revision = undo.revision;
+        if let Some(before) = undo.silences {
+            change.silences = Some(std::mem::replace(&mut self.silences, before));
+        }
+        change
+    }
+
+    /// Put in place what [`Book::capture`] returned (its transaction committed), and
+    /// remember the revisions now stored.
+    pub fn redo(&mut self, change: Change, stored: &[(Ulid, Option<u64>)]) {
+        for (id, after) in change.incidents {
+            self.put(id, after);
+        }
+        for (fingerprint, after) in change.fingerprints {
+            set_or_remove(&mut self.by_fingerprint, fingerprint, after);
+        }
+        for (id, after) in change.dirty {
+            set_member(&mut self.dirty, id, after);
+        }
+        self.revision = self.revision.max(change.revision);
+        if let Some(after) = change.silences {
+            self.silences = after;
+        }
+        for (id, revision) in stored {
+            set_or_remove(&mut self.stored, *id, *revision);
+        }
+    }
+
+    /// Replace incident `id` (or remove it, with `None`) keeping the indexes right; returns
+    /// what was there.
+    fn put(&mut self, id: Ulid, value: Option<Tracked>) -> Option<Tracked> {
+        let old = self.incidents.remove(&id);
+        if let Some(tracked) = &old {
+            if tracked.incident.state.is_active() {
+                let index = severity_index(tracked.incident.severity);
+                self.active_by_severity[index] = self.active_by_severity[index].saturating_sub(1);
+            } else {
+                self.resolved.remove(&(tracked.last_transition, id));
+            }
+            self.flapping.remove(&id);
+        }
+        if let Some(tracked) = value {
+            if tracked.incident.state.is_active() {
+                self.active_by_severity[severity_index(tracked.incident.severity)] += 1;
+            } else {
+                self.resolved.insert((tracked.last_transition, id));
+            }
+            if tracked.incident.flapping {
+                self.flapping.insert(id);
+            }
+            self.incidents.insert(id, tracked);
+        }
+        old
+    }
+
+    /// The revision incident `id`'s row has in the database, if it has one.
+    pub fn stored_revision(&self, id: &Ulid) -> Option<u64> {
+        self.stored.get(id).copied()
+    }
+
+    /// Take an incident's row as the database has it now (written by another replica):
+    /// committed state, so it replaces the cached copy at once. `None`: it is gone.
+    pub fn adopt(&mut self, id: Ulid, row: Option<Tracked>) {
+        self.dirty.remove(&id);
+        match row {
+            Some(tracked) => {
+                self.revision = self.revision.max(tracked.incident.revision);
+                self.stored.insert(id, tracked.incident.revision);
+                let fingerprint = tracked.incident.fingerprint.clone();
+                let takes_fingerprint = tracked.incident.state.is_active()
+                    || match self.by_fingerprint.get(&fingerprint) {
+                        Some(other) if *other != id => {
+                            self.incidents.get(other).is_none_or(|other| {
+                                !other.incident.state.is_active()
+                                    && other.incident.first_seen <= tracked.incident.first_seen
+                            })
+                        }
+                        _ => true,
+                    };
+                if takes_fingerprint {
+                    self.by_fingerprint.insert(fingerprint, id);
+                }
+                self.put(id, Some(tracked));
+            }
+            None => {
+                self.stored.remove(&id);
+                if let Some(tracked) = self.put(id, None) {
+                    if self.by_fingerprint.get(&tracked.incident.fingerprint) == Some(&id) {
+                        self.by_fingerprint.remove(&tracked.incident.fingerprint);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replace the silences with the database's (written by another replica).
+    pub fn adopt_silences(&mut self, silences: Vec<Silence>) {
+        let mut fresh = Silences::default();
+        for silence in silences {
+            if let Err(error) = fresh.restore(silence) {
+                tracing::warn!(%error, "ignoring a stored silence that no longer compiles");
+            }
+        }
+        self.silences = fresh;
     }
 
     /// Load what a previous run saved.
@@ -231,6 +441,7 @@ impl Book {
         for tracked in saved {
             let id = tracked.incident.id;
             self.revision = self.revision.max(tracked.incident.revision);
+            self.stored.insert(id, tracked.incident.revision);
             // Of two incidents with one fingerprint (an old one kept as history), the
             // newest takes the fingerprint.
             let newer = match self.by_fingerprint.get(&tracked.incident.fingerprint) {
@@ -347,6 +558,31 @@ impl Book {
 
     /// Fold one signal in.
     pub fn apply(&mut self, signal: Signal, now: DateTime<Utc>, out: &mut Applied) {
+        // A watcher issue this book does not know as an occurrence: if it changes anything,
+        // its id is remembered in the database with the change.
+        let new_issue = signal.issue_id.filter(|_| {
+            self.by_fingerprint
+                .get(&signal.fingerprint)
+                .and_then(|id| self.incidents.get(id))
+                .is_none_or(|tracked| {
+                    !tracked
+                        .occurrences
+                        .iter()
+                        .any(|occurrence| occurrence.key == signal.occurrence)
+                })
+        });
+        let before = out.tally;
+        self.apply_signal(signal, now, out);
+        if let Some(issue_id) = new_issue {
+            let ignored =
+                out.tally.duplicates > before.duplicates || out.tally.refused > before.refused;
+            if !ignored {
+                out.new_issue_ids.push(issue_id);
+            }
+        }
+    }
+
+    fn apply_signal(&mut self, signal: Signal, now: DateTime<Utc>, out: &mut Applied) {
         out.tally.received += 1;
         let existing = self
             .by_fingerprint
@@ -401,6 +637,7 @@ impl Book {
 
     /// Decide what `signal` does to incident `id`, and record its occurrence.
     fn effect(&mut self, id: Ulid, signal: &Signal) -> Effect {
+        self.touch(id);
         let Some(tracked) = self.incidents.get_mut(&id) else {
             return Effect::Nothing;
         };
@@ -467,6 +704,8 @@ impl Book {
 
     /// Bring a known incident up to date with a signal: times, text, facts, severity.
     fn refresh(&mut self, id: Ulid, signal: &Signal, now: DateTime<Utc>, out: &mut Applied) {
+        self.touch(id);
+        self.touch_dirty(id);
         let revision = self.next_revision();
         let Some(tracked) = self.incidents.get_mut(&id) else {
             return;
@@ -517,6 +756,8 @@ impl Book {
         } else {
             signal.incident_id
         };
+        self.touch(id);
+        self.touch_fingerprint(&signal.fingerprint);
         let occurrences = VecDeque::from([Occurrence {
             key: signal.occurrence.clone(),
             count: initial_sightings(signal.sightings),
@@ -575,6 +816,7 @@ impl Book {
     }
 
     fn reopen(&mut self, id: Ulid, signal: &Signal, now: DateTime<Utc>, out: &mut Applied) {
+        self.touch(id);
         let rules = self.rules;
         let Some(tracked) = self.incidents.get_mut(&id) else {
             return;
@@ -629,6 +871,7 @@ impl Book {
         now: DateTime<Utc>,
         out: &mut Applied,
     ) {
+        self.touch(id);
         let Some(tracked) = self.incidents.get_mut(&id) else {
             return;
         };
@@ -651,6 +894,7 @@ impl Book {
     /// Record a notable change: new revision, `notify` decided, a copy kept for forwarding,
     /// and the incident marked to be saved before the caller answers.
     fn notable(&mut self, id: Ulid, change: IncidentChange, now: DateTime<Utc>, out: &mut Applied) {
+        self.touch(id);
         let revision = self.next_revision();
         let Some(tracked) = self.incidents.get_mut(&id) else {
             return;
@@ -696,6 +940,7 @@ impl Book {
             if !seen.insert(id) {
                 continue;
             }
+            self.touch_dirty(id);
             self.dirty.remove(&id);
             if let Some(tracked) = self.incidents.get(&id) {
                 out.to_save.push(tracked.clone());
@@ -716,6 +961,60 @@ impl Book {
         self.dirty.extend(ids);
     }
 
+    /// Copies of the incidents changed by repeats since they were last saved, each with the
+    /// revision its row has.
+    pub fn dirty_copies(&self) -> Vec<(Tracked, Option<u64>)> {
+        self.dirty
+            .iter()
+            .filter_map(|id| {
+                let tracked = self.incidents.get(id)?;
+                Some((tracked.clone(), self.stored.get(id).copied()))
+            })
+            .collect()
+    }
+
+    /// Repeats saved at these revisions: no longer dirty, unless they changed since.
+    pub fn mark_saved(&mut self, saved: &[(Ulid, u64)]) {
+        for (id, revision) in saved {
+            self.stored.insert(*id, *revision);
+            let current = self
+                .incidents
+                .get(id)
+                .map(|tracked| tracked.incident.revision);
+            if current == Some(*revision) {
+                self.dirty.remove(id);
+            }
+        }
+    }
+
+    /// The ids of every incident held.
+    pub fn ids(&self) -> Vec<Ulid> {
+        self.incidents.keys().copied().collect()
+    }
+
+    /// The issue ids among `signals` that this book does not know as an occurrence of the
+    /// incident their fingerprint folds into: those that may be new, or a redelivery of
+    /// something long gone.
+    pub fn unknown_issues(&self, signals: &[Signal]) -> HashSet<Ulid> {
+        signals
+            .iter()
+            .filter_map(|signal| {
+                let issue_id = signal.issue_id?;
+                let known = self
+                    .by_fingerprint
+                    .get(&signal.fingerprint)
+                    .and_then(|id| self.incidents.get(id))
+                    .is_some_and(|tracked| {
+                        tracked
+                            .occurrences
+                            .iter()
+                            .any(|occurrence| occurrence.key == signal.occurrence)
+                    });
+                (!known).then_some(issue_id)
+            })
+            .collect()
+    }
+
     /// Match every incident against the silences again (after a restart: a crash between
     /// saving a silence and saving the incidents it marked must not leave them unmarked).
     pub fn resync_silences(&mut self, now: DateTime<Utc>, out: &mut Applied) {
@@ -732,6 +1031,7 @@ impl Book {
         now: DateTime<Utc>,
         out: &mut Applied,
     ) -> Result<Incident, ManualError> {
+        self.touch(id);
         let tracked = self.incidents.get_mut(&id).ok_or(ManualError::NotFound)?;
         match tracked.incident.state {
             IncidentState::Resolved => return Err(ManualError::Resolved),
@@ -775,6 +1075,7 @@ impl Book {
         now: DateTime<Utc>,
         out: &mut Applied,
     ) {
+        self.touch_silences();
         self.silences.add(silence);
         self.remark_silenced(now, out);
     }
@@ -786,6 +1087,7 @@ impl Book {
         now: DateTime<Utc>,
         out: &mut Applied,
     ) -> Option<Silence> {
+        self.touch_silences();
         let removed = self.silences.remove(id, now)?;
         self.remark_silenced(now, out);
         Some(removed)
@@ -808,6 +1110,7 @@ impl Book {
             }
         }
         for (id, before, after, active) in changes {
+            self.touch(id);
             let revision = self.next_revision();
             if let Some(tracked) = self.incidents.get_mut(&id) {
                 tracked.incident.silenced = after;
@@ -827,6 +1130,7 @@ impl Book {
 
     /// Expire and start silences, settle flapping incidents, prune old resolved ones.
     pub fn housekeeping(&mut self, now: DateTime<Utc>, out: &mut Applied) -> bool {
+        self.touch_silences();
         let silences_changed = self.silences.tick(now);
         if silences_changed {
             self.remark_silenced(now, out);
@@ -843,6 +1147,7 @@ impl Book {
             .copied()
             .collect();
         for id in settled {
+            self.touch(id);
             self.flapping.remove(&id);
             if let Some(tracked) = self.incidents.get_mut(&id) {
                 tracked.incident.flapping = false;
@@ -862,10 +1167,13 @@ impl Book {
             if self.resolved.len() <= self.rules.resolved_max && at >= cutoff {
                 break;
             }
+            self.touch(id);
+            self.touch_dirty(id);
             self.resolved.pop_first();
             self.flapping.remove(&id);
             self.dirty.remove(&id);
             if let Some(tracked) = self.incidents.remove(&id) {
+                self.touch_fingerprint(&tracked.incident.fingerprint);
                 if self.by_fingerprint.get(&tracked.incident.fingerprint) == Some(&id) {
                     self.by_fingerprint.remove(&tracked.incident.fingerprint);
                 }
@@ -873,6 +1181,25 @@ impl Book {
                 out.pruned.push((id, revision));
             }
         }
+    }
+}
+
+fn set_or_remove<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: Option<V>) {
+    match value {
+        Some(value) => {
+            map.insert(key, value);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+}
+
+fn set_member(set: &mut HashSet<Ulid>, id: Ulid, member: bool) {
+    if member {
+        set.insert(id);
+    } else {
+        set.remove(&id);
     }
 }
 

@@ -191,7 +191,7 @@ fn state_at(silence: &Silence, now: DateTime<Utc>) -> SilenceState {
 }
 
 /// The silences that have not ended; ended ones are dropped by [`Silences::tick`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Silences {
     list: Vec<Compiled>,
 }
