@@ -355,3 +355,52 @@ async fn the_cooldown_and_the_attempt_limit_hold_across_a_restart() {
     );
     assert_eq!(restarts(&watcher, "web-1"), 1);
 }
+
+async fn the_longest_closed_plans_are_pruned(backend: Backend) {
+    let (config, _state) = config_on(backend);
+    let settings = PlannerConfig {
+        closed_plans_max: 2,
+        ..PlannerConfig::for_tests()
+    };
+    let app = spawn_with(config, settings).await;
+    let mut sent = vec![];
+    for hour in ["03", "04", "05"] {
+        let mut gone = revised(
+            &incident("missing", &format!("svc{hour}"), "", json!({})),
+            2,
+            "resolved",
+            "resolved",
+        );
+        gone["resolved_at"] = json!(format!("2026-01-02T{hour}:00:00Z"));
+        post_incidents(&app, std::slice::from_ref(&gone)).await;
+        sent.push(gone);
+    }
+    let kept = plans(&app, "state=closed").await;
+    assert_eq!(kept.len(), 2, "CLOSED_PLANS_MAX");
+    let id = sent[0]["id"].as_str().unwrap();
+    let (status, _) = get(&app, &format!("/v1/plans/{id}")).await;
+    assert_eq!(status, 404, "the longest closed went first");
+    plan_of(&app, &sent[1]).await;
+    plan_of(&app, &sent[2]).await;
+    let text = metrics(&app).await;
+    let closed: f64 = ["P1", "P2", "P3", "P4"]
+        .iter()
+        .filter_map(|p| {
+            sample(
+                &text,
+                &format!("planner_plans{{priority=\"{p}\",state=\"closed\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(closed, 2.0, "{text}");
+}
+
+#[actix_web::test]
+async fn the_longest_closed_plans_are_pruned_beyond_the_bound() {
+    the_longest_closed_plans_are_pruned(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn the_longest_closed_plans_are_pruned_beyond_the_bound_on_postgres() {
+    the_longest_closed_plans_are_pruned(Backend::Postgres).await;
+}
