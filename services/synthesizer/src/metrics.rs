@@ -80,7 +80,7 @@ impl SynthesizerMetrics {
             )?,
             state_save_failures: counter(
                 "synthesizer_state_save_failures_total",
-                "Saves of the state file that failed.",
+                "Batches of plans whose commit failed (answered 503, nothing stored).",
             )?,
         };
         for severity in [Severity::Info, Severity::Warning, Severity::Critical] {

@@ -419,3 +419,55 @@ async fn an_unparsable_legacy_state_file_stops_the_role_naming_it() {
     assert!(file.exists(), "the file is left where it was");
     assert!(!state.path().join("synthesizer.json.imported").exists());
 }
+
+/// A change waiting for its group window when the synthesizer stops is in the database, not
+/// in memory: the next start sends it, once.
+#[actix_web::test]
+async fn a_change_waiting_for_its_group_survives_a_stop() {
+    let hook = Hook::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut settings = notifying(&hook);
+    settings.notify_group = Duration::from_secs(30);
+    let app = Backend::Sqlite.spawn(state.path(), settings).await;
+    let api = plan("api", "api-1 crashed", Severity::Critical);
+    let tally = post_plans(&app, std::slice::from_ref(&api)).await;
+    assert_eq!(tally["notify"], 1);
+    app.shutdown().await.unwrap();
+    assert!(hook.messages().is_empty(), "the group window had not ended");
+
+    let _app = Backend::Sqlite.spawn(state.path(), notifying(&hook)).await;
+    let messages = hook.wait_for(1).await;
+    assert_eq!(
+        notified(&messages),
+        [(api.incident.id.to_string(), 1, "opened".to_string())]
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(hook.messages().len(), 1);
+}
+
+/// Two replicas with a digest: it runs on the one holding the lease, never on both.
+#[actix_web::test]
+async fn the_digest_runs_on_one_replica_at_a_time() {
+    let archivist = archivist().await;
+    let backend = Backend::postgres();
+    let mut settings = SynthesizerConfig::for_tests();
+    settings.digest_interval = Some(Duration::from_millis(200));
+    let (disk_a, disk_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spawn = |disk: &Path| {
+        let mut config = backend.config(disk);
+        config.peers = peers(None, Some(&archivist));
+        spawn_with(config, settings.clone())
+    };
+    let a = spawn(disk_a.path()).await;
+    let b = spawn(disk_b.path()).await;
+    let digests = |text: &str| sample(text, "synthesizer_digests_total").unwrap_or_default();
+    let (a_count, b_count) = eventually("a few digests", Duration::from_secs(20), || async {
+        let (a_count, b_count) = (digests(&metrics(&a).await), digests(&metrics(&b).await));
+        (a_count + b_count >= 3.0).then_some((a_count, b_count))
+    })
+    .await;
+    assert!(
+        a_count == 0.0 || b_count == 0.0,
+        "both replicas ran the digest: {a_count} and {b_count}"
+    );
+}
