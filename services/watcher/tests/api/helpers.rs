@@ -155,3 +155,111 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
         (name == series).then(|| value.parse().ok())?
     })
 }
+
+/// Where a watcher keeps its state: a fresh folder, and for PostgreSQL a fresh database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct Place {
+    pub state: tempfile::TempDir,
+    pub database_url: Option<String>,
+}
+
+impl Place {
+    pub fn new(backend: Backend) -> Place {
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                obs_testkit::postgres::shared()
+                    .create_database()
+                    .expect("a test database"),
+            ),
+        };
+        Place {
+            state: tempfile::tempdir().expect("a temporary folder"),
+            database_url,
+        }
+    }
+
+    /// Another replica's view of the same database: its own empty folder.
+    pub fn replica(&self) -> Place {
+        Place {
+            state: tempfile::tempdir().expect("a temporary folder"),
+            database_url: self.database_url.clone(),
+        }
+    }
+
+    pub fn config(&self) -> CoreConfig {
+        let mut config = CoreConfig::for_tests("watcher", self.state.path());
+        config.database_url = self.database_url.clone();
+        config
+    }
+
+    /// Run `sql` beside the watcher: a second connection to STATE_DIR/watcher.db, or psql.
+    pub async fn run_sql(&self, sqlite: &str, postgres: &str) {
+        match &self.database_url {
+            None => {
+                let location = obs_core::db::Location::Sqlite(self.state.path().join("watcher.db"));
+                let db = obs_core::db::Db::open(&location, watcher::store::SCHEMA)
+                    .await
+                    .expect("the watcher's database opens beside it");
+                let sql = sqlite.to_string();
+                db.write(move |tx| tx.execute(&sql, &[]))
+                    .await
+                    .expect("the SQL runs");
+            }
+            Some(url) => {
+                let database = url.rsplit('/').next().unwrap_or_default();
+                obs_testkit::postgres::shared()
+                    .psql(database, postgres)
+                    .expect("the SQL runs");
+            }
+        }
+    }
+
+    /// Make every insert into `table` fail, as a full disk would.
+    pub async fn fail_inserts(&self, table: &str) {
+        let sqlite = format!(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+        );
+        let postgres = format!(
+            "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'disk full'; END $$; \
+             CREATE TRIGGER disk_full BEFORE INSERT ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION disk_full()"
+        );
+        self.run_sql(&sqlite, &postgres).await;
+    }
+
+    pub async fn heal(&self, table: &str) {
+        let postgres = format!("DROP TRIGGER disk_full ON {table}; DROP FUNCTION disk_full()");
+        self.run_sql("DROP TRIGGER disk_full", &postgres).await;
+    }
+}
+
+/// A watcher at `place` with `settings`, its outboxes posting to `downstream` if given.
+pub async fn spawn_at(place: &Place, settings: WatcherConfig, downstream: Option<&str>) -> TestApp {
+    let mut config = place.config();
+    if let Some(url) = downstream {
+        config.peers.archivist = Some(url.to_string());
+        config.peers.curator = Some(url.to_string());
+    }
+    spawn_with(config, settings).await
+}
+
+/// The `error`/`message` of a 503 that says nothing was stored because of the fault.
+pub fn assert_nothing_stored(status: u16, body: &Value) {
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let message = body["message"].as_str().expect("a message");
+    assert!(message.starts_with("nothing was stored ("), "{message}");
+    assert!(message.contains("disk full"), "{message}");
+    assert!(
+        message.ends_with("sending the same request again is safe"),
+        "{message}"
+    );
+}

@@ -2,6 +2,7 @@
 //! engine for the container tests, the real binary for the process tests.
 
 mod bad_input;
+mod commit;
 mod docker;
 mod events;
 mod heartbeats;
@@ -9,4 +10,5 @@ mod helpers;
 mod metrics;
 mod probes;
 mod process;
+mod replicas;
 mod state;

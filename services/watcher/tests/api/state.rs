@@ -5,14 +5,23 @@ use serde_json::{json, Value};
 use watcher::WatcherConfig;
 
 use crate::helpers::{
-    events_of, get, heartbeat, issues, post, service_status, spawn_in, wait_for_issue,
-    wait_for_status,
+    events_of, get, heartbeat, issues, post, service_status, spawn_at, spawn_in, wait_for_issue,
+    wait_for_status, Backend, Place,
 };
 
 #[actix_web::test]
-async fn services_issues_and_events_survive_a_restart() {
-    let state = tempfile::tempdir().unwrap();
-    let app = spawn_in(state.path(), WatcherConfig::for_tests()).await;
+async fn services_issues_and_events_survive_a_restart_sqlite() {
+    services_issues_and_events_survive_a_restart(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn services_issues_and_events_survive_a_restart_postgres() {
+    services_issues_and_events_survive_a_restart(Backend::Postgres).await;
+}
+
+async fn services_issues_and_events_survive_a_restart(backend: Backend) {
+    let place = Place::new(backend);
+    let app = spawn_at(&place, WatcherConfig::for_tests(), None).await;
     heartbeat(
         &app,
         json!({"service": "api", "phase": "serving", "timeout_seconds": 120}),
@@ -33,7 +42,17 @@ async fn services_issues_and_events_survive_a_restart() {
     .await;
     app.shutdown().await.expect("a clean stop saves state");
 
-    let app = spawn_in(state.path(), WatcherConfig::for_tests()).await;
+    // On PostgreSQL the restarted watcher is a pod with an empty disk: all it knows is in
+    // the database.
+    let pod;
+    let restarted = match backend {
+        Backend::Sqlite => &place,
+        Backend::Postgres => {
+            pod = place.replica();
+            &pod
+        }
+    };
+    let app = spawn_at(restarted, WatcherConfig::for_tests(), None).await;
     let api = service_status(&app, "api").await.expect("api remembered");
     assert_eq!(api["status"], "up");
     assert_eq!(api["phase"], "serving");
