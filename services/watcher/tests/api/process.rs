@@ -1,5 +1,6 @@
-//! The watcher binary as a process: configuration errors, the Docker modes, and state that a
-//! kill -9 in the middle of writing cannot corrupt.
+//! The watcher binary as a process: configuration errors, the Docker modes, state that a
+//! kill -9 in the middle of writing cannot corrupt, a legacy state file it cannot read, and
+//! the checker moving to another replica when its holder is killed.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -54,6 +55,8 @@ fn bad_settings_stop_it_with_one_line_naming_the_variable() {
         ("DOCKER_HOST", "ssh://somewhere"),
         ("EVENTS_MAX", "0"),
         ("MAX_EVENT_SERIES", "0"),
+        ("LEASE_TTL", "0"),
+        ("STATE_SAVE_INTERVAL", "never"),
     ] {
         let child = watcher(free_port(), state.path(), &[(variable, value)]);
         let output = child
@@ -201,7 +204,7 @@ async fn docker_watch_auto_without_an_engine_runs_and_says_so_once() {
 }
 
 #[actix_web::test]
-async fn a_kill_in_the_middle_of_saving_never_leaves_state_unreadable() {
+async fn a_kill_in_the_middle_of_writing_behind_loses_at_most_the_last_moments() {
     let state = tempfile::tempdir().unwrap();
     let http = client();
     let mut known = 0usize;
@@ -210,11 +213,11 @@ async fn a_kill_in_the_middle_of_saving_never_leaves_state_unreadable() {
         let child = watcher(
             port,
             state.path(),
-            // Save as often as possible, so the kill is likely to land mid-write.
+            // Write behind as often as possible, so the kill is likely to land mid-commit.
             &[("STATE_SAVE_INTERVAL", "0.001")],
         );
+        // The database opened (a torn commit would have stopped it with a line naming it).
         ready(port).await;
-        // Everything from the earlier rounds was loaded: the file was readable.
         let status: Value = http
             .get(format!("http://127.0.0.1:{port}/status"))
             .send()
@@ -224,18 +227,15 @@ async fn a_kill_in_the_middle_of_saving_never_leaves_state_unreadable() {
             .await
             .unwrap();
         let services = status["services"].as_array().unwrap().len();
-        // What reached the file before the kill is back (the last moments may not have).
+        // What was committed before the kill is back (the last moments may not be).
         assert!(
             round == 0 || services > 0,
             "round {round}: nothing loaded after a kill; {known} services were sent"
         );
-        let aside = std::fs::read_dir(state.path())
-            .unwrap()
-            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-            .filter(|name| name.contains("unreadable"))
-            .count();
-        assert_eq!(aside, 0, "round {round}: state.json was unreadable");
-        // Many services, each a new one (an urgent save), then kill -9 while saves run.
+        assert!(
+            !state.path().join("state.json").exists(),
+            "round {round}: the old state file is gone for good"
+        );
         for n in 0..1000 {
             http.post(format!("http://127.0.0.1:{port}/heartbeat"))
                 .json(&serde_json::json!({"service": format!("r{round}-s{n}"), "phase": "x".repeat(64)}))
@@ -247,4 +247,103 @@ async fn a_kill_in_the_middle_of_saving_never_leaves_state_unreadable() {
         child.signal(libc::SIGKILL);
         let _ = child.wait_with_output(Duration::from_secs(10));
     }
+}
+
+#[test]
+fn an_unparsable_legacy_state_file_stops_it_with_one_line_naming_it() {
+    let state = tempfile::tempdir().unwrap();
+    let legacy = state.path().join("state.json");
+    std::fs::write(&legacy, b"{\"version\":1,\"serv").unwrap();
+    let child = watcher(free_port(), state.path(), &[]);
+    let output = child
+        .wait_with_output(Duration::from_secs(20))
+        .expect("it exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.starts_with('{'))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains(&legacy.display().to_string()), "{stderr}");
+    assert!(legacy.exists(), "left where it was");
+}
+
+/// Two watcher processes on one PostgreSQL: the one holding the checker's lease is killed
+/// (no release), and the other finds a silent service within the lease's time to live and a
+/// check interval (plus the service's own timeout and the write-behind grace).
+#[actix_web::test]
+async fn the_checker_moves_to_the_other_replica_when_its_holder_is_killed() {
+    let url = obs_testkit::postgres::shared()
+        .create_database()
+        .expect("a test database");
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("LEASE_TTL", "1"),
+        ("MONITOR_HEARTBEAT_CHECK_INTERVAL", "0.1"),
+    ];
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port_a = free_port();
+    let holder = watcher(port_a, state_a.path(), &env);
+    ready(port_a).await;
+    let database = url.rsplit('/').next().unwrap_or_default().to_string();
+    eventually(
+        "A to hold the checker lease",
+        Duration::from_secs(10),
+        || {
+            let database = database.clone();
+            async move {
+                let holder = obs_testkit::postgres::shared()
+                    .psql(
+                        &database,
+                        "SELECT holder FROM leases WHERE name = 'watcher-checker'",
+                    )
+                    .ok()?;
+                (!holder.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
+    let port_b = free_port();
+    let _other = watcher(port_b, state_b.path(), &env);
+    ready(port_b).await;
+    let http = client();
+    let b = format!("http://127.0.0.1:{port_b}");
+
+    holder.signal(libc::SIGKILL);
+    let _ = holder.wait_with_output(Duration::from_secs(10));
+    let killed = std::time::Instant::now();
+    let response = http
+        .post(format!("{b}/heartbeat"))
+        .json(&serde_json::json!({"service": "worker", "timeout_seconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    eventually(
+        "worker's missed heartbeat through B",
+        Duration::from_secs(20),
+        || async {
+            let body: Value = http
+                .get(format!("{b}/issues?state=open"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            body["issues"]
+                .as_array()?
+                .iter()
+                .any(|issue| issue["kind"] == "heartbeat_missed" && issue["service"] == "worker")
+                .then_some(())
+        },
+    )
+    .await;
+    // ttl 1 s + timeout 1 s + grace 1.5 s + check interval + slack for two cores.
+    assert!(
+        killed.elapsed() < Duration::from_secs(7),
+        "took {:?}",
+        killed.elapsed()
+    );
 }
