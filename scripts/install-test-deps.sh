@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(prometheus prometheus-alertmanager busybox-static wrk shellcheck postgresql tmux chromium fonts-dejavu-core)
+APT_PACKAGES=(prometheus prometheus-alertmanager busybox-static wrk shellcheck postgresql haproxy tmux chromium fonts-dejavu-core)
 PY_VENV=.venv
 PY_REQUIREMENTS=tests/requirements.txt
 
