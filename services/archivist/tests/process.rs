@@ -371,3 +371,90 @@ fn the_default_archive_is_a_sqlite_file_under_state_dir() {
     });
     assert!(state.path().join("archivist.db").is_file());
 }
+
+/// The bug this guards against: a damaged SQLite WAL started with 2,000 of 2,500 acknowledged
+/// records and said nothing (SQLite stops replaying at the damage and overwrites the rest).
+/// Now 2,500 acknowledged records, a SIGKILL, one byte flipped in the middle of the WAL: the
+/// next start refuses with one line naming the WAL, and leaves the file for salvage.
+#[actix_web::test]
+async fn a_damaged_wal_stops_the_start_with_one_line_naming_it() {
+    let state = tempfile::tempdir().unwrap();
+    let first = Archivist::start(state.path(), &[]).await;
+    let http = client();
+    // One commit per batch: sent one after the other, each acknowledged before the next.
+    for batch in 0..25 {
+        let records: Vec<Value> = (0..100).map(|n| record("api", batch * 100 + n)).collect();
+        let answer = http
+            .post(first.url("/v1/records"))
+            .json(&records)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+    }
+    first.child.signal(libc::SIGKILL);
+    first
+        .child
+        .wait_with_output(Duration::from_secs(10))
+        .expect("the archivist died");
+
+    let wal = state.path().join("archivist.db-wal");
+    let mut bytes = std::fs::read(&wal).expect("the WAL the killed archivist left");
+    let report = obs_core::sqlite_wal::inspect(&state.path().join("archivist.db"))
+        .unwrap()
+        .expect("frames in the WAL");
+    assert!(report.valid_commits >= 25, "{report:?}");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&wal, &bytes).unwrap();
+
+    let child = Command::new(binary("archivist"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOST", "127.0.0.1")
+        .env("PORT", free_port().to_string())
+        .env("STATE_DIR", state.path())
+        .env("LOG_LEVEL", "warn")
+        .env("ARCHIVE_RETENTION_DAYS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the archivist binary starts");
+    let output = ChildGuard(Some(child))
+        .wait_with_output(PATIENCE)
+        .expect("the archivist refuses to start, and exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "it must not start: {stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("archivist: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains(&wal.display().to_string()), "{stderr}");
+    assert!(lines[0].contains("damaged"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&wal).unwrap(),
+        bytes,
+        "the WAL is left as it was, for salvage"
+    );
+}
+
+#[test]
+fn archive_url_and_database_url_naming_different_databases_exit_2() {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(binary("archivist"))
+        .env_clear()
+        .env("PORT", "0")
+        .env("STATE_DIR", state.path())
+        .env("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:5432/fleet")
+        .env("ARCHIVE_URL", "sqlite:/var/lib/archive.sqlite3")
+        .output()
+        .expect("the archivist binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ARCHIVE_URL"), "{stderr}");
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}

@@ -84,17 +84,9 @@ pub async fn spawn_at(
     adjust: impl FnOnce(&mut ArchiveConfig, &mut CoreConfig),
 ) -> TestArchive {
     let state = tempfile::tempdir().expect("a temporary folder");
-    let mut core = CoreConfig::for_tests(archivist::NAME, state.path());
-    let mut config = ArchiveConfig::new(location.clone());
-    // The test records are dated 2024: with the default 30-day retention the purge at start
-    // would race the test. Retention tests turn it back on.
-    config.retention_days = 0;
-    adjust(&mut config, &mut core);
-    let app = TestApp::spawn(core, async move |service: &Service| {
-        Archivist::with_config(service, config).await
-    })
-    .await
-    .expect("the archivist starts");
+    let app = try_start(location.clone(), state.path(), adjust)
+        .await
+        .expect("the archivist starts");
     TestArchive {
         app,
         location,
@@ -102,7 +94,34 @@ pub async fn spawn_at(
     }
 }
 
+/// Start an archivist on `location` with `state` as its STATE_DIR; the error if it refuses.
+pub async fn try_start(
+    location: ArchiveLocation,
+    state: &std::path::Path,
+    adjust: impl FnOnce(&mut ArchiveConfig, &mut CoreConfig),
+) -> anyhow::Result<TestApp> {
+    let mut core = CoreConfig::for_tests(archivist::NAME, state);
+    let mut config = ArchiveConfig::new(location);
+    // The test records are dated 2024: with the default 30-day retention the purge at start
+    // would race the test. Retention tests turn it back on.
+    config.retention_days = 0;
+    adjust(&mut config, &mut core);
+    TestApp::spawn(core, async move |service: &Service| {
+        Archivist::with_config(service, config).await
+    })
+    .await
+}
+
 impl TestArchive {
+    /// A running `app` on `location` (the caller keeps its folders).
+    pub fn new(app: TestApp, location: ArchiveLocation) -> TestArchive {
+        TestArchive {
+            app,
+            location,
+            _folders: Vec::new(),
+        }
+    }
+
     pub async fn post(&self, body: &Value) -> reqwest::Response {
         self.app
             .client
@@ -186,6 +205,16 @@ impl TestArchive {
             .expect("metrics")
     }
 
+    /// The value of the sample `series` (name and labels, as exposed) in /metrics; 0 when
+    /// the series has not been touched yet.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let metrics = self.metrics().await;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0.0, |value| value.trim().parse().expect("a number"))
+    }
+
     /// Stop as SIGTERM would; hands back the folders, to keep a SQLite archive for a restart.
     pub async fn stop(self) -> Vec<tempfile::TempDir> {
         self.app.shutdown().await.expect("a clean shutdown");
@@ -240,3 +269,27 @@ pub fn canonical(records: &[Value]) -> Vec<Value> {
 }
 
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The database name at the end of a test PostgreSQL URL (`…/test_1_2?…`).
+pub fn database_name(url: &str) -> String {
+    let path = url.rsplit('/').next().unwrap_or_default();
+    path.split('?').next().unwrap_or_default().to_string()
+}
+
+/// Run `sql` in the archive at `location`, beside the archivist (a second connection to the
+/// SQLite file, or psql on the test server).
+pub fn run_sql(location: &ArchiveLocation, sql: &str) -> String {
+    match location {
+        ArchiveLocation::Sqlite(path) => {
+            let connection = rusqlite::Connection::open(path).expect("the archive file opens");
+            connection
+                .busy_timeout(Duration::from_secs(10))
+                .expect("a busy timeout");
+            connection.execute_batch(sql).expect("the SQL runs");
+            String::new()
+        }
+        ArchiveLocation::Postgres(url) => obs_testkit::postgres::shared()
+            .psql(&database_name(url), sql)
+            .expect("the SQL runs"),
+    }
+}
