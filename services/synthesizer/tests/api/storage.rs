@@ -61,6 +61,11 @@ impl Backend {
     /// Make every write of a plan fail in the database itself (as a full disk would), or
     /// stop doing so.
     async fn fail_plan_writes(&self, state_dir: &Path, fail: bool) {
+        self.fail_writes(state_dir, "synthesizer_plans", fail).await;
+    }
+
+    /// Make every insert into `table` fail in the database itself, or stop doing so.
+    async fn fail_writes(&self, state_dir: &Path, table: &str, fail: bool) {
         match self {
             Backend::Sqlite => {
                 let db = Db::open(
@@ -70,27 +75,31 @@ impl Backend {
                 .await
                 .expect("a second connection to the synthesizer's database");
                 let sql = if fail {
-                    "CREATE TRIGGER test_fault BEFORE INSERT ON synthesizer_plans \
-                     BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+                    format!(
+                        "CREATE TRIGGER test_fault BEFORE INSERT ON {table} \
+                         BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+                    )
                 } else {
-                    "DROP TRIGGER test_fault"
+                    "DROP TRIGGER test_fault".to_string()
                 };
-                db.write(move |tx| tx.execute(sql, &[]))
+                db.write(move |tx| tx.execute(&sql, &[]))
                     .await
                     .expect("the fault is set");
             }
             Backend::Postgres(url) => {
                 let database = url.rsplit('/').next().expect("a database name");
                 let sql = if fail {
-                    "CREATE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS \
-                     $$ BEGIN RAISE EXCEPTION 'disk full'; END $$; \
-                     CREATE TRIGGER test_fault BEFORE INSERT ON synthesizer_plans \
-                     FOR EACH ROW EXECUTE FUNCTION test_fault();"
+                    format!(
+                        "CREATE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS \
+                         $$ BEGIN RAISE EXCEPTION 'disk full'; END $$; \
+                         CREATE TRIGGER test_fault BEFORE INSERT ON {table} \
+                         FOR EACH ROW EXECUTE FUNCTION test_fault();"
+                    )
                 } else {
-                    "DROP TRIGGER test_fault ON synthesizer_plans; DROP FUNCTION test_fault();"
+                    format!("DROP TRIGGER test_fault ON {table}; DROP FUNCTION test_fault();")
                 };
                 obs_testkit::postgres::shared()
-                    .psql(database, sql)
+                    .psql(database, &sql)
                     .expect("the fault is set");
             }
         }
@@ -470,4 +479,40 @@ async fn the_digest_runs_on_one_replica_at_a_time() {
         a_count == 0.0 || b_count == 0.0,
         "both replicas ran the digest: {a_count} and {b_count}"
     );
+}
+
+/// A group whose commit fails (its `notified` keys cannot be written) stages nothing and
+/// stays pending: once the database recovers, the webhook gets the message, once.
+#[actix_web::test]
+async fn a_group_that_cannot_commit_is_sent_once_the_database_recovers() {
+    let backend = Backend::Sqlite;
+    let hook = Hook::start();
+    let state = tempfile::tempdir().unwrap();
+    let app = backend.spawn(state.path(), notifying(&hook)).await;
+    backend
+        .fail_writes(state.path(), "synthesizer_notified", true)
+        .await;
+    let api = plan("api", "api-1 crashed", Severity::Critical);
+    post_plans(&app, std::slice::from_ref(&api)).await;
+    eventually("a failed hand-over", Duration::from_secs(10), || async {
+        let text = metrics(&app).await;
+        sample(
+            &text,
+            r#"synthesizer_notification_failures_total{kind="generic"}"#,
+        )
+        .filter(|n| *n >= 1.0)
+    })
+    .await;
+    assert!(hook.messages().is_empty(), "{:#?}", hook.messages());
+
+    backend
+        .fail_writes(state.path(), "synthesizer_notified", false)
+        .await;
+    let messages = hook.wait_for(1).await;
+    assert_eq!(
+        notified(&messages),
+        [(api.incident.id.to_string(), 1, "opened".to_string())]
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(hook.messages().len(), 1);
 }
