@@ -16,7 +16,6 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod docs;
-pub mod durable;
 pub mod error;
 pub mod heartbeat;
 pub mod json;
