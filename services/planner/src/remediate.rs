@@ -65,11 +65,18 @@ async fn work(shared: &Shared, held: LeaseHandle) {
     while !held.is_cancelled() {
         match shared.store.remediable(BATCH).await {
             Ok(ids) => {
+                let full = ids.len() == BATCH;
+                let mut decided = true;
                 for plan_id in ids {
                     if held.is_cancelled() {
                         return;
                     }
-                    remediate(shared, plan_id).await;
+                    decided &= remediate(shared, plan_id).await;
+                }
+                if full && decided {
+                    // More are waiting: each step decided is no longer remediable, so the
+                    // next pass starts where this one ended (after a failure, it waits).
+                    continue;
                 }
             }
             Err(error) => {
@@ -87,14 +94,15 @@ async fn work(shared: &Shared, held: LeaseHandle) {
     }
 }
 
-async fn remediate(shared: &Shared, plan_id: Ulid) {
+/// Decide on `plan_id`'s safe step and run it; false if the decision could not be saved.
+async fn remediate(shared: &Shared, plan_id: Ulid) -> bool {
     let settings = shared.config.remediation;
     let decision = match shared.store.decide(plan_id, settings).await {
         Ok(decision) => decision,
         Err(error) => {
             shared.metrics.state_save_failures.inc();
             tracing::error!(error = format!("{error:#}"), plan = %plan_id, "could not decide on a remediation; trying again later");
-            return;
+            return false;
         }
     };
     match decision {
@@ -133,6 +141,7 @@ async fn remediate(shared: &Shared, plan_id: Ulid) {
             }
         }
     }
+    true
 }
 
 /// Ask the watcher to restart `container`.
