@@ -153,3 +153,181 @@ def scenario_flow(bench, harness: ModuleType):
         tables=[table], checks=checks, notes=notes,
         raw={"rounds": rounds, "target_seconds": target},
     )
+
+
+# --- the same with three replicas of every role on PostgreSQL, the checker's holder killed ---
+
+REPLICA_ROUNDS = 6
+LEASE_TTL_SECONDS = 10.0  # LEASE_TTL's default
+ROLES = ["watcher", "curator", "planner", "synthesizer", "archivist"]
+
+
+def http_status(port: int, path: str) -> int:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection.request("GET", path)
+        status = connection.getresponse().status
+        connection.close()
+        return status
+    except OSError:
+        return 0
+
+
+def start_haproxy(fronts: dict, replica_ports: dict, folder: str):
+    import subprocess
+    config = ("global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 1s\n"
+              "  timeout client 30s\n  timeout server 30s\n  retries 3\n  option redispatch\n")
+    for role, port in fronts.items():
+        config += (f"frontend {role}\n  bind 127.0.0.1:{port}\n  default_backend {role}\n"
+                   f"backend {role}\n  balance roundrobin\n  option httpchk GET /readyz\n"
+                   "  default-server inter 300ms fall 1 rise 1\n")
+        for index, replica_port in enumerate(replica_ports[role]):
+            config += f"  server {role}{index} 127.0.0.1:{replica_port} check\n"
+    path = f"{folder}/haproxy.cfg"
+    with open(path, "w") as out:
+        out.write(config)
+    return subprocess.Popen(["haproxy", "-db", "-f", path], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def scenario_flow_replicas(bench, harness: ModuleType):
+    import os
+    import shutil
+    import signal
+    import tempfile
+
+    import archive_bench
+
+    h = harness
+    receiver = WebhookReceiver()
+    postgres = archive_bench.Postgres(h, tempfile.mkdtemp(prefix="obs-bench-postgres-"))
+    postgres.psql("CREATE DATABASE flow")
+    url = postgres.url("flow")
+    fronts = {role: h.free_port() for role in ROLES}
+    ports = {role: [h.free_port() for _ in range(3)] for role in ROLES}
+    folder = tempfile.mkdtemp(prefix="obs-bench-flow-")
+    haproxy = start_haproxy(fronts, ports, folder)
+    replicas: dict[tuple[str, int], object] = {}
+
+    def launch(role: str, index: int):
+        env = [("HOST", "127.0.0.1"), ("PORT", str(ports[role][index])),
+               ("DATABASE_URL", url), ("DOCKER_WATCH", "off"),
+               ("NOTIFY_WEBHOOKS", f"http://127.0.0.1:{receiver.port}/hook")]
+        env += [(f"{other.upper()}_URL", f"http://127.0.0.1:{fronts[other]}") for other in ROLES]
+        spec = h.ServerSpec(name=f"{role} replica {index}",
+                            argv=(str(h.RELEASE_DIR / role),), env=tuple(env), port_envs=())
+        replicas[(role, index)] = bench.start(spec, nice=0)
+
+    def wait_ready(timeout: float = 60.0):
+        deadline = time.time() + timeout
+        for role in ROLES:
+            for port in ports[role] + [fronts[role]]:
+                while http_status(port, "/readyz") != 200:
+                    if time.time() > deadline:
+                        raise RuntimeError(f"{role} on {port} not ready")
+                    time.sleep(0.05)
+
+    rounds: list[dict] = []
+    try:
+        for role in ROLES:
+            for index in range(3):
+                launch(role, index)
+        wait_ready()
+        for round_number in range(REPLICA_ROUNDS):
+            service = f"bench-failover-{round_number}-{int(time.time())}"
+            sent = time.time()
+            post_heartbeat(fronts["watcher"], service)
+            deadline = sent + BEAT_TIMEOUT_SECONDS
+            time.sleep(max(0.0, deadline - time.time()))
+            # At the deadline, SIGKILL the watcher replica holding the checker's lease (its
+            # holder is "<pid>-<ulid>") and start a fresh pod in its place, as a scheduler would.
+            holder = postgres.psql(
+                "SELECT holder FROM leases WHERE name = 'watcher-checker'", "flow").strip()
+            pid = int(holder.split("-", 1)[0]) if holder else -1
+            victim = next((key for key, server in replicas.items()
+                           if key[0] == "watcher" and server.pid == pid), None)
+            if victim is None:
+                raise RuntimeError(f"no watcher replica holds the checker lease ({holder!r})")
+            killed_at = time.time()
+            os.kill(pid, signal.SIGKILL)
+            bench.stop(replicas.pop(victim))
+            launch(*victim)
+            give_up = deadline + WAIT_SECONDS + LEASE_TTL_SECONDS
+            while (found := receiver.opened(service)) is None:
+                if time.time() > give_up:
+                    raise RuntimeError(f"no notification for {service} after the failover")
+                time.sleep(0.01)
+            arrived, incident = found
+            down = unix_time(incident["facts"]["down_since"])
+            rounds.append({"service": service, "latency": arrived - deadline,
+                           "detection": down - deadline, "delivery": arrived - down,
+                           "killed_after_deadline": killed_at - deadline,
+                           "killed": f"{victim[0]} replica {victim[1]}"})
+            wait_ready()
+        notifications = sum(1 for _, body in receiver.arrivals
+                            for change in body.get("changes", [])
+                            if change.get("change") == "opened"
+                            and str(change.get("incident", {}).get("service", "")).startswith(
+                                "bench-failover-"))
+    finally:
+        for server in list(replicas.values()):
+            with contextlib_suppress():
+                bench.stop(server)
+        haproxy.terminate()
+        haproxy.wait()
+        postgres.stop()
+        shutil.rmtree(postgres.folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        receiver.close()
+
+    latencies = [r["latency"] for r in rounds]
+    detection = [r["detection"] for r in rounds]
+    delivery = [r["delivery"] for r in rounds]
+    target = CHECK_INTERVAL_SECONDS + LEASE_TTL_SECONDS + 1.0
+    fmt = lambda seconds: f"{seconds:.2f} s"  # noqa: E731
+    table = h.Table(["part", "median", "max"], [
+        ["deadline → a surviving watcher calls it down (lease failover + detection)",
+         fmt(h.median(detection)), fmt(max(detection))],
+        ["down → webhook has the notification", fmt(h.median(delivery)), fmt(max(delivery))],
+        ["deadline → webhook (end to end)", fmt(h.median(latencies)), fmt(max(latencies))],
+    ])
+    per_round = h.Table(["round", "killed at the deadline", "deadline → down", "down → webhook",
+                         "deadline → webhook"],
+                        [[str(i + 1), r["killed"], fmt(r["detection"]), fmt(r["delivery"]),
+                          fmt(r["latency"])] for i, r in enumerate(rounds)])
+    checks = [
+        h.Check(f"missed heartbeat → webhook with the checker's holder killed, 3 replicas per "
+                f"role on PostgreSQL: under check interval + lease failover + 1 s "
+                f"({CHECK_INTERVAL_SECONDS:g} + {LEASE_TTL_SECONDS:g} + 1 s), every round",
+                f"max {fmt(max(latencies))}", max(latencies) < target),
+        h.Check("one 'opened' notification per incident with the failover",
+                f"{notifications} for {len(rounds)} incidents", notifications == len(rounds)),
+    ]
+    notes = [
+        f"Three replicas of each of the five roles (15 processes, `LOG_LEVEL` info, production "
+        f"defaults: MONITOR_HEARTBEAT_CHECK_INTERVAL=5, LEASE_TTL=10, NOTIFY_GROUP_SECONDS=2, "
+        "STATE_SAVE_INTERVAL=0.5) on one PostgreSQL database, each role behind Debian's "
+        "haproxy (round robin, `option httpchk GET /readyz` every 300 ms), as in "
+        "services/obs-stack/tests/replicas.rs; DOCKER_WATCH=off; not pinned to a core.",
+        f"{REPLICA_ROUNDS} rounds: a new service beats once through haproxy with "
+        f"`timeout_seconds: {BEAT_TIMEOUT_SECONDS:g}`; at its deadline the watcher replica "
+        "holding the `watcher-checker` lease (its holder names its pid, read from the `leases` "
+        "table) is SIGKILLed and a fresh replica (empty STATE_DIR) started on its port. The "
+        "clock runs from the deadline to the webhook receiver's arrival.",
+        "The dead holder's lease is taken over once it expires: up to LEASE_TTL after its last "
+        "renewal (renewed every third of it). With PostgreSQL a service is called down 1.5 s "
+        "past its deadline at the earliest (beats are written behind; docs/watcher.md).",
+    ]
+    return h.Section(
+        title="End to end with replicas: missed heartbeat → webhook while the checker's holder is killed",
+        text=("The flow above with three replicas of every role on PostgreSQL, the watcher "
+              "replica that runs the checker SIGKILLed at the moment the service becomes "
+              "overdue."),
+        tables=[table, per_round], checks=checks, notes=notes,
+        raw={"rounds": rounds, "target_seconds": target, "notifications": notifications},
+    )
+
+
+def contextlib_suppress():
+    import contextlib
+    return contextlib.suppress(Exception)

@@ -3,6 +3,8 @@
 
     ./bench/run.sh                 # what `make bench` runs; writes docs/BENCHMARKS.md
     ./bench/run.sh --quick -o /tmp/b.md --scenarios startup,memory
+    ./bench/run.sh --scenarios alertmanager,postgres,flow-replicas   # need PostgreSQL,
+                   # prometheus-alertmanager and haproxy (make test-deps installs them)
 
 Every figure is a ratio against a baseline measured in the same run (DESIGN §8): a bare
 actix-web app with no middleware (bench/bare-actix) and the original Python service
@@ -1187,6 +1189,7 @@ def scenario_watcher_scale(bench: Bench) -> Section:
 
 import archive_bench  # noqa: E402  (beside this file; takes the harness as an argument)
 import flow_bench  # noqa: E402  (likewise)
+import replica_bench  # noqa: E402  (likewise)
 
 SCENARIOS: dict[str, Callable[[Bench], Section]] = {
     "throughput": scenario_healthz_throughput,
@@ -1201,6 +1204,12 @@ SCENARIOS: dict[str, Callable[[Bench], Section]] = {
     "archive": lambda bench: archive_bench.scenario_archive(bench, sys.modules[__name__]),
     # bench/flow_bench.py: a missed heartbeat to the webhook, through all five roles.
     "flow": lambda bench: flow_bench.scenario_flow(bench, sys.modules[__name__]),
+    # bench/replica_bench.py: the curator against Prometheus Alertmanager, and the SQL state
+    # on PostgreSQL with one and three replicas.
+    "alertmanager": lambda bench: replica_bench.scenario_alertmanager(bench, sys.modules[__name__]),
+    "postgres": lambda bench: replica_bench.scenario_postgres(bench, sys.modules[__name__]),
+    # bench/flow_bench.py: the flow with 3 replicas per role, the checker's holder killed.
+    "flow-replicas": lambda bench: flow_bench.scenario_flow_replicas(bench, sys.modules[__name__]),
 }
 
 
