@@ -190,3 +190,112 @@ pub fn sample(metrics: &str, series: &str) -> Option<f64> {
 }
 
 pub use obs_testkit::receiver::Receiver;
+
+/// Where a curator under test keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// STATE_DIR/curator.db, the embedded default.
+    Sqlite,
+    /// A fresh database on the test PostgreSQL (DATABASE_URL).
+    Postgres,
+}
+
+/// Config for a curator on `backend`, with a fresh STATE_DIR (and a fresh PostgreSQL
+/// database): start several curators from clones of it to share one database.
+pub fn config_on(backend: Backend) -> (CoreConfig, tempfile::TempDir) {
+    let (mut config, state) = test_config("curator");
+    if backend == Backend::Postgres {
+        let url = obs_testkit::postgres::shared()
+            .create_database()
+            .expect("a fresh PostgreSQL database");
+        config.database_url = Some(url);
+    }
+    (config, state)
+}
+
+/// A second curator on the same database as `config`, with a STATE_DIR of its own (as a
+/// second pod has).
+pub fn replica(config: &CoreConfig) -> (CoreConfig, tempfile::TempDir) {
+    let (mut other, state) = test_config("curator");
+    other.database_url = config.database_url.clone();
+    other.peers = config.peers.clone();
+    (other, state)
+}
+
+/// A second connection to the curator's database, as an operator (or a fault) would have.
+pub async fn open_db(config: &CoreConfig) -> obs_core::db::Db {
+    let location = obs_core::db::Location::choose(
+        config.database_url.as_deref(),
+        &config.state_dir,
+        "curator",
+    );
+    obs_core::db::Db::open(&location, curator::store::SCHEMA)
+        .await
+        .expect("the curator's database opens")
+}
+
+/// Make every write to `table` fail, as a full disk would, until [`heal`].
+pub async fn break_table(db: &obs_core::db::Db, table: &'static str) {
+    db.write(move |tx| {
+        match tx.dialect() {
+            obs_core::db::Dialect::Sqlite => {
+                for event in ["INSERT", "UPDATE", "DELETE"] {
+                    tx.execute(
+                        &format!(
+                            "CREATE TRIGGER fault_{table}_{event} BEFORE {event} ON {table} \
+                             BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+                        ),
+                        &[],
+                    )?;
+                }
+            }
+            obs_core::db::Dialect::Postgres => {
+                tx.execute(
+                    "CREATE OR REPLACE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql \
+                     AS 'BEGIN RAISE EXCEPTION ''disk full''; END'",
+                    &[],
+                )?;
+                tx.execute(
+                    &format!(
+                        "CREATE TRIGGER fault_{table} BEFORE INSERT OR UPDATE OR DELETE \
+                         ON {table} FOR EACH ROW EXECUTE FUNCTION fault()"
+                    ),
+                    &[],
+                )?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("the fault is in place");
+}
+
+/// Undo [`break_table`].
+pub async fn heal(db: &obs_core::db::Db, table: &'static str) {
+    db.write(move |tx| {
+        match tx.dialect() {
+            obs_core::db::Dialect::Sqlite => {
+                for event in ["INSERT", "UPDATE", "DELETE"] {
+                    tx.execute(&format!("DROP TRIGGER fault_{table}_{event}"), &[])?;
+                }
+            }
+            obs_core::db::Dialect::Postgres => {
+                tx.execute(&format!("DROP TRIGGER fault_{table} ON {table}"), &[])?;
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("the fault is removed");
+}
+
+/// A 503 saying nothing was stored, because of the fault.
+pub fn assert_nothing_stored(status: u16, body: &Value) {
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("nothing was stored") && message.contains("disk full"),
+        "{body}"
+    );
+}

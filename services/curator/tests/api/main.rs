@@ -4,6 +4,7 @@
 
 mod alertmanager;
 mod bad_input;
+mod database;
 mod forwarding;
 mod goals;
 mod helpers;
