@@ -37,7 +37,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use obs_core::actix_web::web;
-use obs_core::db::Db;
+use obs_core::db::{Db, UnusableState};
 use obs_core::{Role, RoleContext, Service};
 use utoipa::OpenApi as _;
 
@@ -76,8 +76,13 @@ impl Archivist {
     /// STATE_DIR is imported into `config.location` first.
     pub async fn with_config(service: &Service, config: ArchiveConfig) -> anyhow::Result<Self> {
         let metrics = ArchiveMetrics::register(service)?;
-        let store::Opened { db, store } = store::open(&config.location).await?;
-        legacy::import(&db, &service.config().state_dir, &config.location).await?;
+        // An archive that cannot be used (damaged, newer than this binary, unreachable, an
+        // earlier version's file that cannot be read) stops the role: exit 2 and one line.
+        let unusable = |error: anyhow::Error| UnusableState(format!("{error:#}"));
+        let store::Opened { db, store } = store::open(&config.location).await.map_err(unusable)?;
+        legacy::import(&db, &service.config().state_dir, &config.location)
+            .await
+            .map_err(unusable)?;
         tracing::info!(
             backend = store.backend(),
             location = ?config.location,

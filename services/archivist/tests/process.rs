@@ -332,7 +332,8 @@ fn an_unreachable_postgres_stops_the_start_with_a_clear_line() {
         .output()
         .expect("the archivist binary runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // The archive cannot be used at start: exit 2, as for any role's unusable state.
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "PostgreSQL database archive on 127.0.0.1:{closed}"
@@ -425,7 +426,7 @@ async fn a_damaged_wal_stops_the_start_with_one_line_naming_it() {
         .wait_with_output(PATIENCE)
         .expect("the archivist refuses to start, and exits");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "it must not start: {stderr}");
+    assert_eq!(output.status.code(), Some(2), "it must not start: {stderr}");
     let lines: Vec<&str> = stderr
         .lines()
         .filter(|line| line.starts_with("archivist: "))

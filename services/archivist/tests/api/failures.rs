@@ -1,14 +1,17 @@
 //! A commit that fails (a full disk, simulated by a trigger that refuses every insert) stores
 //! nothing and answers 503 saying so; once the fault is gone the sender's retry is stored
-//! once, and survives a restart.
+//! once, and survives a restart. An archive written by a newer release is refused at start.
 
 use serde_json::Value;
 
-use crate::helpers::{at, canonical, record, run_sql, sorted, spawn, spawn_at, Backend};
+use crate::helpers::{at, canonical, record, run_sql, sorted, spawn, spawn_at, try_start, Backend};
 use crate::on_both_backends;
 use archivist::ArchiveLocation;
 
-on_both_backends!(a_failed_commit_stores_nothing_and_the_retry_is_stored_once);
+on_both_backends!(
+    a_failed_commit_stores_nothing_and_the_retry_is_stored_once,
+    an_archive_with_a_newer_schema_is_refused_with_one_line,
+);
 
 fn fail_every_insert(location: &ArchiveLocation) {
     let sql = match location {
@@ -68,5 +71,29 @@ async fn a_failed_commit_stores_nothing_and_the_retry_is_stored_once(backend: Ba
     let restarted = spawn_at(location, |_, _| {}).await;
     assert_eq!(restarted.all("", 100).await, sorted(canonical(&batch)));
     assert_eq!(restarted.stats().await["records"], 5);
+    drop(folders);
+}
+
+async fn an_archive_with_a_newer_schema_is_refused_with_one_line(backend: Backend) {
+    let archive = spawn(backend).await;
+    archive.append(&[record("event", "api", at(0))]).await;
+    let location = archive.location.clone();
+    let folders = archive.stop().await;
+    // What a later release's migration would leave behind.
+    run_sql(
+        &location,
+        "INSERT INTO schema_migrations (component, version, name, applied_at) \
+         VALUES ('archivist', 99, 'from the future', 0)",
+    );
+    let state = tempfile::tempdir().expect("a state folder");
+    let error = match try_start(location, state.path(), |_, _| {}).await {
+        Ok(_) => panic!("the archivist started on an archive a newer release wrote"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("archivist schema is at version 99, newer than this binary knows (1)"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "one line: {error}");
     drop(folders);
 }
