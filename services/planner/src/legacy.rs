@@ -2,15 +2,16 @@
 //! imported into the database once at start: every file in one transaction, then the folder
 //! renamed aside to `plans.imported` (kept for a post-mortem; delete it at will).
 //!
-//! A file that cannot be read or parsed stops the planner with one line naming it: starting
-//! without a plan the previous version acknowledged would silently forget it. A crash
+//! A file that cannot be read or parsed stops the planner (exit code 2, as damaged state
+//! does) with one line naming it: starting without a plan the previous version acknowledged
+//! would silently forget it. A crash
 //! between the commit and the rename only imports the same files again, which changes
 //! nothing (a plan already in the database wins).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use obs_core::db::Db;
+use obs_core::db::{Db, UnusableState};
 
 use crate::plans::Tracked;
 use crate::store::Store;
@@ -29,7 +30,9 @@ pub async fn import(db: &Db, state_dir: &Path) -> anyhow::Result<usize> {
     let reading = folder.clone();
     let plans = tokio::task::spawn_blocking(move || read(&reading))
         .await
-        .context("reading the plan files stopped")??;
+        .context("reading the plan files stopped")?
+        // Damaged state, like a damaged database: exit 2 with this one line.
+        .map_err(|error| UnusableState(format!("{error:#}")))?;
     let found = plans.len();
     let imported = db
         .write(move |tx| Store::import_in(tx, &plans))

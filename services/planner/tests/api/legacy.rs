@@ -178,7 +178,7 @@ async fn an_unparsable_plan_file_stops_the_planner_naming_it() {
         .unwrap();
     assert_eq!(rows, 0, "no half import");
 
-    // The binary says so in one line, and exits 1.
+    // The binary says so in one line, and exits 2 (unusable state).
     let mut command = Command::new(binary("planner"));
     command
         .env_clear()
@@ -194,7 +194,7 @@ async fn an_unparsable_plan_file_stops_the_planner_naming_it() {
         .wait_with_output(Duration::from_secs(20))
         .expect("it exits");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     let lines: Vec<&str> = stderr
         .lines()
         .filter(|line| !line.starts_with('{'))
