@@ -132,12 +132,29 @@ async fn archivist_down_for_a_while_then_back_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn a_watcher_killed_with_records_pending_delivers_them_after_its_restart() {
+    a_watcher_killed_with_records_pending(None).await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_watcher_killed_with_records_pending_delivers_them_after_its_restart() {
+    a_watcher_killed_with_records_pending(Some(postgres_database())).await;
+}
+
+fn postgres_database() -> String {
+    obs_testkit::postgres::shared()
+        .create_database()
+        .expect("a PostgreSQL database")
+}
+
+/// Both roles on `database_url` when given (each keeps its own tables in it).
+async fn a_watcher_killed_with_records_pending(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let (watcher_port, archivist_port) = (free_port(), free_port());
-    let env = [(
+    let mut env = vec![(
         "ARCHIVIST_URL",
         format!("http://127.0.0.1:{archivist_port}"),
     )];
+    env.extend(database_url.map(|url| ("DATABASE_URL", url)));
     let watcher_state = dir.path().join("watcher");
     // The archivist is not running yet: everything stays pending in the watcher's outbox.
     let watcher = start("watcher", watcher_port, &watcher_state, &env);
@@ -150,7 +167,7 @@ async fn a_watcher_killed_with_records_pending_delivers_them_after_its_restart()
         "archivist",
         archivist_port,
         &dir.path().join("archivist"),
-        &[],
+        &env[1..],
     );
     wait_ready(archivist_port).await;
     let _watcher = start("watcher", watcher_port, &watcher_state, &env);
@@ -176,17 +193,31 @@ async fn archived_count(port: u16) -> Option<u64> {
 /// and none is stored twice.
 #[tokio::test]
 async fn an_archivist_killed_in_the_middle_of_deliveries_stores_each_record_once() {
+    an_archivist_killed_in_the_middle_of_deliveries(None).await;
+}
+
+#[tokio::test]
+async fn on_postgres_an_archivist_killed_in_the_middle_of_deliveries_stores_each_record_once() {
+    an_archivist_killed_in_the_middle_of_deliveries(Some(postgres_database())).await;
+}
+
+async fn an_archivist_killed_in_the_middle_of_deliveries(database_url: Option<String>) {
     // One record per request: delivering the backlog takes a while, so the kills land in it.
     const EVENTS: u32 = 1000;
     let dir = tempfile::tempdir().unwrap();
     let (watcher_port, archivist_port) = (free_port(), free_port());
-    let env = [
+    let mut env = vec![
         (
             "ARCHIVIST_URL",
             format!("http://127.0.0.1:{archivist_port}"),
         ),
         ("OUTBOX_BATCH_SIZE", "1".to_string()),
     ];
+    let archivist_env: Vec<(&str, String)> = database_url
+        .iter()
+        .map(|url| ("DATABASE_URL", url.clone()))
+        .collect();
+    env.extend(archivist_env.iter().cloned());
     let archivist_state = dir.path().join("archivist");
     let _watcher = start("watcher", watcher_port, &dir.path().join("watcher"), &env);
     wait_ready(watcher_port).await;
@@ -195,7 +226,12 @@ async fn an_archivist_killed_in_the_middle_of_deliveries_stores_each_record_once
     let mut kills = 0;
     let mut archivist = None;
     while kills < 3 {
-        let running = start("archivist", archivist_port, &archivist_state, &[]);
+        let running = start(
+            "archivist",
+            archivist_port,
+            &archivist_state,
+            &archivist_env,
+        );
         wait_ready(archivist_port).await;
         // Kill it as soon as deliveries are under way, not done.
         let stored = eventually("deliveries to start", Duration::from_secs(20), || async {
@@ -210,8 +246,14 @@ async fn an_archivist_killed_in_the_middle_of_deliveries_stores_each_record_once
         let _ = running.wait_with_output(Duration::from_secs(5));
         kills += 1;
     }
-    let _archivist =
-        archivist.unwrap_or_else(|| start("archivist", archivist_port, &archivist_state, &[]));
+    let _archivist = archivist.unwrap_or_else(|| {
+        start(
+            "archivist",
+            archivist_port,
+            &archivist_state,
+            &archivist_env,
+        )
+    });
     wait_ready(archivist_port).await;
     let (details, ids) = wait_archived(archivist_port, EVENTS as usize).await;
     assert_exactly(&details, &ids, EVENTS);

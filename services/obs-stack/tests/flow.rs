@@ -26,6 +26,16 @@ struct Fleet {
 }
 
 impl Fleet {
+    /// The five roles on one PostgreSQL database instead of a SQLite file each.
+    fn on_postgres(webhook: &str) -> Fleet {
+        let mut fleet = Fleet::new(webhook);
+        let url = obs_testkit::postgres::shared()
+            .create_database()
+            .expect("a PostgreSQL database");
+        fleet.env.push(("DATABASE_URL".into(), url));
+        fleet
+    }
+
     fn new(webhook: &str) -> Fleet {
         let ports: Vec<(&str, u16)> = ROLES.iter().map(|role| (*role, free_port())).collect();
         let mut env: Vec<(String, String)> = vec![
@@ -77,6 +87,22 @@ impl Fleet {
             command.env("MONITOR_ENDPOINT", self.url("watcher"));
         }
         spawn(command)
+    }
+
+    /// A killed role started again: on its own folder with SQLite; on PostgreSQL from an
+    /// empty folder, as a new pod.
+    fn restart_role(&self, role: &str) -> ChildGuard {
+        if self.env.iter().any(|(key, _)| key == "DATABASE_URL") {
+            let fresh = self.state.path().join(format!("{role}-new-pod"));
+            let mut command = self.command(role);
+            let (_, port) = self.ports.iter().find(|(r, _)| *r == role).unwrap();
+            command
+                .env("PORT", port.to_string())
+                .env("STATE_DIR", fresh)
+                .env("MONITOR_ENDPOINT", self.url("watcher"));
+            return spawn(command);
+        }
+        self.start_role(role)
     }
 
     fn command(&self, name: &str) -> Command {
@@ -446,6 +472,18 @@ receivers:
 async fn a_role_killed_mid_flow_loses_nothing_once_it_is_back() {
     let webhook = Receiver::start().await;
     let fleet = Fleet::new(&webhook.url);
+    a_role_killed_mid_flow(&fleet, &webhook).await;
+}
+
+/// The same on PostgreSQL, where each role comes back as a new pod would: an empty STATE_DIR.
+#[actix_web::test]
+async fn a_role_killed_mid_flow_on_postgres_loses_nothing_once_it_is_back() {
+    let webhook = Receiver::start().await;
+    let fleet = Fleet::on_postgres(&webhook.url);
+    a_role_killed_mid_flow(&fleet, &webhook).await;
+}
+
+async fn a_role_killed_mid_flow(fleet: &Fleet, webhook: &Receiver) {
     let mut roles: Vec<(&str, ChildGuard)> = ROLES
         .iter()
         .map(|role| (*role, fleet.start_role(role)))
@@ -470,12 +508,13 @@ async fn a_role_killed_mid_flow_loses_nothing_once_it_is_back() {
     let incident_id = incident["id"].as_str().unwrap().to_string();
     // The curator holds it for the planner meanwhile.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(notifications_about(&webhook, &incident_id).is_empty());
+    assert!(notifications_about(webhook, &incident_id).is_empty());
 
-    // Back on the same state: the plan, page, notification and archive all follow.
-    planner.1 = fleet.start_role("planner");
+    // Back (on the same state, or on the shared database from an empty folder): the plan,
+    // page, notification and archive all follow.
+    planner.1 = fleet.restart_role("planner");
     fleet.wait_ready("planner").await;
-    follow_the_opening(&fleet, &webhook, "ledger", "watcher").await;
+    follow_the_opening(fleet, webhook, "ledger", "watcher").await;
 
     // Now the synthesizer dies while the recovery is on its way; back, it notifies once.
     let synthesizer = roles
@@ -491,13 +530,13 @@ async fn a_role_killed_mid_flow_loses_nothing_once_it_is_back() {
         (incident["state"] == "resolved").then_some(())
     })
     .await;
-    synthesizer.1 = fleet.start_role("synthesizer");
+    synthesizer.1 = fleet.restart_role("synthesizer");
     fleet.wait_ready("synthesizer").await;
-    follow_the_recovery(&fleet, &webhook, "ledger", &incident_id).await;
+    follow_the_recovery(fleet, webhook, "ledger", &incident_id).await;
     // Exactly once each: opened and resolved (copies of one message carry its id), and
     // nothing else.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let notes = notifications_about(&webhook, &incident_id);
+    let notes = notifications_about(webhook, &incident_id);
     assert_eq!(notes.len(), 2, "{notes:#?}");
     for change in ["opened", "resolved"] {
         let carrying = notes
