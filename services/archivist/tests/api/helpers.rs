@@ -46,7 +46,7 @@ macro_rules! on_both_backends {
 pub fn fresh_location(backend: Backend) -> (ArchiveLocation, tempfile::TempDir) {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let location = match backend {
-        Backend::Sqlite => ArchiveLocation::Sqlite(folder.path().join("archive.sqlite3")),
+        Backend::Sqlite => ArchiveLocation::Sqlite(folder.path().join("archivist.db")),
         Backend::Postgres => ArchiveLocation::Postgres(
             obs_testkit::postgres::shared()
                 .create_database()
