@@ -38,6 +38,8 @@ use crate::{Changes, Shared};
 pub const SHARED_GRACE: Duration = Duration::from_millis(1500);
 /// Services marked down or brought back per transaction; more wait for the next pass.
 const PER_PASS: usize = 5000;
+/// How often a replica on a shared PostgreSQL refreshes its memory from the database.
+pub const REFRESH: Duration = Duration::from_secs(5);
 /// The lease the checker runs under.
 pub const LEASE: &str = "watcher-checker";
 
@@ -70,9 +72,12 @@ pub async fn flush_beats(shared: &Shared) -> anyhow::Result<()> {
 }
 
 /// Write beats behind every STATE_SAVE_INTERVAL until shutdown; the last write is
-/// `Watcher::flush`'s.
+/// `Watcher::flush`'s. With a shared PostgreSQL, also refresh memory from the database every
+/// [`REFRESH`], so this replica's per-service gauges and open-issue gauge show what the other
+/// replicas and the checker changed.
 pub async fn write_behind(shared: Arc<Shared>, shutdown: CancellationToken) {
     let interval = shared.config.state_save_interval;
+    let mut refreshed = Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -83,6 +88,15 @@ pub async fn write_behind(shared: Arc<Shared>, shutdown: CancellationToken) {
                 error = format!("{error:#}"),
                 "heartbeats not written behind; retrying"
             );
+        }
+        if shared.db.dialect() == Dialect::Postgres && refreshed.elapsed() >= REFRESH {
+            refreshed = Instant::now();
+            if let Err(error) = shared.refresh().await {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not refresh from the database; trying again"
+                );
+            }
         }
     }
 }

@@ -164,6 +164,18 @@ impl IssueBook {
         }
     }
 
+    /// Take the open issues as the database holds them now (with a shared PostgreSQL other
+    /// replicas open and resolve issues too): the gauge follows.
+    pub fn replace_open(&mut self, open: Vec<Issue>) {
+        for issue in self.open.values() {
+            gauge_add(&self.gauge, issue.kind, issue.severity, -1);
+        }
+        self.open.clear();
+        for issue in open {
+            self.apply(issue);
+        }
+    }
+
     fn keep_resolved(&mut self, issue: Issue) {
         if self.resolved_max == 0 {
             return;

@@ -444,6 +444,31 @@ impl Shared {
         statuses
     }
 
+    /// With a shared PostgreSQL: take in the services and open issues as the database holds
+    /// them now. Beats heard here and not yet written behind are kept.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        // Under the commit turn, so a change this replica commits meanwhile is not undone by
+        // an older read.
+        let _turn = self.writes.lock().await;
+        let (services, (open, _)) = self
+            .db
+            .read(|tx| {
+                Ok((
+                    store::services(tx)?,
+                    store::issues_for_listing(tx, Some(IssueState::Open), 0)?,
+                ))
+            })
+            .await?;
+        {
+            let mut tracker = self.tracker();
+            for row in &services {
+                tracker.apply(row);
+            }
+        }
+        lock(&self.issues).replace_open(open);
+        Ok(())
+    }
+
     /// Fill memory from what the database holds (at start).
     fn restore(&self, loaded: store::Loaded) {
         {

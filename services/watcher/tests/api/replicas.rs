@@ -9,8 +9,8 @@ use serde_json::json;
 use watcher::WatcherConfig;
 
 use crate::helpers::{
-    events_of, heartbeat, issues, post, service_status, spawn_at, wait_for_issue, wait_for_status,
-    Backend, Place,
+    events_of, heartbeat, issues, metrics, post, sample, service_status, spawn_at, wait_for_issue,
+    wait_for_status, Backend, Place,
 };
 
 const LEASE_TTL: Duration = Duration::from_secs(1);
@@ -64,6 +64,21 @@ async fn two_watchers_on_one_postgres_behave_as_one() {
     let through_a = issues(&a, "open", "heartbeat_missed", "api").await;
     assert_eq!(through_a.len(), 1, "one issue, whichever replica is asked");
     assert_eq!(through_a[0]["id"], missed["id"]);
+    // B's own gauges follow what the checker on A committed.
+    eventually(
+        "B's gauges to show api down",
+        Duration::from_secs(15),
+        || async {
+            let text = metrics(&b).await;
+            let down = sample(&text, r#"monitoring_service_status{service="api"}"#) == Some(0.0);
+            let open = sample(
+                &text,
+                r#"watcher_issues_open{kind="heartbeat_missed",severity="critical"}"#,
+            ) == Some(1.0);
+            (down && open).then_some(())
+        },
+    )
+    .await;
 
     // It comes back through B, which never knew it was down: the checker sees the beat in
     // the database and resolves the same issue.
