@@ -459,3 +459,42 @@ fn archive_url_and_database_url_naming_different_databases_exit_2() {
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
+
+/// DATABASE_URL (obs-core's setting, which every role reads) puts the archive in PostgreSQL;
+/// ARCHIVE_URL naming the same database is accepted as its alias.
+#[test]
+fn database_url_puts_the_archive_in_postgres() {
+    let url = obs_testkit::postgres::shared()
+        .create_database()
+        .expect("a fresh PostgreSQL database");
+    let system = actix_web::rt::System::new();
+    for env in [
+        vec![("DATABASE_URL", url.as_str())],
+        vec![
+            ("DATABASE_URL", url.as_str()),
+            ("ARCHIVE_URL", url.as_str()),
+        ],
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        system.block_on(async {
+            let archivist = Archivist::start(state.path(), &env).await;
+            let answer = client()
+                .post(archivist.url("/v1/records"))
+                .json(&[record("api", 1)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 201);
+            let stats: Value = client()
+                .get(archivist.url("/v1/stats"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(stats["backend"], "postgres", "{env:?}");
+        });
+        assert!(!state.path().join("archivist.db").exists(), "{env:?}");
+    }
+}
