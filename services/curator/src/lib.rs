@@ -241,6 +241,9 @@ impl Shared {
             let prepared = self
                 .db
                 .write(move |tx| {
+                    for issue_id in &prepared.applied.new_issue_ids {
+                        tx.first_sighting(store::INBOX_ROLE, &issue_id.to_string())?;
+                    }
                     shared.store(tx, &prepared)?;
                     Ok(prepared)
                 })
@@ -293,10 +296,11 @@ impl Shared {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Prepared<()>> {
         if self.shared_db() {
+            // Sorted: replicas lock rows in one order, so two batches cannot deadlock.
             let fingerprints: Vec<&str> = signals
                 .iter()
                 .map(|signal| signal.fingerprint.as_str())
-                .collect::<HashSet<_>>()
+                .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
             self.sync_fingerprints(tx, &fingerprints)?;

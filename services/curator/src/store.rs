@@ -283,8 +283,9 @@ pub fn incidents_by_id(tx: &mut Tx<'_>, ids: &[Ulid]) -> anyhow::Result<Vec<Trac
     Ok(found)
 }
 
-/// The incidents of these fingerprints, their rows locked until the transaction ends (on
-/// PostgreSQL), so a replica deciding from them cannot be overtaken by another.
+/// The incidents of these fingerprints (given sorted), their rows locked in that order until
+/// the transaction ends (on PostgreSQL), so a replica deciding from them cannot be overtaken
+/// by another.
 pub fn incidents_by_fingerprint(
     tx: &mut Tx<'_>,
     fingerprints: &[&str],
@@ -296,7 +297,8 @@ pub fn incidents_by_fingerprint(
     let mut found = Vec::new();
     for chunk in fingerprints.chunks(CHUNK) {
         let sql = format!(
-            "SELECT body FROM curator_incidents WHERE fingerprint IN ({}){lock}",
+            "SELECT body FROM curator_incidents WHERE fingerprint IN ({}) \
+             ORDER BY fingerprint, id{lock}",
             placeholders(chunk.len())
         );
         let params: Vec<Value> = chunk.iter().map(|fp| (*fp).into()).collect();

@@ -493,3 +493,91 @@ fn a_restored_book_carries_on_where_it_stopped() {
     assert_eq!(incident.count, 2);
     assert!(incident.revision > book.get(&api.id).unwrap().revision - 1);
 }
+
+/// Everything a caller can see of a book: incidents, open counts, silences, dirty ids.
+type View = (Vec<Incident>, [(Severity, usize); 3], usize, Vec<Ulid>);
+
+fn view(book: &Book) -> View {
+    let all = book.list(&Filter {
+        limit: 1000,
+        ..Filter::default()
+    });
+    let mut dirty: Vec<Ulid> = book.dirty.iter().copied().collect();
+    dirty.sort();
+    (all, book.active_counts(), book.silences.len(), dirty)
+}
+
+#[test]
+fn a_captured_change_leaves_the_book_as_it_was_and_redo_puts_it_in_place() {
+    let short = Rules {
+        resolved_max: 1,
+        ..rules()
+    };
+    let api = issue(Ulid::new(), "api", 1, 0);
+    let db = issue(Ulid::new(), "db", 1, 0);
+    let old = issue(Ulid::new(), "old", 1, 0);
+    let build = || {
+        let mut book = Book::new(short);
+        apply(&mut book, &api, 0);
+        apply(&mut book, &db, 0);
+        apply(&mut book, &old, 0);
+        apply(&mut book, &recovered(old.clone(), 1), 1);
+        book
+    };
+    let web = Ulid::new();
+    let silence = SilenceIn {
+        matchers: vec![Matcher {
+            name: "service".into(),
+            value: "web".into(),
+            is_regex: false,
+            is_equal: true,
+        }],
+        starts_at: None,
+        ends_at: at(3600),
+        comment: "later".into(),
+        created_by: None,
+    };
+    let compiled = crate::silences::Compiled::from_input(silence, at(60)).unwrap();
+    // The same operations: directly, and computed, captured, then redone.
+    let operations = |book: &mut Book| {
+        let mut applied = Applied::default();
+        for signal in [
+            issue(api.id, "api", 5, 60),
+            recovered(db.clone(), 60),
+            issue(web, "web", 1, 60),
+        ] {
+            book.apply(crate::issues::signal(signal), at(60), &mut applied);
+        }
+        let compiled = compiled.clone();
+        book.add_silence(compiled, at(60), &mut applied);
+        book.acknowledge(api.id, None, None, at(61), &mut applied)
+            .unwrap();
+        // Two resolved now, one kept: the oldest is pruned.
+        book.housekeeping(at(62), &mut applied);
+        book.seal(&mut applied);
+        applied
+    };
+    let mut direct = build();
+    let expected = operations(&mut direct);
+    assert_eq!(expected.pruned.len(), 1);
+
+    let mut book = build();
+    let before = view(&book);
+    book.begin();
+    let applied = operations(&mut book);
+    assert_eq!(applied.notable, expected.notable);
+    let change = book.capture();
+    assert_eq!(view(&book), before, "captured: the book is as it was");
+    let stored: Vec<(Ulid, Option<u64>)> = applied
+        .to_save
+        .iter()
+        .map(|tracked| (tracked.incident.id, Some(tracked.incident.revision)))
+        .collect();
+    book.redo(change, &stored);
+    assert_eq!(view(&book), view(&direct), "redone: as if applied directly");
+    assert_eq!(book.revision, direct.revision);
+    assert_eq!(
+        book.stored_revision(&api.id),
+        Some(direct.get(&api.id).unwrap().revision)
+    );
+}
