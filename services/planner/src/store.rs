@@ -6,7 +6,7 @@
 //!   as JSON and what the queries need beside it: `revision`, the incident's revision, state,
 //!   priority, service, `remediable` (open with a safe step waiting), the remediation
 //!   `attempts`, `updated_at` (µs, the list order) and `closed_at` (µs, the pruning order).
-//! - `remediation_targets`: when each container was last restarted (or tried), so the
+//! - `planner_remediation_targets`: when each container was last restarted (or tried), so the
 //!   cooldown holds across restarts and replicas.
 //!
 //! A change reads its row inside the transaction that writes it (`FOR UPDATE` on
@@ -39,7 +39,7 @@ pub const SCHEMA: Schema = Schema {
         1,
         "plans, remediation targets",
         "
-CREATE TABLE plans (
+CREATE TABLE planner_plans (
     id TEXT PRIMARY KEY,
     incident_id TEXT NOT NULL UNIQUE,
     incident_revision BIGINT NOT NULL,
@@ -53,12 +53,12 @@ CREATE TABLE plans (
     updated_at BIGINT NOT NULL,
     closed_at BIGINT
 );
-CREATE INDEX plans_by_update ON plans (updated_at, id);
-CREATE INDEX plans_by_state ON plans (state, updated_at, id);
-CREATE INDEX plans_by_service ON plans (service, updated_at, id);
-CREATE INDEX plans_by_closing ON plans (state, closed_at, id);
-CREATE INDEX plans_remediable ON plans (updated_at) WHERE remediable = 1;
-CREATE TABLE remediation_targets (
+CREATE INDEX planner_plans_by_update ON planner_plans (updated_at, id);
+CREATE INDEX planner_plans_by_state ON planner_plans (state, updated_at, id);
+CREATE INDEX planner_plans_by_service ON planner_plans (service, updated_at, id);
+CREATE INDEX planner_plans_by_closing ON planner_plans (state, closed_at, id);
+CREATE INDEX planner_plans_remediable ON planner_plans (updated_at) WHERE remediable = 1;
+CREATE TABLE planner_remediation_targets (
     target TEXT PRIMARY KEY,
     last_attempt_at BIGINT NOT NULL
 );",
@@ -141,7 +141,7 @@ fn for_update(tx: &Tx<'_>) -> &'static str {
 
 fn read_current(tx: &mut Tx<'_>, column: &str, id: Ulid) -> anyhow::Result<Option<Current>> {
     let sql = format!(
-        "SELECT revision, incident_revision, attempts, plan FROM plans WHERE {column} = $1{}",
+        "SELECT revision, incident_revision, attempts, plan FROM planner_plans WHERE {column} = $1{}",
         for_update(tx)
     );
     let row = tx.query_opt(&sql, &[id.to_string().into()])?;
@@ -182,7 +182,7 @@ fn insert(tx: &mut Tx<'_>, plan: &Plan, attempts: i64) -> anyhow::Result<bool> {
     params.extend(columns(plan)?);
     params.push(attempts.into());
     let inserted = tx.execute(
-        "INSERT INTO plans (id, incident_id, incident_revision, revision, state, priority, \
+        "INSERT INTO planner_plans (id, incident_id, incident_revision, revision, state, priority, \
          service, remediable, plan, updated_at, closed_at, attempts) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
         &params,
@@ -196,7 +196,7 @@ fn update(tx: &mut Tx<'_>, plan: &Plan, revision: i64) -> anyhow::Result<bool> {
     let mut params = vec![plan.id.to_string().into(), revision.into()];
     params.extend(columns(plan)?);
     let updated = tx.execute(
-        "UPDATE plans SET incident_revision = $3, revision = $4, state = $5, priority = $6, \
+        "UPDATE planner_plans SET incident_revision = $3, revision = $4, state = $5, priority = $6, \
          service = $7, remediable = $8, plan = $9, updated_at = $10, closed_at = $11 \
          WHERE id = $1 AND revision = $2",
         &params,
@@ -211,7 +211,10 @@ fn add(counts: &mut Counts, plan: &Plan, by: i64) {
 /// Drop the longest-closed plans beyond `closed_max`; counts what went.
 fn prune(tx: &mut Tx<'_>, closed_max: usize, counts: &mut Counts) -> anyhow::Result<()> {
     let closed = tx
-        .query_opt("SELECT COUNT(*) FROM plans WHERE state = 'closed'", &[])?
+        .query_opt(
+            "SELECT COUNT(*) FROM planner_plans WHERE state = 'closed'",
+            &[],
+        )?
         .map(|row| row.int(0))
         .transpose()?
         .unwrap_or(0);
@@ -220,7 +223,7 @@ fn prune(tx: &mut Tx<'_>, closed_max: usize, counts: &mut Counts) -> anyhow::Res
         return Ok(());
     }
     let pruned = tx.query(
-        "DELETE FROM plans WHERE id IN (SELECT id FROM plans WHERE state = 'closed' \
+        "DELETE FROM planner_plans WHERE id IN (SELECT id FROM planner_plans WHERE state = 'closed' \
          ORDER BY closed_at, id LIMIT $1) RETURNING priority",
         &[excess.into()],
     )?;
@@ -328,7 +331,7 @@ impl Store {
         self.db
             .read(move |tx| {
                 tx.query_opt(
-                    "SELECT plan FROM plans WHERE id = $1 OR incident_id = $1",
+                    "SELECT plan FROM planner_plans WHERE id = $1 OR incident_id = $1",
                     &[id.to_string().into()],
                 )?
                 .map(|row| row.json(0))
@@ -351,7 +354,7 @@ impl Store {
                     params.push(service.into());
                     conditions.push(format!("service = ${}", params.len()));
                 }
-                let mut sql = String::from("SELECT plan FROM plans");
+                let mut sql = String::from("SELECT plan FROM planner_plans");
                 if !conditions.is_empty() {
                     sql.push_str(" WHERE ");
                     sql.push_str(&conditions.join(" AND "));
@@ -376,7 +379,7 @@ impl Store {
             .read(|tx| {
                 let mut counts = Counts::new();
                 for row in tx.query(
-                    "SELECT state, priority, COUNT(*) FROM plans GROUP BY state, priority",
+                    "SELECT state, priority, COUNT(*) FROM planner_plans GROUP BY state, priority",
                     &[],
                 )? {
                     if let (Some(state), Some(priority)) =
@@ -395,7 +398,7 @@ impl Store {
         self.db
             .read(move |tx| {
                 tx.query(
-                    "SELECT id FROM plans WHERE remediable = 1 ORDER BY updated_at LIMIT $1",
+                    "SELECT id FROM planner_plans WHERE remediable = 1 ORDER BY updated_at LIMIT $1",
                     &[limit.into()],
                 )?
                 .iter()
@@ -459,12 +462,12 @@ impl Store {
             }
             None => {
                 tx.execute(
-                    "INSERT INTO remediation_targets (target, last_attempt_at) VALUES ($1, $2) \
+                    "INSERT INTO planner_remediation_targets (target, last_attempt_at) VALUES ($1, $2) \
                      ON CONFLICT (target) DO UPDATE SET last_attempt_at = excluded.last_attempt_at",
                     &[target.as_str().into(), now_millis().into()],
                 )?;
                 tx.execute(
-                    "UPDATE plans SET attempts = attempts + 1 WHERE id = $1",
+                    "UPDATE planner_plans SET attempts = attempts + 1 WHERE id = $1",
                     &[plan_id.to_string().into()],
                 )?;
                 Ok(Decision::Run {
@@ -484,7 +487,7 @@ impl Store {
         cooldown: Duration,
     ) -> anyhow::Result<Option<String>> {
         let sql = format!(
-            "SELECT last_attempt_at FROM remediation_targets WHERE target = $1{}",
+            "SELECT last_attempt_at FROM planner_remediation_targets WHERE target = $1{}",
             for_update(tx)
         );
         let Some(row) = tx.query_opt(&sql, &[target.into()])? else {
@@ -563,9 +566,9 @@ impl Store {
         }
         for (target, at) in last {
             tx.execute(
-                "INSERT INTO remediation_targets (target, last_attempt_at) VALUES ($1, $2) \
+                "INSERT INTO planner_remediation_targets (target, last_attempt_at) VALUES ($1, $2) \
                  ON CONFLICT (target) DO UPDATE SET last_attempt_at = excluded.last_attempt_at \
-                 WHERE remediation_targets.last_attempt_at < excluded.last_attempt_at",
+                 WHERE planner_remediation_targets.last_attempt_at < excluded.last_attempt_at",
                 &[target.into(), at.into()],
             )?;
         }

@@ -79,12 +79,12 @@ async fn a_failed_commit_stores_nothing_and_the_retry_is_applied(backend: Backen
 
     // An update whose plan write fails: the plan stays as it was, and the retry applies.
     let resolved = revised(&open, 2, "resolved", "resolved");
-    break_table(&db, "plans").await;
+    break_table(&db, "planner_plans").await;
     refused_as_unavailable(&app, std::slice::from_ref(&resolved)).await;
     let plan = plan_of(&app, &open).await;
     assert_eq!(plan["revision"], 1, "{plan:#}");
     assert_eq!(plan["state"], "open");
-    heal(&db, "plans").await;
+    heal(&db, "planner_plans").await;
     let tally = post_incidents(&app, std::slice::from_ref(&resolved)).await;
     assert_eq!(tally["closed"], 1, "{tally}");
     assert_eq!(tally["ignored"], 0, "{tally}");

@@ -170,7 +170,7 @@ async fn an_unparsable_plan_file_stops_the_planner_naming_it() {
     let db = open_db(&config).await;
     let rows = db
         .read(|tx| {
-            tx.query_opt("SELECT COUNT(*) FROM plans", &[])?
+            tx.query_opt("SELECT COUNT(*) FROM planner_plans", &[])?
                 .unwrap()
                 .int(0)
         })
