@@ -158,7 +158,9 @@ async fn beat(
     responses(
         (status = 200, description = "recorded", example = json!({"status": "ok"})),
         (status = 400, description = "invalid field", body = obs_core::error::ErrorBody),
-        (status = 409, description = "MAX_SERVICES reached", body = obs_core::error::ErrorBody)))]
+        (status = 409, description = "MAX_SERVICES reached", body = obs_core::error::ErrorBody),
+        (status = 503, description = "the service was down and its recovery did not commit; nothing changed, send it again",
+            body = obs_core::error::ErrorBody)))]
 async fn heartbeat(
     shared: web::Data<Shared>,
     body: obs_core::Json<HeartbeatIn>,
@@ -193,7 +195,9 @@ fn ping_timeout(query: &PingQuery) -> Result<Option<Duration>, ApiError> {
 #[utoipa::path(get, path = "/ping/{service}", tag = "heartbeats",
     params(("service" = String, Path, description = "the service's name"),
         ("timeout_seconds" = Option<f64>, Query, description = "overrides the timeout for this service")),
-    responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody)))]
+    responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody),
+        (status = 503, description = "the service was down and its recovery did not commit; nothing changed, send it again",
+            body = obs_core::error::ErrorBody)))]
 async fn ping(
     _guard: StateChanging,
     shared: web::Data<Shared>,
@@ -211,7 +215,8 @@ async fn ping(
 #[utoipa::path(get, path = "/ping/{service}/fail", tag = "heartbeats",
     params(("service" = String, Path, description = "the service's name"),
         ("detail" = Option<String>, Query, description = "what failed, for the issue")),
-    responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody)))]
+    responses((status = 200, description = "recorded"), (status = 400, body = obs_core::error::ErrorBody),
+        (status = 503, description = "did not commit; nothing changed, send it again", body = obs_core::error::ErrorBody)))]
 async fn ping_fail(
     _guard: StateChanging,
     shared: web::Data<Shared>,

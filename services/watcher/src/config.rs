@@ -25,7 +25,7 @@ pub struct WatcherConfig {
     pub host_disk_path: PathBuf,
     pub deployment_id: Option<String>,
     pub app_name: Option<String>,
-    /// EVENTS_MAX: events kept in memory (and in state.json) for `GET /events`.
+    /// EVENTS_MAX: events kept (in the database, and in memory) for `GET /events`.
     pub events_max: usize,
     /// MAX_EVENT_SERIES: label sets of `monitoring_events_total` and the task counters, each;
     /// past it new ones are counted under `_other`.

@@ -144,7 +144,7 @@ impl ContainerTable {
         &self.counts
     }
 
-    /// From state.json: the last known containers (shown until the engine answers) and
+    /// From the database: the last known containers (shown until the engine answers) and
     /// the counts.
     pub fn restore(
         &mut self,

@@ -120,3 +120,45 @@ async fn a_failure_ping_that_cannot_commit_changes_nothing(backend: Backend) {
         "down"
     );
 }
+
+#[actix_web::test]
+async fn a_recovery_that_cannot_commit_leaves_the_service_down_sqlite() {
+    a_recovery_that_cannot_commit_leaves_the_service_down(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn a_recovery_that_cannot_commit_leaves_the_service_down_postgres() {
+    a_recovery_that_cannot_commit_leaves_the_service_down(Backend::Postgres).await;
+}
+
+/// A beat from a service that is down resolves its issue: that is a state change, committed
+/// before the beat is answered. If it cannot commit, the beat is 503 and the service is still
+/// down with its issue open; the next beat brings it back.
+async fn a_recovery_that_cannot_commit_leaves_the_service_down(backend: Backend) {
+    let place = Place::new(backend);
+    let app = spawn_at(&place, WatcherConfig::for_tests(), None).await;
+    let (status, body) = get(&app, "/ping/job/fail").await;
+    assert_eq!(status, 200, "{body}");
+    let failed = issues(&app, "open", "service_failed", "job").await;
+    assert_eq!(failed.len(), 1);
+
+    place.fail_inserts("watcher_services").await;
+    let (status, body) = post(&app, "/heartbeat", &json!({"service": "job"})).await;
+    assert_nothing_stored(status, &body);
+    assert_eq!(
+        service_status(&app, "job").await.expect("known")["status"],
+        "down"
+    );
+    assert_eq!(issues(&app, "open", "service_failed", "job").await.len(), 1);
+
+    place.heal("watcher_services").await;
+    let (status, body) = post(&app, "/heartbeat", &json!({"service": "job"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        service_status(&app, "job").await.expect("known")["status"],
+        "up"
+    );
+    let resolved = issues(&app, "resolved", "service_failed", "job").await;
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["id"], failed[0]["id"]);
+}
