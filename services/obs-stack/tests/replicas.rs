@@ -324,7 +324,7 @@ async fn three_replicas_of_every_role_on_one_postgres_survive_random_kills() {
             post_alerts(&alertmanager.url, "DiskFilling", true).await;
         }
         // Acknowledge what is open now and then, resolve one alert by hand, add a silence.
-        if round % 5 == 0 {
+        if round.is_multiple_of(5) {
             if let Some(out) = obsctl(&curator, &["incidents", "--state", "open", "--json"]) {
                 let list: Value = serde_json::from_str(&out).unwrap_or_default();
                 let open: Vec<String> = list["incidents"]
@@ -361,7 +361,7 @@ async fn three_replicas_of_every_role_on_one_postgres_survive_random_kills() {
                 }
             }
         }
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             let matcher = format!("service=quiet-{round}");
             if let Some(out) = obsctl(
                 &curator,
