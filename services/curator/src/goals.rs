@@ -173,7 +173,7 @@ pub fn reconcile(
 /// this replica holds the goals lease (`held` is cancelled when it is lost or at shutdown).
 pub async fn run(shared: Arc<Shared>, held: CancellationToken) {
     let Some(watcher_url) = shared.watcher_url.clone() else {
-        tracing::info!("WATCHER_URL is not set: goals are kept but not checked");
+        // Not started without WATCHER_URL; should it be, it holds the lease idle.
         held.cancelled().await;
         return;
     };

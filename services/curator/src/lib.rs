@@ -597,6 +597,10 @@ impl Role for Curator {
         context.spawn(tidy.run(context.shutdown.clone(), move |held| {
             housekeeping::run(tidying.clone(), held)
         }));
+        if shared.watcher_url.is_none() {
+            tracing::info!("WATCHER_URL is not set: goals are kept but not checked");
+            return;
+        }
         let check = Lease::new(&shared.db, "curator-goals", LEASE_TTL);
         let checking = shared.clone();
         context.spawn(check.run(context.shutdown.clone(), move |held| {
