@@ -717,6 +717,7 @@ fn read_legacy_queue(folder: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let bytes = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
     let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let mut records = Vec::new();
+    let mut last_seq = 0;
     for (index, line) in bytes[..complete].split(|b| *b == b'\n').enumerate() {
         if line.is_empty() {
             continue;
@@ -733,9 +734,21 @@ fn read_legacy_queue(folder: &std::path::Path) -> anyhow::Result<Vec<String>> {
         let (seq, json) = text.split_once('\t').ok_or_else(damaged)?;
         let seq: u64 = seq.parse().map_err(|_| damaged())?;
         serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|_| damaged())?;
+        last_seq = last_seq.max(seq);
         if seq > cursor {
             records.push(json.to_string());
         }
+    }
+    // A cursor past the last record would mean every record in the log was delivered,
+    // including ones it never held: the cursor is wrong, and trusting it could drop records.
+    if cursor > last_seq && last_seq > 0 {
+        anyhow::bail!(
+            "{} says {cursor} records were delivered, past the end of {} (last {last_seq}); \
+             move the folder {} aside to start without it",
+            cursor_path.display(),
+            log.display(),
+            folder.display()
+        );
     }
     Ok(records)
 }

@@ -626,3 +626,25 @@ async fn a_damaged_old_queue_stops_the_role_naming_it() {
     );
     assert!(legacy.join("queue.log").is_file(), "left in place");
 }
+
+/// A cursor past the end of an old queue's log is not believed (it would drop every record
+/// in silence): the role stops, naming it.
+#[actix_web::test]
+async fn an_old_queue_whose_cursor_is_past_its_end_stops_the_role() {
+    let (config, state) = obs_testkit::test_config("sender");
+    let legacy = state.path().join("outbox/sender/archivist");
+    std::fs::create_dir_all(&legacy).unwrap();
+    let lines: String = (1..=300)
+        .map(|n| format!("{n}\t{{\"id\":\"rec-{n}\"}}\n"))
+        .collect();
+    std::fs::write(legacy.join("queue.log"), lines).unwrap();
+    std::fs::write(legacy.join("cursor"), "900").unwrap();
+    let service = Service::new(config).unwrap();
+    let error = service.open_db(NO_TABLES).await.unwrap_err();
+    let line = format!("{error:#}");
+    assert!(
+        line.contains(&legacy.join("cursor").display().to_string())
+            && line.contains("past the end"),
+        "{line}"
+    );
+}
