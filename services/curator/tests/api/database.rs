@@ -406,3 +406,45 @@ async fn repeats_are_saved_behind_in_one_transaction() {
     })
     .await;
 }
+
+async fn pruned_incidents_are_gone_for_good_and_their_issues_stay_applied(backend: Backend) {
+    let (config, _state) = config_on(backend);
+    let keep_one = CuratorConfig {
+        resolved_max: 1,
+        ..settings()
+    };
+    let app = spawn_with(config.clone(), keep_one.clone()).await;
+    let items: Vec<Value> = (0..3)
+        .map(|n| issue(Ulid::new(), &format!("svc-{n}"), "crashed", "x", 1))
+        .collect();
+    post_issues(&app, &items).await;
+    for item in &items {
+        post_issues(&app, &[recovered(item.clone())]).await;
+    }
+    eventually("retention to prune", Duration::from_secs(10), || async {
+        (incidents(&app, "").await.len() == 1).then_some(())
+    })
+    .await;
+    // Redelivered after its incident was pruned: already applied, so nothing opens.
+    let tally = post_issues(&app, std::slice::from_ref(&items[0])).await;
+    assert_eq!(tally["duplicates"], 1, "{tally}");
+    app.shutdown().await.expect("a clean shutdown");
+    let app = spawn_with(config, keep_one).await;
+    assert_eq!(
+        incidents(&app, "").await.len(),
+        1,
+        "pruned rows stay deleted"
+    );
+    let tally = post_issues(&app, std::slice::from_ref(&items[1])).await;
+    assert_eq!(tally["duplicates"], 1, "{tally}");
+}
+
+#[actix_web::test]
+async fn pruned_incidents_are_gone_for_good_and_their_issues_stay_applied_on_sqlite() {
+    pruned_incidents_are_gone_for_good_and_their_issues_stay_applied(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn pruned_incidents_are_gone_for_good_and_their_issues_stay_applied_on_postgres() {
+    pruned_incidents_are_gone_for_good_and_their_issues_stay_applied(Backend::Postgres).await;
+}
