@@ -118,7 +118,7 @@ async fn apply_signals(shared: &Arc<Shared>, signals: Vec<Signal>) -> Result<Tal
         (status = 200, description = "applied", example = json!({"received": 1, "opened": 1,
             "reopened": 0, "resolved": 0, "deduplicated": 0, "duplicates": 0, "refused": 0})),
         (status = 400, description = "an item is invalid; the field is named", body = obs_core::error::ErrorBody),
-        (status = 503, description = "MAX_INCIDENTS reached; retry later", body = obs_core::error::ErrorBody)))]
+        (status = 503, description = "MAX_INCIDENTS reached, or nothing was stored (the database failed); sending the same batch again is safe", body = obs_core::error::ErrorBody)))]
 async fn post_issues(
     shared: web::Data<Shared>,
     items: obs_core::Json<Vec<Box<RawValue>>>,
@@ -155,7 +155,7 @@ async fn post_issues(
     responses(
         (status = 200, description = "applied (same tally as /v1/issues)"),
         (status = 400, description = "a field is missing or invalid; it is named", body = obs_core::error::ErrorBody),
-        (status = 503, description = "MAX_INCIDENTS reached; retry later", body = obs_core::error::ErrorBody)))]
+        (status = 503, description = "MAX_INCIDENTS reached, or nothing was stored (the database failed); sending the same batch again is safe", body = obs_core::error::ErrorBody)))]
 async fn post_alertmanager(
     shared: web::Data<Shared>,
     raw: obs_core::Json<Box<RawValue>>,
@@ -356,7 +356,8 @@ async fn stale(shared: &Shared, id: Ulid, error: anyhow::Error) -> ApiError {
     responses((status = 200, description = "the incident", body = serde_json::Value),
         (status = 400, body = obs_core::error::ErrorBody),
         (status = 404, body = obs_core::error::ErrorBody),
-        (status = 409, description = "it is resolved", body = obs_core::error::ErrorBody)))]
+        (status = 409, description = "it is resolved, or another replica changed it meanwhile (its revision now is named)", body = obs_core::error::ErrorBody),
+        (status = 503, description = "nothing was stored (the database failed); sending the same request again is safe", body = obs_core::error::ErrorBody)))]
 async fn acknowledge(
     shared: web::Data<Shared>,
     id: web::Path<String>,
@@ -381,7 +382,9 @@ async fn acknowledge(
         example = json!({"by": "alice", "comment": "fixed the config"})),
     responses((status = 200, description = "the incident", body = serde_json::Value),
         (status = 400, body = obs_core::error::ErrorBody),
-        (status = 404, body = obs_core::error::ErrorBody)))]
+        (status = 404, body = obs_core::error::ErrorBody),
+        (status = 409, description = "another replica changed it meanwhile (its revision now is named)", body = obs_core::error::ErrorBody),
+        (status = 503, description = "nothing was stored (the database failed); sending the same request again is safe", body = obs_core::error::ErrorBody)))]
 async fn resolve(
     shared: web::Data<Shared>,
     id: web::Path<String>,
@@ -407,7 +410,8 @@ async fn resolve(
         "ends_at": "2026-01-02T06:00:00Z", "comment": "deploying api", "created_by": "alice"})),
     responses((status = 201, description = "the silence", body = serde_json::Value),
         (status = 400, description = "invalid; the field is named", body = obs_core::error::ErrorBody),
-        (status = 409, description = "MAX_SILENCES reached", body = obs_core::error::ErrorBody)))]
+        (status = 409, description = "MAX_SILENCES reached", body = obs_core::error::ErrorBody),
+        (status = 503, description = "nothing was stored (the database failed); sending the same request again is safe", body = obs_core::error::ErrorBody)))]
 async fn post_silence(
     shared: web::Data<Shared>,
     raw: obs_core::Json<Box<RawValue>>,
@@ -467,7 +471,8 @@ async fn list_silences(shared: web::Data<Shared>) -> Result<HttpResponse, ApiErr
     params(("id" = String, Path, description = "the silence's id (a ULID)")),
     responses((status = 200, description = "the silence that was removed", body = serde_json::Value),
         (status = 400, body = obs_core::error::ErrorBody),
-        (status = 404, body = obs_core::error::ErrorBody)))]
+        (status = 404, body = obs_core::error::ErrorBody),
+        (status = 503, description = "nothing was stored (the database failed); sending the same request again is safe", body = obs_core::error::ErrorBody)))]
 async fn delete_silence(
     shared: web::Data<Shared>,
     id: web::Path<String>,
@@ -513,7 +518,8 @@ async fn get_goals(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> 
         "services": [{"service": "api", "severity": "critical", "note": "the public API"},
                      {"service": "nightly-backup", "severity": "warning"}]})),
     responses((status = 200, description = "the goals as stored", body = serde_json::Value),
-        (status = 400, description = "invalid; the field is named", body = obs_core::error::ErrorBody)))]
+        (status = 400, description = "invalid; the field is named", body = obs_core::error::ErrorBody),
+        (status = 503, description = "nothing was stored (the database failed); sending the same request again is safe", body = obs_core::error::ErrorBody)))]
 async fn put_goals(
     shared: web::Data<Shared>,
     raw: obs_core::Json<Box<RawValue>>,

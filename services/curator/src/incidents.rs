@@ -12,6 +12,9 @@
 //!   of the resolution reopens the incident; later, it opens a new one. Reopening
 //!   FLAP_THRESHOLD times within FLAP_WINDOW marks it flapping until it has been quiet for
 //!   FLAP_SETTLE.
+//! - Committing is the caller's ([`crate::Shared::change`]): between [`Book::begin`] and
+//!   [`Book::capture`] everything an operation touches is remembered as it was; `capture`
+//!   puts it back and returns the change, which [`Book::redo`] puts in place once stored.
 //! - Notable changes (not mere repeats) are copied out to be forwarded, each with `notify`:
 //!   whether people should hear of it, which is when what they last heard (open or not)
 //!   differs from the truth and no silence or flapping holds it back.
