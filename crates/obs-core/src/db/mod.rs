@@ -330,7 +330,7 @@ pub struct StorageError {
 }
 
 impl StorageError {
-    pub(crate) fn new(message: impl Into<String>, unique_violation: bool) -> Self {
+    pub fn new(message: impl Into<String>, unique_violation: bool) -> Self {
         StorageError {
             message: message.into(),
             unique_violation,
