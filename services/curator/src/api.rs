@@ -252,6 +252,10 @@ async fn get_incident(
     Ok(HttpResponse::Ok().json(incident))
 }
 
+/// Who acted, when the request does not say: the curator cannot know, and naming the API
+/// would read as if something automatic had acted.
+const UNKNOWN_ACTOR: &str = "unknown";
+
 /// Who acted, and why; both optional, and so is the body.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -323,7 +327,7 @@ async fn acknowledge(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     by_hand_change(&shared, &id, &bytes, |book, id, input, applied| {
-        let by = Some(input.by.unwrap_or_else(|| "api".into()));
+        let by = Some(input.by.unwrap_or_else(|| UNKNOWN_ACTOR.into()));
         book.acknowledge(id, by, input.comment, Utc::now(), applied)
     })
     .await
@@ -343,7 +347,7 @@ async fn resolve(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     by_hand_change(&shared, &id, &bytes, |book, id, input, applied| {
-        let by = Some(input.by.unwrap_or_else(|| "api".into()));
+        let by = Some(input.by.unwrap_or_else(|| UNKNOWN_ACTOR.into()));
         book.resolve(id, by, input.comment, Utc::now(), applied)
     })
     .await

@@ -253,3 +253,20 @@ async fn an_empty_curator_says_so() {
         .json();
     assert!(empty.is_empty());
 }
+
+#[actix_web::test]
+async fn ack_without_by_or_user_records_the_login_name() {
+    let curator = curator_with_three_incidents().await;
+    let url = curator.url();
+    // obsctl's commands run without $USER and $LOGNAME, as under cron or in a container.
+    let acked: Incident = obsctl_at("curator", url, &["--json", "ack", OOM])
+        .await
+        .json();
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let login = String::from_utf8(id.stdout).unwrap().trim().to_string();
+    assert!(!login.is_empty());
+    assert_eq!(acked.acknowledged_by.as_deref(), Some(login.as_str()));
+}
