@@ -1,4 +1,4 @@
-//! Issues: open ones by fingerprint (service + kind + subject), resolved ones in a bounded
+//! Issues: open ones by fingerprint (service + kind's family + subject), resolved ones in a bounded
 //! ring. The same trouble in the same place updates the open issue (count, last_seen,
 //! facts) instead of opening another; a recovery resolves it under the same id.
 
@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use obs_core::prometheus::IntGaugeVec;
-use obs_model::{Issue, IssueKind, IssueState, Severity};
+use obs_model::{fingerprint, Issue, IssueKind, IssueState, Severity};
 use serde_json::Value;
 use ulid::Ulid;
 
@@ -69,10 +69,6 @@ impl Change {
     }
 }
 
-pub fn fingerprint(service: &str, kind: IssueKind, subject: &str) -> String {
-    format!("{service}/{}/{subject}", kind.as_str())
-}
-
 pub struct IssueBook {
     open: HashMap<String, Issue>,
     resolved: VecDeque<Issue>,
@@ -96,16 +92,22 @@ impl IssueBook {
     pub fn raise(&mut self, detection: Detection, now: DateTime<Utc>) -> (Change, Issue) {
         let key = fingerprint(&detection.service, detection.kind, &detection.subject);
         if let Some(issue) = self.open.get_mut(&key) {
-            if issue.severity != detection.severity {
-                gauge_add(&self.gauge, issue.kind, issue.severity, -1);
-                gauge_add(&self.gauge, issue.kind, detection.severity, 1);
-                issue.severity = detection.severity;
-            }
             issue.count += 1;
             issue.last_seen = now;
+            issue.facts.extend(detection.facts);
+            if issue.kind.supersedes(detection.kind) {
+                return (Change::Updated, issue.clone());
+            }
+            // The same kind, or its family's graver one (a crash becoming a restart loop):
+            // the issue takes the detection's kind, severity and words.
+            if (issue.kind, issue.severity) != (detection.kind, detection.severity) {
+                gauge_add(&self.gauge, issue.kind, issue.severity, -1);
+                gauge_add(&self.gauge, detection.kind, detection.severity, 1);
+                issue.kind = detection.kind;
+                issue.severity = detection.severity;
+            }
             issue.message = detection.message;
             issue.recommendation = detection.recommendation;
-            issue.facts.extend(detection.facts);
             return (Change::Updated, issue.clone());
         }
         let issue = Issue {
@@ -223,7 +225,11 @@ impl IssueBook {
             IssueState::Open => {
                 gauge_add(&self.gauge, issue.kind, issue.severity, 1);
                 let key = fingerprint(&issue.service, issue.kind, &issue.subject);
-                self.open.insert(key, issue);
+                // A state saved before a crash and its loop were one issue may hold both:
+                // the later (the loop; open issues are saved oldest first) stands for both.
+                if let Some(displaced) = self.open.insert(key, issue) {
+                    gauge_add(&self.gauge, displaced.kind, displaced.severity, -1);
+                }
             }
             IssueState::Resolved => self.keep_resolved(issue),
         }
@@ -250,6 +256,49 @@ mod tests {
         Detection::new(IssueKind::Crashed, "app", "app", severity)
             .message("app exited with 3")
             .fact("exit_code", 3)
+    }
+
+    #[test]
+    fn a_crash_becomes_its_restart_loop_and_later_crashes_count_on_the_loop() {
+        let mut book = book();
+        let now = Utc::now();
+        let (_, crashed) = book.raise(crash(Severity::Warning), now);
+        let looping = Detection::new(IssueKind::RestartLoop, "app", "app", Severity::Critical)
+            .message("app started 3 times in 300 s - restart loop")
+            .fact("starts_in_window", 3);
+        let (change, escalated) = book.raise(looping, now);
+        assert_eq!(change, Change::Updated);
+        assert_eq!(
+            escalated.id, crashed.id,
+            "one issue, one incident downstream"
+        );
+        assert_eq!(escalated.kind, IssueKind::RestartLoop);
+        assert_eq!(escalated.severity, Severity::Critical);
+        assert_eq!(
+            escalated.facts["exit_code"], 3,
+            "the crash's facts are kept"
+        );
+        // The next crash of the loop is one more sighting of it, not a step back.
+        let (_, again) = book.raise(crash(Severity::Warning), now);
+        assert_eq!(again.kind, IssueKind::RestartLoop);
+        assert_eq!(again.severity, Severity::Critical);
+        assert_eq!(again.message, "app started 3 times in 300 s - restart loop");
+        assert_eq!(again.count, 3);
+        assert_eq!(book.open_count(), 1);
+        assert_eq!(
+            book.gauge
+                .with_label_values(&["restart_loop", "critical"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            book.gauge.with_label_values(&["crashed", "warning"]).get(),
+            0
+        );
+        let resolved = book
+            .resolve("app", IssueKind::Crashed, "app", BTreeMap::new(), now)
+            .expect("resolving the crash resolves the loop it became");
+        assert_eq!(resolved.kind, IssueKind::RestartLoop);
     }
 
     #[test]
