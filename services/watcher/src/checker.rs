@@ -3,7 +3,8 @@
 //! One task sleeps until the earliest deadline (or until woken because an earlier one
 //! appeared), runs a pass over what is due, and sleeps again. It wakes at most once per
 //! MONITOR_HEARTBEAT_CHECK_INTERVAL, so deadlines that fall close together share one pass
-//! however many services there are. A missed beat opens `heartbeat_missed`; an explicit
+//! however many services there are. A missed beat opens `heartbeat_missed`, and each further
+//! timeout of silence counts on it again (downstream, a sighting); an explicit
 //! `/ping/{service}/fail` opens `service_failed`; contact again resolves whichever is open,
 //! under the same id.
 
@@ -53,13 +54,16 @@ async fn sleep_until(deadline: Option<Instant>) {
 async fn timed_out(shared: &Shared, expired: Expired) {
     let service = &*expired.service;
     let silence = Utc::now() - expired.last_seen;
-    let mut event = shared.new_event(service, "down", EventSource::Heartbeat);
-    event.detail = Some(format!(
-        "no heartbeat for {} s (timeout {} s)",
-        silence.num_seconds(),
-        expired.timeout.as_secs_f64()
-    ));
-    shared.record_event(event).await;
+    // Going down is an event; staying down is not news, only one more sighting of the issue.
+    if !expired.again {
+        let mut event = shared.new_event(service, "down", EventSource::Heartbeat);
+        event.detail = Some(format!(
+            "no heartbeat for {} s (timeout {} s)",
+            silence.num_seconds(),
+            expired.timeout.as_secs_f64()
+        ));
+        shared.record_event(event).await;
+    }
     let mut detection = Detection::new(IssueKind::HeartbeatMissed, service, "", Severity::Critical)
         .message(format!(
             "{service} stopped sending heartbeats: none for {} s (timeout {} s)",
@@ -72,8 +76,10 @@ async fn timed_out(shared: &Shared, expired: Expired) {
              often on purpose, send a longer timeout_seconds with its heartbeats."
         ))
         .fact("last_seen", expired.last_seen.to_rfc3339())
-        .fact("down_since", Utc::now().to_rfc3339())
         .fact("timeout_seconds", expired.timeout.as_secs_f64());
+    if !expired.again {
+        detection = detection.fact("down_since", Utc::now().to_rfc3339());
+    }
     if let Some(phase) = expired.phase {
         detection = detection.fact("phase", phase);
     }

@@ -69,6 +69,8 @@ pub struct Expired {
     pub last_seen: DateTime<Utc>,
     pub timeout: Duration,
     pub phase: Option<String>,
+    /// Already down at the last pass: still silent, one more timeout later.
+    pub again: bool,
 }
 
 /// MAX_SERVICES reached: a new service is refused rather than growing memory without bound.
@@ -280,19 +282,33 @@ impl Tracker {
                 pass.requeued += 1;
                 continue;
             }
-            if tracked.state == ServiceState::Up {
+            let silent = match (tracked.state, tracked.reason) {
+                (ServiceState::Up, _) => Some(false),
+                (ServiceState::Down, Some(DownReason::Timeout)) => Some(true),
+                // Down because it said it failed: it says so again itself, if it still is.
+                (ServiceState::Down, _) => None,
+            };
+            let Some(again) = silent else {
+                continue;
+            };
+            if !again {
                 tracked.state = ServiceState::Down;
                 tracked.reason = Some(DownReason::Timeout);
                 tracked.down_since = Some(wall);
-                pass.expired.push(Expired {
-                    service: name,
-                    last_seen: tracked.last_seen,
-                    timeout: tracked.timeout,
-                    phase: tracked.phase.as_deref().map(str::to_string),
-                });
             }
-            // A service already down (it said it failed) is not due twice: it stays out of
-            // the set until it is heard from again.
+            pass.expired.push(Expired {
+                service: name.clone(),
+                last_seen: tracked.last_seen,
+                timeout: tracked.timeout,
+                phase: tracked.phase.as_deref().map(str::to_string),
+                again,
+            });
+            // Due again one timeout later: a service that stays silent is reported again
+            // each timeout, as its missed beats go on (an incident resolved by hand meanwhile
+            // then reopens, as the trouble is still there).
+            tracked.deadline = now + tracked.timeout;
+            tracked.queued = Some(tracked.deadline);
+            self.deadlines.insert((tracked.deadline, name));
         }
         pass.next = self.deadlines.first().map(|(due, _)| *due);
         pass
@@ -347,7 +363,8 @@ impl Tracker {
                 queued: None,
             },
         );
-        if status.status == ServiceState::Up {
+        // Silent ones too: they go on being reported while they stay silent.
+        if status.status == ServiceState::Up || status.reason == Some(DownReason::Timeout) {
             self.queue(&status.service);
         }
     }
@@ -392,10 +409,20 @@ mod tests {
         let pass = tracker.check(t0 + TIMEOUT, wall);
         assert_eq!(pass.expired.len(), 1);
         assert_eq!(&*pass.expired[0].service, "api");
-        assert_eq!(pass.next, None, "a down service leaves the set");
+        assert!(!pass.expired[0].again);
+        assert_eq!(
+            pass.next,
+            Some(t0 + TIMEOUT * 2),
+            "a silent service is due again one timeout later"
+        );
         let status = tracker.status("api").unwrap();
         assert_eq!(status.status, ServiceState::Down);
         assert_eq!(status.reason, Some(DownReason::Timeout));
+        let still = tracker.check(t0 + TIMEOUT * 2, wall);
+        assert_eq!(still.expired.len(), 1, "still silent: reported again");
+        assert!(still.expired[0].again);
+        assert_eq!(still.next, Some(t0 + TIMEOUT * 3));
+        assert_eq!(tracker.status("api").unwrap().down_since, status.down_since);
 
         let (contact, _) = tracker
             .beat("api", None, None, t0 + TIMEOUT * 2, wall)
