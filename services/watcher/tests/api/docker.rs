@@ -583,3 +583,65 @@ async fn a_restart_loop_that_settles_is_resolved_after_a_whole_window_running() 
     );
     assert_eq!(inspect(&name, "{{.State.Status}}"), "running");
 }
+
+#[actix_web::test]
+async fn only_the_containers_the_filters_admit_are_followed() {
+    let image = Image::busybox("watcher");
+    let mut settings = docker_settings();
+    settings.docker.filter =
+        watcher::config::ContainerFilter::parse("obs-test.watch", "", "", "*-skipped").unwrap();
+    let mut containers = Containers::default();
+    let label = ["--label", "obs-test.watch=yes"];
+    // Crashed before the watcher starts: judged by the seed.
+    let watched_early = unique("watched-early");
+    let unlabelled_early = unique("unlabelled-early");
+    containers.run(&watched_early, &label, &image, &["sh", "-c", "exit 4"]);
+    containers.run(&unlabelled_early, &[], &image, &["sh", "-c", "exit 4"]);
+    for name in [&watched_early, &unlabelled_early] {
+        eventually(
+            "the early container to exit",
+            Duration::from_secs(30),
+            || async { (inspect(name, "{{.State.Status}}") == "exited").then_some(()) },
+        )
+        .await;
+    }
+    let app = spawn(settings).await;
+    wait_connected(&app).await;
+    wait_for_issue(&app, "open", "crashed", &watched_early).await;
+
+    // Crashing while it watches: the excluded ones exit first, so by the time the watched
+    // one's crash is an issue, their events have been through the watcher.
+    let unlabelled = unique("unlabelled");
+    let excluded = format!("{}-skipped", unique("named"));
+    containers.run(&unlabelled, &[], &image, &["sh", "-c", "exit 3"]);
+    containers.run(&excluded, &label, &image, &["sh", "-c", "exit 3"]);
+    for name in [&unlabelled, &excluded] {
+        eventually("the container to exit", Duration::from_secs(30), || async {
+            (inspect(name, "{{.State.Status}}") == "exited").then_some(())
+        })
+        .await;
+    }
+    let watched = unique("watched");
+    containers.run(&watched, &label, &image, &["sh", "-c", "exit 3"]);
+    wait_for_issue(&app, "open", "crashed", &watched).await;
+
+    let (_, listed) = get(&app, "/containers").await;
+    let listed: Vec<&str> = listed["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|container| container["name"].as_str())
+        .collect();
+    assert!(listed.contains(&watched.as_str()), "{listed:?}");
+    for name in [&unlabelled_early, &unlabelled, &excluded] {
+        assert!(
+            issues(&app, "all", "crashed", name).await.is_empty(),
+            "{name} is not followed"
+        );
+        assert!(events_of(&app, name).await.is_empty(), "{name}: no events");
+        assert!(
+            !listed.contains(&name.as_str()),
+            "{name} not listed: {listed:?}"
+        );
+    }
+}
