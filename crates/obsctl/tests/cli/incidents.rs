@@ -232,7 +232,10 @@ async fn a_token_guarded_curator_asks_for_the_token_to_change_things() {
 
 /// The name `id -un` gives the user the tests run as.
 fn login_name() -> String {
-    let id = std::process::Command::new("id").arg("-un").output().unwrap();
+    let id = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
     let name = String::from_utf8(id.stdout).unwrap().trim().to_string();
     assert!(!name.is_empty());
     name
