@@ -24,8 +24,12 @@ release:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release $(addprefix -p ,$(RELEASE_PACKAGES)) --target $(TARGET)
 
 ## Run the embedded default: all five roles in one process.
+# The README's `cargo build --release` exactly: one set of packages, so one resolution of
+# their features, and either command finds the other's build done (with `-p obs-stack` alone
+# cargo would resolve features without obsctl's and rebuild a dozen crates).
 run:
-	$(CARGO) run --release -p obs-stack --bin obs-stack
+	$(CARGO) build --release
+	./target/release/obs-stack
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -88,13 +92,17 @@ images: image-context
 ## Chart checks (Helm SDK lint and render, every object validated, promtool; no Rust build):
 ## `make chart-render VALUES=my-values.yaml` prints the manifests (Helm's SDK, no helm binary).
 ## The images and the real-Prometheus test run in test-python with everything else.
-chart-test: test-deps
+## Each installs only what it uses (test-deps is everything).
+chart-test:
+	./scripts/install-test-deps.sh python prometheus
 	$(PYTHON) -m pytest -q tests/test_chart.py
 
-chart-render: test-deps
+chart-render:
+	./scripts/install-test-deps.sh python
 	$(PYTHON) tests/shipping.py render $(VALUES)
 
-lint-shipping: test-deps
+lint-shipping:
+	./scripts/install-test-deps.sh python shellcheck
 	hadolint --failure-threshold warning Dockerfile
 	actionlint
 

@@ -1,12 +1,36 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs, idempotently: Debian packages and a Python venv.
+# Installs what the tests need, idempotently: Debian packages and a Python venv.
 # Safe to run again; it only installs what is missing.
+#
+#   install-test-deps.sh                      everything (make test, make bench)
+#   install-test-deps.sh python [PACKAGE...]  the Python venv, and of the Debian packages
+#                                             only those named (make chart-render: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(prometheus prometheus-alertmanager busybox-static wrk shellcheck postgresql haproxy tmux chromium fonts-dejavu-core)
+ALL_APT_PACKAGES=(prometheus prometheus-alertmanager busybox-static wrk shellcheck postgresql haproxy tmux chromium fonts-dejavu-core)
 PY_VENV=.venv
 PY_REQUIREMENTS=tests/requirements.txt
+
+case "${1:-all}" in
+    all)
+        APT_PACKAGES=("${ALL_APT_PACKAGES[@]}")
+        ;;
+    python)
+        APT_PACKAGES=("${@:2}")
+        for package in "${APT_PACKAGES[@]}"; do
+            # Only what the suite is known to need, so a typo cannot install something else.
+            if [[ " ${ALL_APT_PACKAGES[*]} " != *" $package "* ]]; then
+                echo "install-test-deps: '$package' is not one of: ${ALL_APT_PACKAGES[*]}" >&2
+                exit 2
+            fi
+        done
+        ;;
+    *)
+        echo "usage: $0 [all | python [DEBIAN_PACKAGE...]]" >&2
+        exit 2
+        ;;
+esac
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

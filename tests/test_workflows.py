@@ -6,6 +6,7 @@ cache, and CI running fmt, clippy, the tests and the chart checks.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -148,3 +149,59 @@ def test_the_make_targets_the_workflows_call_exist():
     ).stdout
     assert "--target aarch64-unknown-linux-gnu" in cross
     assert "aarch64-linux-gnu-strip --strip-all -o target/image-context/bin/arm64/$binary" in cross
+
+
+# ---- what each make target installs and builds ----------------------------------------------
+
+
+def installs(tmp_path, make_target: str) -> list[str]:
+    """The Debian packages `make <target>` would install on a machine that has none: its
+    install step run for real against a dpkg that knows no package and an apt-get that
+    records what it is asked for."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    asked = tmp_path / "apt-get.log"
+    asked.write_text("")
+    (fake / "dpkg").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {asked}\n')
+    for script in fake.iterdir():
+        script.chmod(0o755)
+    dry = run(["make", "--dry-run", make_target], cwd=ROOT).stdout.splitlines()
+    (step,) = [line for line in dry if "install-test-deps.sh" in line]
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    run(["bash", "-c", step], cwd=ROOT, env=env)
+    installed = [line.split() for line in asked.read_text().splitlines() if line.startswith("install")]
+    return sorted(word for line in installed for word in line if not word.startswith("-") and word != "install")
+
+
+def test_each_make_target_installs_only_what_it_needs(tmp_path):
+    assert installs(tmp_path, "chart-render") == []
+    assert installs(tmp_path, "chart-test") == ["prometheus"]
+    assert installs(tmp_path, "lint-shipping") == ["shellcheck"]
+    everything = installs(tmp_path, "test-deps")
+    for package in ("prometheus", "postgresql", "chromium", "shellcheck", "busybox-static"):
+        assert package in everything
+
+
+def test_make_run_builds_what_the_readme_builds():
+    """One build serves both: `make run` after the README's build command must not rebuild
+    (a different package set resolves features differently and recompiles crates)."""
+    readme = (ROOT / "README.md").read_text()
+    assert "cargo build --release " in readme or "cargo build --release\n" in readme
+    dry = run(["make", "--dry-run", "run"], cwd=ROOT).stdout.splitlines()
+    builds = [line for line in dry if line.startswith("cargo ")]
+    assert builds == ["cargo build --release"], builds
+    assert dry[-1] == "./target/release/obs-stack"
+
+
+def test_the_readme_leads_a_newcomer_to_run_obsctl_and_deploy():
+    readme = (ROOT / "README.md").read_text()
+    first_screen = readme[: readme.index("## Running")]
+    for promise in ("make run", "target/release/obsctl", "docs/obsctl.md", "docs/deploy.md", "charts/obs-fleet"):
+        assert promise in first_screen, promise
+    # Every relative link leads somewhere.
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", readme):
+        assert (ROOT / target).exists(), target
+    for anchor in re.findall(r"\]\(#([^)]+)\)", readme):
+        headings = [line.lstrip("#").strip().lower().replace(" ", "-") for line in readme.splitlines() if line.startswith("#")]
+        assert anchor in headings, anchor

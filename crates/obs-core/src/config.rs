@@ -20,6 +20,10 @@ pub struct CoreConfig {
     pub host: IpAddr,
     pub port: u16,
     pub metrics_port: Option<u16>,
+    /// What PORT and METRICS_PORT are called where this config came from: empty for a role
+    /// binary, `WATCHER_` and so on in obs-stack. Errors about a port name the variable the
+    /// operator set.
+    pub port_prefix: String,
     pub trace_id: String,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -293,6 +297,7 @@ impl CoreConfig {
             host,
             port,
             metrics_port: raw.metrics_port,
+            port_prefix: String::new(),
             trace_id: raw.trace_id,
             log_level: raw.log_level,
             log_format: raw.log_format.parse()?,
@@ -322,6 +327,16 @@ impl CoreConfig {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// The variable that set the main port: `PORT`, or `WATCHER_PORT` in obs-stack.
+    pub fn port_variable(&self) -> String {
+        format!("{}PORT", self.port_prefix)
+    }
+
+    /// The variable that set the metrics port: `METRICS_PORT`, or `WATCHER_METRICS_PORT`.
+    pub fn metrics_port_variable(&self) -> String {
+        format!("{}METRICS_PORT", self.port_prefix)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -383,6 +398,7 @@ impl CoreConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             metrics_port: None,
+            port_prefix: String::new(),
             trace_id: String::new(),
             log_level: "warn".into(),
             log_format: LogFormat::Json,

@@ -19,6 +19,14 @@ struct CoreApi;
 /// The core endpoints merged with the role's own, titled after the role.
 pub fn openapi(role: &str, role_api: OpenApiDoc) -> OpenApiDoc {
     let mut doc = CoreApi::openapi();
+    // `/health` is `/healthz` under the original fleet's other name: one handler, described
+    // once, listed under both paths (with an operation id of its own, as OpenAPI requires).
+    if let Some(mut health) = doc.paths.paths.get("/healthz").cloned() {
+        if let Some(get) = health.get.as_mut() {
+            get.operation_id = Some("health".into());
+        }
+        doc.paths.paths.insert("/health".into(), health);
+    }
     doc.merge(role_api);
     doc.info.title = format!("obs-fleet {role}");
     doc.info.version = crate::VERSION.to_string();

@@ -36,7 +36,7 @@ pub use error::ApiError;
 pub use json::Json;
 pub use metrics::{BoundedCounterVec, Metrics};
 pub use outbox::{Outbox, OutboxOptions};
-pub use runtime::{exit_with, run_role};
+pub use runtime::{command_line, exit_with, run_role, Invocation};
 pub use server::{shutdown_signal, Application, Role, RoleContext, Service};
 
 /// Re-exported so roles use the same versions as the kit.

@@ -93,10 +93,11 @@ where
         self.service.poll_ready(cx)
     }
 
-    fn call(&self, request: ServiceRequest) -> Self::Future {
+    fn call(&self, mut request: ServiceRequest) -> Self::Future {
         let started = Instant::now();
         let in_flight = InFlight::enter(self.worker.clone());
         let method = method_label(request.method());
+        head_as_get(&mut request);
         // The caller's id is echoed and logged; without one, an id is minted only if a line
         // is written (there is nothing else to find the response by).
         let mut request_id = request
@@ -239,6 +240,15 @@ impl ObserveState {
     /// Probes and metrics are reads, so they never do.
     fn is_unauthorized(&self, request: &ServiceRequest) -> bool {
         !is_read_only(request.method()) && !self.api_token.admits(request.headers())
+    }
+}
+
+/// Route a HEAD request as a GET, so every GET route answers HEAD (uptime checkers use it)
+/// without each route saying so. The body is not sent: the HTTP/1 codec remembers the method
+/// the request came with and writes only the head of a HEAD's response.
+pub(crate) fn head_as_get(request: &mut ServiceRequest) {
+    if request.method() == Method::HEAD {
+        request.head_mut().method = Method::GET;
     }
 }
 

@@ -19,29 +19,17 @@ where
     R: Role,
 {
     let listen = listen.into();
-    match std::env::args().nth(1).as_deref() {
-        Some("healthcheck") => std::process::exit(healthcheck(role, listen)),
-        Some("--version" | "-V") => {
-            println!("{role} {} ({})", crate::VERSION, crate::REVISION);
-            std::process::exit(0)
-        }
-        Some("--recover") => std::process::exit(recover(role, listen)),
-        Some("--help" | "-h") => {
-            println!(
-                "{role} {}: the obs-fleet {role} role.\n\nUsage: {role} [healthcheck | --recover]\n\n\
-                 --recover  rebuild a damaged embedded database (STATE_DIR/{role}.db) from\n\
-                 \x20          what is intact, keep the damaged files aside, and say what it kept\n\n\
-                 Configured by environment variables (PORT, METRICS_PORT, LOG_FORMAT, ...);\n\
-                 see the README. Serves /healthz, /readyz, /metrics and /docs.",
-                crate::VERSION
-            );
-            std::process::exit(0)
-        }
-        Some(other) => {
-            eprintln!("{role}: unknown argument '{other}' (try --help)");
-            std::process::exit(2)
-        }
-        None => {}
+    let about = format!(
+        "the obs-fleet {role} role.\n\nUsage: {role} [healthcheck | --recover]\n\n\
+         --recover  rebuild a damaged embedded database (STATE_DIR/{role}.db) from what is\n\
+         \x20          intact, keep the damaged files aside, and say what it kept\n\n\
+         Configured by environment variables (PORT, METRICS_PORT, LOG_FORMAT, ...);\n\
+         see the README. Serves /healthz, /readyz, /metrics and /docs."
+    );
+    match command_line(role, &about, true) {
+        Invocation::Healthcheck => std::process::exit(healthcheck(role, listen)),
+        Invocation::Recover => std::process::exit(recover(role, listen)),
+        Invocation::Serve => {}
     }
     let config = CoreConfig::from_env(role, listen).unwrap_or_else(|error| error.exit());
     crate::telemetry::init(&config).unwrap_or_else(|error| error.exit());
@@ -54,6 +42,38 @@ where
     exit_with(role, result)
 }
 
+/// What a server binary was asked to do.
+pub enum Invocation {
+    Serve,
+    /// `healthcheck`: ask the role running on this machine instead.
+    Healthcheck,
+    /// `--recover`: rebuild a damaged embedded database, then exit.
+    Recover,
+}
+
+/// The command line every server binary shares: `--help` and `--version` answer and exit 0,
+/// anything unknown exits 2, so no flag ever starts a server by accident. `about` follows
+/// "<program> <version>: " in the help text.
+pub fn command_line(program: &str, about: &str, healthcheck: bool) -> Invocation {
+    match std::env::args().nth(1).as_deref() {
+        None => Invocation::Serve,
+        Some("healthcheck") if healthcheck => Invocation::Healthcheck,
+        Some("--recover") if healthcheck => Invocation::Recover,
+        Some("--version" | "-V") => {
+            println!("{program} {} ({})", crate::VERSION, crate::REVISION);
+            std::process::exit(0)
+        }
+        Some("--help" | "-h") => {
+            println!("{program} {}: {about}", crate::VERSION);
+            std::process::exit(0)
+        }
+        Some(other) => {
+            eprintln!("{program}: unknown argument '{other}' (try --help)");
+            std::process::exit(2)
+        }
+    }
+}
+
 /// One line and the right exit code for how a process ended.
 pub fn exit_with(program: &str, result: anyhow::Result<()>) -> ! {
     match result {
@@ -62,12 +82,11 @@ pub fn exit_with(program: &str, result: anyhow::Result<()>) -> ! {
             if let Some(config_error) = error.downcast_ref::<ConfigError>() {
                 config_error.exit();
             }
+            // Plain, not a log line as well: whoever started it reads one line, once.
             if let Some(state) = error.downcast_ref::<crate::db::UnusableState>() {
-                tracing::error!(error = %state, "{program} cannot use its state");
                 eprintln!("{program}: {state}");
                 std::process::exit(2)
             }
-            tracing::error!(error = format!("{error:#}"), "{program} failed");
             eprintln!("{program}: {error:#}");
             std::process::exit(1)
         }

@@ -196,7 +196,8 @@ impl Service {
 /// The main listener of `config`: HOST:PORT.
 pub fn bind_main_listener(config: &CoreConfig) -> anyhow::Result<TcpListener> {
     let address = SocketAddr::new(config.host, config.port);
-    TcpListener::bind(address).with_context(|| format!("binding {address} (PORT)"))
+    TcpListener::bind(address)
+        .with_context(|| format!("binding {address} ({})", config.port_variable()))
 }
 
 async fn not_found(request: actix_web::HttpRequest) -> actix_web::HttpResponse {
@@ -215,12 +216,16 @@ fn metrics_only_server(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Server, u16)> {
     let address = SocketAddr::new(config.host, port);
-    let listener =
-        TcpListener::bind(address).with_context(|| format!("binding {address} (METRICS_PORT)"))?;
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("binding {address} ({})", config.metrics_port_variable()))?;
     let port = listener.local_addr()?.port();
     let metrics = web::Data::from(metrics);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap_fn(|mut request, service| {
+                crate::middleware::head_as_get(&mut request);
+                actix_web::dev::Service::call(service, request)
+            })
             .app_data(metrics.clone())
             .service(web::resource("/metrics").route(web::get().to(crate::probes::metrics)))
             .default_service(web::to(not_found))

@@ -25,11 +25,20 @@ use crate::config::{ConfigError, CoreConfig, LogFormat};
 
 /// Install the process-wide subscriber. A second call (obs-stack, tests) is a no-op.
 pub fn init(config: &CoreConfig) -> Result<(), ConfigError> {
-    init_with_writer(config, std::io::stderr)
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    install(config, std::io::stderr, terminal)
 }
 
-/// As [`init`], writing to `writer` (tests pass a sink to keep output quiet).
+/// As [`init`], writing to `writer` (tests pass a sink to keep output quiet), never in colour.
 pub fn init_with_writer<W>(config: &CoreConfig, writer: W) -> Result<(), ConfigError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    install(config, writer, false)
+}
+
+/// `terminal`: whether `writer` is a terminal, where text lines may be coloured.
+fn install<W>(config: &CoreConfig, writer: W, terminal: bool) -> Result<(), ConfigError>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -45,8 +54,13 @@ where
             config.log_level
         ))
     })?;
+    // Colour only for a person at a terminal: escape codes in a file or a pipe are noise.
+    // The layer's setting covers span fields (formatted when a span opens), the format's the
+    // line itself; both must agree.
+    let ansi = config.log_format == LogFormat::Text && terminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     // Ignoring the error is deliberate: it only says a subscriber is already installed.
     let _ = match config.log_format {
@@ -65,7 +79,7 @@ where
             .event_format(WithRequestId {
                 inner: tracing_subscriber::fmt::format()
                     .with_target(false)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                    .with_ansi(ansi),
                 json: false,
             })
             .try_init(),

@@ -426,8 +426,14 @@ async fn openapi_and_docs_work_offline() {
     let (status, doc) = json_body(app.get("/openapi.json").await).await;
     assert_eq!(status, 200);
     assert_eq!(doc["info"]["title"], "obs-fleet echo");
-    assert!(doc["paths"]["/healthz"]["get"].is_object(), "{doc}");
-    assert!(doc["paths"]["/readyz"]["get"].is_object());
+    for path in ["/healthz", "/health", "/readyz", "/metrics"] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path}: {doc}");
+    }
+    assert_ne!(
+        doc["paths"]["/health"]["get"]["operationId"],
+        doc["paths"]["/healthz"]["get"]["operationId"],
+        "operation ids are unique"
+    );
 
     let redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -467,6 +473,64 @@ async fn openapi_and_docs_work_offline() {
     let missing = app.get("/docs/swagger-ui-bundle.js.map").await;
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.json::<Value>().await.unwrap()["error"], "not_found");
+}
+
+/// HEAD as uptime checkers send it: the GET's status and headers, no body.
+async fn head(client: &reqwest::Client, url: &str) -> (u16, Option<String>, usize) {
+    let response = client.head(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    let length = response
+        .headers()
+        .get("content-length")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    (status, length, response.bytes().await.unwrap().len())
+}
+
+#[actix_web::test]
+async fn every_get_route_answers_head_without_a_body() {
+    let (mut config, _state) = test_config("echo");
+    config.metrics_port = Some(0);
+    let app = spawn(config).await;
+    for path in [
+        "/healthz",
+        "/health",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs/",
+        "/docs/swagger-ui.css",
+        "/v1/items/1",
+    ] {
+        let get = app.get(path).await;
+        let get_status = get.status().as_u16();
+        let get_length = get.bytes().await.unwrap().len();
+        let (status, length, body) = head(&app.client, &app.url(path)).await;
+        assert_eq!((status, body), (get_status, 0), "HEAD {path}");
+        assert_eq!(get_status, 200, "GET {path}");
+        // The metrics move between the two requests; the rest are the same bytes.
+        if let Some(length) = length.filter(|_| path != "/metrics") {
+            assert_eq!(
+                length,
+                get_length.to_string(),
+                "HEAD {path}: the GET's length"
+            );
+        }
+    }
+    // A missing item is as missing to HEAD as to GET; a POST-only route is still 405.
+    assert_eq!(head(&app.client, &app.url("/v1/items/2")).await.0, 404);
+    assert_eq!(head(&app.client, &app.url("/v1/echo")).await.0, 405);
+    let metrics_port = app.metrics_port.expect("a metrics port");
+    let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+    assert_eq!(
+        head(&app.client, &metrics).await.0,
+        200,
+        "the metrics listener"
+    );
+
+    // Counted as what was asked, HEAD.
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(text.contains(r#"method="HEAD",route="/healthz""#), "{text}");
 }
 
 #[actix_web::test]

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod units;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
@@ -125,6 +127,22 @@ pub enum IssueKind {
 }
 
 impl IssueKind {
+    /// The kind whose issue this one shares: a restart loop is a crash that keeps
+    /// happening, so a container's crash and its loop are one issue (and one incident) that
+    /// escalates, not two.
+    pub fn family(self) -> IssueKind {
+        match self {
+            IssueKind::RestartLoop => IssueKind::Crashed,
+            kind => kind,
+        }
+    }
+
+    /// Whether an open issue of this kind stays what it is when `other`, of its family, is
+    /// seen again: a crash inside a restart loop is one more sighting of the loop.
+    pub fn supersedes(self, other: IssueKind) -> bool {
+        self == IssueKind::RestartLoop && other == IssueKind::Crashed
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             IssueKind::HeartbeatMissed => "heartbeat_missed",
@@ -176,10 +194,15 @@ pub struct Issue {
 }
 
 impl Issue {
-    /// service + kind + subject: the same trouble in the same place.
+    /// See [`fingerprint`].
     pub fn fingerprint(&self) -> String {
-        format!("{}/{}/{}", self.service, self.kind.as_str(), self.subject)
+        fingerprint(&self.service, self.kind, &self.subject)
     }
+}
+
+/// service + kind (its [`IssueKind::family`]) + subject: the same trouble in the same place.
+pub fn fingerprint(service: &str, kind: IssueKind, subject: &str) -> String {
+    format!("{service}/{}/{subject}", kind.family().as_str())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -150,7 +150,8 @@ pub enum Command {
     /// Acknowledge an incident: someone is on it.
     #[command(visible_alias = "acknowledge")]
     Ack(ByHandArgs),
-    /// Resolve an incident by hand; it reopens if its source still reports the trouble.
+    /// Resolve an incident by hand; it reopens at the next report of the trouble from its
+    /// source (a service still silent is reported again every heartbeat timeout).
     Resolve(ByHandArgs),
     /// Silences: hold notifications back for matching incidents (add, list, delete).
     #[command(subcommand)]

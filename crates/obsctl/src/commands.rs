@@ -83,13 +83,13 @@ pub async fn status(context: &Context, verbose: bool) -> anyhow::Result<()> {
 }
 
 pub async fn events(context: &Context, args: &EventsArgs) -> anyhow::Result<()> {
+    if args.follow {
+        return follow(context, args).await;
+    }
     let events = context
         .watcher
         .events(args.limit, args.service.as_deref())
         .await?;
-    if args.follow {
-        return follow(context, args, events).await;
-    }
     if context.json {
         output::json(&events)
     } else {
@@ -97,18 +97,23 @@ pub async fn events(context: &Context, args: &EventsArgs) -> anyhow::Result<()> 
     }
 }
 
-/// Print `first` and then, every interval, the events not printed yet, until Ctrl-C.
+/// Print the latest `--limit` events and then, every interval, the events not printed yet,
+/// until Ctrl-C.
 ///
 /// Each poll asks for a window of the latest events; an event absent from the previous window
 /// and present in this one is new. An event that dropped out of the window can never come
-/// back, so remembering one window of ids is enough. When a whole window is new, more events
-/// may have arrived than a window holds: that gap is said on stderr.
-async fn follow(
-    context: &Context,
-    args: &EventsArgs,
-    first: Vec<obs_model::Event>,
-) -> anyhow::Result<()> {
+/// back, so remembering one window of ids is enough. The first window is fetched whole too
+/// (and only its tail printed), so the older events in it are known as seen, not taken for
+/// new ones at the first poll. When a whole window is new, more events may have arrived than
+/// a window holds: that gap is said on stderr.
+async fn follow(context: &Context, args: &EventsArgs) -> anyhow::Result<()> {
     let window = args.limit.max(200);
+    let first = context
+        .watcher
+        .events(window, args.service.as_deref())
+        .await?;
+    // Oldest first: the latest `limit` are the tail.
+    let latest = &first[first.len().saturating_sub(args.limit as usize)..];
     let print = |events: &[obs_model::Event]| -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -125,7 +130,7 @@ async fn follow(
             ))
         }
     };
-    print(&first)?;
+    print(latest)?;
     // One Ctrl-C listener for the whole run: a signal that arrives mid-request still ends it.
     tokio::select! {
         result = poll_new_events(context, args, window, first, print) => result,

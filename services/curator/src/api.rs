@@ -273,6 +273,10 @@ async fn get_incident(
     Ok(HttpResponse::Ok().json(incident))
 }
 
+/// Who acted, when the request does not say: the curator cannot know, and naming the API
+/// would read as if something automatic had acted.
+const UNKNOWN_ACTOR: &str = "unknown";
+
 /// Who acted, and why; both optional, and so is the body.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -368,7 +372,7 @@ async fn acknowledge(
         &id,
         &bytes,
         |book, id, input, applied| {
-            let by = Some(input.by.unwrap_or_else(|| "api".into()));
+            let by = Some(input.by.unwrap_or_else(|| UNKNOWN_ACTOR.into()));
             book.acknowledge(id, by, input.comment, Utc::now(), applied)
         },
     )
@@ -395,7 +399,7 @@ async fn resolve(
         &id,
         &bytes,
         |book, id, input, applied| {
-            let by = Some(input.by.unwrap_or_else(|| "api".into()));
+            let by = Some(input.by.unwrap_or_else(|| UNKNOWN_ACTOR.into()));
             book.resolve(id, by, input.comment, Utc::now(), applied)
         },
     )

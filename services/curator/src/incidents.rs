@@ -732,14 +732,24 @@ impl Book {
         }
         incident.updated_at = now;
         incident.revision = revision;
+        // A trouble that became its family's graver kind (a crash now a restart loop): the
+        // incident is now about that, and says so.
+        let became = signal.resolved_at.is_none()
+            && signal.kind != incident.kind
+            && !incident.kind.supersedes(signal.kind);
+        if became {
+            incident.kind = signal.kind;
+            incident.title = signal.title.clone();
+        }
         let escalated = incident.state.is_active()
             && signal.resolved_at.is_none()
-            && signal.severity > incident.severity;
+            && (signal.severity > incident.severity || became);
         if escalated {
             let from = incident.severity;
-            incident.severity = signal.severity;
+            let to = from.max(signal.severity);
+            incident.severity = to;
             self.active_by_severity[severity_index(from)] -= 1;
-            self.active_by_severity[severity_index(signal.severity)] += 1;
+            self.active_by_severity[severity_index(to)] += 1;
             self.notable(id, IncidentChange::Escalated, now, out);
         } else {
             self.dirty.insert(id);
@@ -828,6 +838,7 @@ impl Book {
         let incident = &mut tracked.incident;
         incident.state = IncidentState::Open;
         incident.severity = signal.severity;
+        incident.kind = signal.kind;
         incident.title = signal.title.clone();
         incident.acknowledged_at = None;
         incident.acknowledged_by = None;

@@ -45,10 +45,37 @@ pub fn configs_from_env() -> Result<Vec<CoreConfig>, ConfigError> {
         config.role = role.to_string();
         config.port = overrides.port.unwrap_or(default_port);
         config.metrics_port = overrides.metrics_port;
+        config.port_prefix = prefix;
         config.state_dir = state_root.join(role);
         configs.push(config);
     }
+    refuse_shared_ports(&configs)?;
     Ok(configs)
+}
+
+/// Two listeners on one port would fail at bind, naming only the second and only after the
+/// first role has started; said at start instead, naming both variables.
+fn refuse_shared_ports(configs: &[CoreConfig]) -> Result<(), ConfigError> {
+    let mut taken: Vec<(u16, String)> = Vec::new();
+    for config in configs {
+        let ports = [
+            (Some(config.port), config.port_variable()),
+            (config.metrics_port, config.metrics_port_variable()),
+        ];
+        // Port 0 asks the system for a free port: any number of listeners may ask.
+        for (port, variable) in ports.into_iter().filter_map(|(p, v)| Some((p?, v))) {
+            if port == 0 {
+                continue;
+            }
+            if let Some((_, first)) = taken.iter().find(|(other, _)| *other == port) {
+                return Err(ConfigError::new(format!(
+                    "{variable}: port {port} is also {first}'s (each role needs its own port)"
+                )));
+            }
+            taken.push((port, variable));
+        }
+    }
+    Ok(())
 }
 
 /// The five roles, bound and ready to run.

@@ -387,6 +387,66 @@ async fn a_missed_heartbeat_becomes_an_incident_a_plan_a_page_entry_and_one_noti
 }
 
 #[actix_web::test]
+async fn an_incident_resolved_by_hand_while_its_service_stays_silent_reopens() {
+    let webhook = Receiver::start().await;
+    let fleet = Fleet::new(&webhook.url);
+    let _stack = fleet.start_stack();
+    fleet.wait_all_ready().await;
+
+    fleet.heartbeat("ledger").await;
+    let incident = eventually("an open incident for ledger", PATIENCE, || async {
+        fleet
+            .incidents("ledger", "watcher", "open")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    let incident_id = incident["id"].as_str().unwrap().to_string();
+
+    // Someone resolves it by hand, though ledger still sends nothing.
+    let resolved: Value = client()
+        .post(format!(
+            "{}/v1/incidents/{incident_id}/resolve",
+            fleet.url("curator")
+        ))
+        .json(&json!({"by": "alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resolved["state"], "resolved", "{resolved}");
+
+    // The watcher's next report of the silence reopens it, as the docs and --help say.
+    let reopened = eventually("the incident reopened", PATIENCE, || async {
+        let incident = fleet
+            .get_json("curator", &format!("/v1/incidents/{incident_id}"))
+            .await?;
+        (incident["state"] == "open").then_some(incident)
+    })
+    .await;
+    assert!(reopened["reopened"].as_u64() >= Some(1), "{reopened}");
+    assert_eq!(
+        fleet.incidents("ledger", "watcher", "open").await.len(),
+        1,
+        "the same incident, not a new one"
+    );
+    eventually("the report shows it open again", PATIENCE, || async {
+        let report: Value = fleet
+            .get_json("synthesizer", "/v1/report?format=json")
+            .await?;
+        report["incidents"]
+            .as_array()?
+            .iter()
+            .any(|incident| incident["id"] == incident_id.as_str())
+            .then_some(())
+    })
+    .await;
+}
+
+#[actix_web::test]
 async fn a_prometheus_alert_through_alertmanager_becomes_an_incident_and_resolves() {
     let webhook = Receiver::start().await;
     let fleet = Fleet::new(&webhook.url);

@@ -81,16 +81,129 @@ fn a_taken_port_is_one_line_and_exit_1() {
     let state = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let mut command = command("watcher", state.path());
-    command.env("PORT", port.to_string());
-    let output = run_to_exit(command);
+    let mut watcher = command("watcher", state.path());
+    watcher.env("PORT", port.to_string());
+    let output = run_to_exit(watcher);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(stderr.lines().count(), 1, "one line, once: {stderr:?}");
     assert!(
-        last.starts_with("watcher: binding 127.0.0.1:") && last.contains("(PORT)"),
+        stderr.starts_with("watcher: binding 127.0.0.1:") && stderr.contains("(PORT)"),
         "{stderr}"
     );
+
+    // obs-stack names the variable that set the port.
+    let mut stack = command("obs-stack", state.path());
+    for ((role, _), port) in obs_stack::ROLES.iter().zip(distinct_ports()) {
+        stack.env(format!("{}_PORT", role.to_uppercase()), port.to_string());
+    }
+    stack.env("ARCHIVIST_PORT", port.to_string());
+    let output = run_to_exit(stack);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, once: {stderr:?}");
+    assert!(
+        stderr.starts_with("obs-stack: starting the archivist: binding 127.0.0.1:")
+            && stderr
+                .trim_end()
+                .ends_with("(ARCHIVIST_PORT): Address already in use (os error 98)"),
+        "{stderr}"
+    );
+}
+
+/// Five free loopback ports, all different.
+fn distinct_ports() -> Vec<u16> {
+    let listeners: Vec<_> = (0..5)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().unwrap().port())
+        .collect()
+}
+
+#[test]
+fn every_binary_answers_help_and_version_without_starting() {
+    let state = tempfile::tempdir().unwrap();
+    // A port in use: a binary that started serving instead of answering would fail on it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let binaries = ROLE_BINARIES.iter().chain(&["obs-stack", "obsctl"]);
+    for name in binaries {
+        for (flag, expected) in [
+            ("--version", format!("{name} {}", env!("CARGO_PKG_VERSION"))),
+            ("--help", "Usage:".to_string()),
+        ] {
+            let mut command = command(name, state.path());
+            command.arg(flag).env("PORT", &port);
+            for (role, _) in obs_stack::ROLES {
+                command.env(format!("{}_PORT", role.to_uppercase()), &port);
+            }
+            let output = run_to_exit(command);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(0), "{name} {flag}: {stderr}");
+            assert!(stdout.contains(&expected), "{name} {flag}: {stdout}");
+            assert!(stderr.is_empty(), "{name} {flag}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn obs_stack_refuses_two_roles_on_one_port_naming_both_variables() {
+    let state = tempfile::tempdir().unwrap();
+    let mut stack = command("obs-stack", state.path());
+    stack.env("WATCHER_PORT", "8004");
+    let output = run_to_exit(stack);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "configuration error: SYNTHESIZER_PORT: port 8004 is also WATCHER_PORT's \
+         (each role needs its own port)"
+    );
+
+    let mut stack = command("obs-stack", state.path());
+    stack
+        .env("CURATOR_PORT", "9100")
+        .env("PLANNER_METRICS_PORT", "9100");
+    let output = run_to_exit(stack);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "configuration error: PLANNER_METRICS_PORT: port 9100 is also CURATOR_PORT's"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_synthesizer_warns_of_digest_interval_only_when_it_is_set() {
+    for (set, warned) in [(false, false), (true, true)] {
+        let state = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = command("synthesizer", state.path());
+        command.env("PORT", port.to_string());
+        if set {
+            command.env("DIGEST_INTERVAL", "60");
+        }
+        let child = ChildGuard(Some(command.spawn().unwrap()));
+        wait_ready(port).await;
+        child.signal(libc::SIGTERM);
+        let output = child.wait_with_output(Duration::from_secs(10)).unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains("DIGEST_INTERVAL is set"),
+            warned,
+            "DIGEST_INTERVAL set: {set}: {stderr}"
+        );
+        assert_eq!(
+            stderr.contains(r#""level":"WARN""#),
+            warned,
+            "no other warning: {stderr}"
+        );
+    }
 }
 
 async fn wait_ready(port: u16) {
@@ -204,6 +317,10 @@ async fn obs_stack_prints_where_each_role_is_and_stops_on_ctrl_c() {
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SIGINT received"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "text logs into a pipe carry no colour codes: {stderr:?}"
+    );
     assert_eq!(
         stderr.matches(" stopped").count(),
         5,

@@ -72,6 +72,25 @@ async fn every_role_keeps_the_contract_on_its_own_port() {
             .await
             .unwrap();
         assert_eq!(doc["info"]["title"], format!("obs-fleet {role}"));
+        for probe in ["/healthz", "/health", "/readyz", "/metrics"] {
+            assert!(
+                doc["paths"][probe]["get"].is_object(),
+                "{role}: {probe} described"
+            );
+        }
+        // Uptime checkers send HEAD: every GET route answers it, without a body.
+        let page = (role == "synthesizer").then_some("/");
+        for path in ["/healthz", "/health", "/metrics", "/docs/", "/openapi.json"]
+            .into_iter()
+            .chain(page)
+        {
+            let response = http.head(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{role}: HEAD {path}");
+            assert!(
+                response.bytes().await.unwrap().is_empty(),
+                "{role}: HEAD {path} has no body"
+            );
+        }
         assert_eq!(
             http.get(format!("{base}/docs/"))
                 .send()

@@ -6,6 +6,7 @@
 //! and a step can say it needs one (`when`) or its absence (`unless`).
 
 use chrono::{DateTime, Utc};
+use obs_model::units::{docker_bytes, human_bytes};
 use obs_model::{Incident, IssueKind};
 use serde_json::Value;
 
@@ -226,32 +227,6 @@ pub fn exit_meaning(code: i64) -> &'static str {
     }
 }
 
-/// Bytes for people: `256 MiB`, `1.5 GiB`, `512 KiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || value.fract() == 0.0 {
-        format!("{} {}", value as u64, UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// Bytes as `docker update --memory` takes them: `512m`, `2g`.
-pub fn docker_bytes(bytes: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    if bytes >= 1024 * MIB && bytes.is_multiple_of(1024 * MIB) {
-        format!("{}g", bytes / (1024 * MIB))
-    } else {
-        format!("{}m", bytes.div_ceil(MIB))
-    }
-}
-
 /// A duration for people, two units at most: `45 s`, `3 min 20 s`, `2 h 5 min`, `3 d 4 h`.
 pub fn human_duration(duration: chrono::Duration) -> String {
     let seconds = duration.num_seconds().max(0);
@@ -284,12 +259,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bytes_and_durations_read_like_people_write_them() {
-        assert_eq!(human_bytes(268_435_456), "256 MiB");
-        assert_eq!(human_bytes(3 * 512 * 1024 * 1024), "1.5 GiB");
-        assert_eq!(human_bytes(1000), "1000 B");
-        assert_eq!(docker_bytes(536_870_912), "512m");
-        assert_eq!(docker_bytes(2 * 1024 * 1024 * 1024), "2g");
+    fn durations_read_like_people_write_them() {
         assert_eq!(human_duration(chrono::Duration::seconds(45)), "45 s");
         assert_eq!(human_duration(chrono::Duration::seconds(200)), "3 min 20 s");
         assert_eq!(human_duration(chrono::Duration::seconds(7500)), "2 h 5 min");

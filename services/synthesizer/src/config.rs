@@ -27,6 +27,9 @@ pub struct SynthesizerConfig {
     pub notify_group: Duration,
     /// DIGEST_INTERVAL: how often the report is archived; None (0) turns it off.
     pub digest_interval: Option<Duration>,
+    /// Whether DIGEST_INTERVAL was set, not defaulted: only then is a digest that cannot be
+    /// archived (no ARCHIVIST_URL) worth a warning.
+    pub digest_interval_set: bool,
     /// PEER_TIMEOUT_SECONDS: how long the watcher and the archivist get to answer before the
     /// page is drawn without them.
     pub peer_timeout: Duration,
@@ -70,8 +73,7 @@ struct RawSynthesizerEnv {
     notify_min_severity: String,
     #[serde(default = "default_group_seconds")]
     notify_group_seconds: f64,
-    #[serde(default = "default_digest_interval")]
-    digest_interval: f64,
+    digest_interval: Option<f64>,
     #[serde(default = "default_peer_timeout")]
     peer_timeout_seconds: f64,
     #[serde(default = "default_status_events")]
@@ -107,7 +109,7 @@ fn default_max_open_plans() -> usize {
 impl SynthesizerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawSynthesizerEnv = config::from_env()?;
-        let digest = raw.digest_interval;
+        let digest = raw.digest_interval.unwrap_or_else(default_digest_interval);
         Ok(SynthesizerConfig {
             webhooks: webhooks(&raw.notify_webhooks)?,
             notify_min_severity: severity(&raw.notify_min_severity)?,
@@ -117,6 +119,7 @@ impl SynthesizerConfig {
             } else {
                 Some(seconds("DIGEST_INTERVAL", digest)?)
             },
+            digest_interval_set: raw.digest_interval.is_some(),
             peer_timeout: seconds("PEER_TIMEOUT_SECONDS", raw.peer_timeout_seconds)?,
             status_events: within("STATUS_EVENTS", raw.status_events, 1, 1000)?,
             resolved_plans_max: raw.resolved_plans_max,
@@ -131,6 +134,7 @@ impl SynthesizerConfig {
             notify_min_severity: Severity::Warning,
             notify_group: Duration::from_millis(200),
             digest_interval: None,
+            digest_interval_set: false,
             peer_timeout: Duration::from_secs(2),
             status_events: default_status_events(),
             resolved_plans_max: default_resolved_plans_max(),

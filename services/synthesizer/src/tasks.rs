@@ -114,9 +114,13 @@ pub async fn digest(shared: Arc<Shared>, shutdown: CancellationToken) {
         return;
     };
     if shared.archivist.is_none() {
-        tracing::warn!(
-            "DIGEST_INTERVAL is set but ARCHIVIST_URL is not: no digest will be archived"
-        );
+        if shared.config.digest_interval_set {
+            tracing::warn!(
+                "DIGEST_INTERVAL is set but ARCHIVIST_URL is not: no digest will be archived"
+            );
+        } else {
+            tracing::info!("no digests: ARCHIVIST_URL is not set");
+        }
         return;
     }
     let lease = Lease::new(shared.db(), "synthesizer-digest", DIGEST_LEASE);

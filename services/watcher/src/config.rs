@@ -11,6 +11,8 @@ use std::time::Duration;
 use obs_core::config::{self, ConfigError};
 use serde::Deserialize;
 
+pub use crate::docker::filter::ContainerFilter;
+
 /// Longest timeout a heartbeat may ask for: a monthly cron job still fits.
 pub const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(31 * 24 * 3600);
 
@@ -72,6 +74,9 @@ pub struct DockerSettings {
     /// RESTART_LOOP_THRESHOLD starts within RESTART_LOOP_WINDOW make a restart loop.
     pub restart_loop_threshold: usize,
     pub restart_loop_window: Duration,
+    /// DOCKER_INCLUDE_LABELS, DOCKER_EXCLUDE_LABELS, DOCKER_INCLUDE_NAMES,
+    /// DOCKER_EXCLUDE_NAMES: the containers followed.
+    pub filter: ContainerFilter,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +104,14 @@ struct RawWatcherEnv {
     docker_host: Option<String>,
     #[serde(default = "default_docker_watch")]
     docker_watch: String,
+    #[serde(default)]
+    docker_include_labels: String,
+    #[serde(default)]
+    docker_exclude_labels: String,
+    #[serde(default)]
+    docker_include_names: String,
+    #[serde(default)]
+    docker_exclude_names: String,
     #[serde(default = "default_restart_loop_threshold")]
     restart_loop_threshold: usize,
     #[serde(default = "default_restart_loop_window")]
@@ -203,6 +216,12 @@ impl WatcherConfig {
                     raw.restart_loop_threshold,
                 )?,
                 restart_loop_window: seconds("RESTART_LOOP_WINDOW", raw.restart_loop_window)?,
+                filter: ContainerFilter::parse(
+                    &raw.docker_include_labels,
+                    &raw.docker_exclude_labels,
+                    &raw.docker_include_names,
+                    &raw.docker_exclude_names,
+                )?,
             },
             probes: ProbeSettings {
                 targets: probe_targets(&raw.probe_targets)?,
@@ -244,6 +263,7 @@ impl WatcherConfig {
                 mode: DockerMode::Off,
                 restart_loop_threshold: 3,
                 restart_loop_window: Duration::from_secs(300),
+                filter: ContainerFilter::default(),
             },
             probes: ProbeSettings {
                 targets: Vec::new(),

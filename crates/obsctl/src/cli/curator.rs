@@ -68,7 +68,7 @@ pub struct ByHandArgs {
     /// Why, kept on the incident.
     #[arg(short, long)]
     pub comment: Option<String>,
-    /// Who is acting [default: $USER].
+    /// Who is acting [default: $USER, $LOGNAME or the login name].
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
 }
@@ -109,7 +109,7 @@ pub struct SilenceAddArgs {
     /// Why (required: a silence nobody can explain is a silence nobody dares delete).
     #[arg(short, long)]
     pub comment: String,
-    /// Who is asking [default: $USER].
+    /// Who is asking [default: $USER, $LOGNAME or the login name].
     #[arg(long, value_name = "NAME")]
     pub by: Option<String>,
 }

@@ -80,12 +80,26 @@ pub async fn by_hand(context: &Context, args: &ByHandArgs, resolve: bool) -> any
     output::text(&render::incident_changed(&incident, &context.painter))
 }
 
-/// Who runs obsctl, for `--by` when it is not given.
+/// Who runs obsctl, for `--by` when it is not given: $USER, $LOGNAME, or else the login
+/// name of the user obsctl runs as (a container or cron job often sets neither variable).
 fn user() -> Option<String> {
     ["USER", "LOGNAME"]
         .iter()
-        .find_map(|name| std::env::var(name).ok())
-        .filter(|name| !name.trim().is_empty())
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|name| !name.trim().is_empty())
+        .or_else(login_name)
+}
+
+/// The name /etc/passwd gives the real user id, if it has one.
+fn login_name() -> Option<String> {
+    // SAFETY: getuid(2) takes nothing, touches no memory and cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 pub async fn silence(context: &Context, command: &SilenceCommand) -> anyhow::Result<()> {

@@ -148,3 +148,21 @@ async fn follow_with_a_service_filter_prints_only_that_service() {
     assert!(line.contains("vacuum") && line.ends_with("this"), "{line}");
     following.interrupt().await;
 }
+
+#[tokio::test]
+async fn follow_with_a_limit_prints_the_latest_then_only_new_ones() {
+    let watcher = Watcher::start().await;
+    let url = watcher.url.clone();
+    for n in 0..5 {
+        post(&url, &format!("old-{n}")).await;
+    }
+    let mut following = Following::start(&url, &["--limit", "2"]);
+    assert!(following.line().await.ends_with("old-3"));
+    assert!(following.line().await.ends_with("old-4"));
+    // Several polls pass: the older history is not printed after the latest.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    post(&url, "new").await;
+    let line = following.line().await;
+    assert!(line.ends_with("new"), "only the new event follows: {line}");
+    following.interrupt().await;
+}

@@ -580,4 +580,37 @@ fn a_captured_change_leaves_the_book_as_it_was_and_redo_puts_it_in_place() {
         book.stored_revision(&api.id),
         Some(direct.get(&api.id).unwrap().revision)
     );
+
+#[test]
+fn a_crash_that_becomes_a_restart_loop_is_one_incident_that_escalates() {
+    let mut book = Book::new(rules());
+    let id = Ulid::new();
+    let crash = issue(id, "api", 1, 0);
+    let opened = apply(&mut book, &crash, 0);
+    assert!(opened.notable[0].notify, "people hear of the crash");
+    // The watcher turns the same issue into the loop: same id, same fingerprint family.
+    let mut looping = issue(id, "api", 3, 20);
+    looping.kind = IssueKind::RestartLoop;
+    looping.severity = Severity::Critical;
+    looping.message = "api started 3 times in 300 s - restart loop".into();
+    let escalated = apply(&mut book, &looping, 20);
+    assert_eq!(escalated.tally.opened, 0, "no second incident");
+    assert_eq!(escalated.notable.len(), 1);
+    let incident = &escalated.notable[0];
+    assert_eq!(incident.change, IncidentChange::Escalated);
+    assert!(
+        incident.notify,
+        "people who heard of the crash hear it escalated"
+    );
+    assert_eq!(incident.kind, IssueKind::RestartLoop);
+    assert_eq!(incident.severity, Severity::Critical);
+    assert_eq!(incident.title, "api: restart_loop (web)");
+    assert_eq!(
+        incident.message,
+        "api started 3 times in 300 s - restart loop"
+    );
+    assert_eq!(incident.id, id);
+    assert_eq!(only(&book).count, 3);
+    assert_eq!(book.active_counts()[1], (Severity::Warning, 0));
+    assert_eq!(book.active_counts()[2], (Severity::Critical, 1));
 }

@@ -2,6 +2,7 @@
 //! follower raises, each with a severity, an actionable recommendation and the facts a
 //! planner can use (exit_code, memory_limit_bytes, restarts, signal …).
 
+use obs_model::units::{docker_bytes, human_bytes};
 use obs_model::{Container, IssueKind, Severity};
 
 use crate::issues::Detection;
@@ -22,8 +23,8 @@ pub fn oom_killed(container: &Container, signals: &[&str], exit_code: Option<i64
              the limit (e.g. `docker update --memory {} --memory-swap {} {name}`, or the \
              compose/Kubernetes limit) or reduce the application's memory use; if usage grows \
              until it dies, look for a leak.",
-            human_bytes(limit.saturating_mul(2)),
-            human_bytes(limit.saturating_mul(2)),
+            docker_bytes(limit.saturating_mul(2)),
+            docker_bytes(limit.saturating_mul(2)),
         ),
         None => format!(
             "{name} was killed for running out of memory with no container limit: the host \
@@ -65,10 +66,17 @@ pub fn crashed(container: &Container, exit_code: i64, restart_policy: &str) -> D
         Severity::Warning
     };
     let meaning = exit_meaning(exit_code);
-    let aftermath = if stays_down {
-        "It stays down (restart policy: no)."
+    // Starting it by hand is advice only for a container nothing else will start.
+    let (aftermath, afterwards) = if stays_down {
+        (
+            "It stays down (restart policy: no).".to_string(),
+            format!(", then start it again (`docker start {name}`)"),
+        )
     } else {
-        "Its restart policy restarts it."
+        (
+            format!("Its restart policy ({restart_policy}) restarts it."),
+            "; if it keeps crashing, its restarts are reported as a restart loop".to_string(),
+        )
     };
     Detection::new(IssueKind::Crashed, name, name, severity)
         .message(format!(
@@ -77,8 +85,7 @@ pub fn crashed(container: &Container, exit_code: i64, restart_policy: &str) -> D
         ))
         .recommend(format!(
             "{aftermath} Read its last lines (`obsctl logs {name} --lines 100`, or GET \
-             /logs?container={name}&lines=100) for the error, fix the cause{}, then start it \
-             again (`docker start {name}`).",
+             /logs?container={name}&lines=100) for the error and fix the cause{}{afterwards}.",
             match exit_code {
                 126 | 127 => " (the command or entrypoint is missing or not executable)",
                 139 => " (a segmentation fault: a bug or a bad native library)",
@@ -171,25 +178,41 @@ pub fn exit_meaning(code: i64) -> Option<&'static str> {
     })
 }
 
-fn human_bytes(bytes: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    if bytes >= 1024 * MIB && bytes.is_multiple_of(1024 * MIB) {
-        format!("{}g", bytes / (1024 * MIB))
-    } else if bytes >= MIB {
-        format!("{}m", bytes.div_ceil(MIB))
-    } else {
-        format!("{bytes}b")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn container(name: &str) -> Container {
+        serde_json::from_value(serde_json::json!({
+            "id": "c0ffee", "name": name, "image": "app:1", "state": "exited",
+            "restart_count": 0
+        }))
+        .expect("a container")
+    }
+
     #[test]
-    fn sizes_read_like_docker_flags() {
-        assert_eq!(human_bytes(16 * 1024 * 1024), "16m");
-        assert_eq!(human_bytes(2 * 1024 * 1024 * 1024), "2g");
-        assert_eq!(human_bytes(100), "100b");
+    fn crash_advice_fits_the_restart_policy() {
+        let app = container("app");
+        let stays_down = crashed(&app, 2, "no");
+        assert_eq!(stays_down.severity, Severity::Critical);
+        assert!(
+            stays_down.recommendation.contains("`docker start app`"),
+            "{}",
+            stays_down.recommendation
+        );
+        for policy in ["on-failure", "always", "unless-stopped"] {
+            let restarted = crashed(&app, 2, policy);
+            assert_eq!(restarted.severity, Severity::Warning);
+            assert!(
+                !restarted.recommendation.contains("docker start"),
+                "{policy}: its policy starts it: {}",
+                restarted.recommendation
+            );
+            assert!(
+                restarted.recommendation.contains(&format!("({policy})")),
+                "{}",
+                restarted.recommendation
+            );
+        }
     }
 }

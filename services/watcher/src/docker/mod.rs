@@ -14,6 +14,7 @@
 //! or resolves, the container's row and its counts, and the records for downstream.
 
 mod detect;
+pub(crate) mod filter;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};
@@ -248,9 +249,19 @@ async fn seed(shared: &Arc<Shared>, docker: &Docker) -> anyhow::Result<()> {
     let listed = docker
         .list_containers(Some(ListContainersOptionsBuilder::new().all(true).build()))
         .await?;
+    let filter = &shared.config.docker.filter;
     let mut inspected = Vec::with_capacity(listed.len());
     for summary in listed {
         let Some(id) = summary.id else { continue };
+        let name = summary
+            .names
+            .as_ref()
+            .and_then(|names| names.first())
+            .map_or(id.as_str(), String::as_str);
+        // Not followed: as if it were not there (the table forgets it too).
+        if !filter.admits(name, summary.labels.as_ref().unwrap_or(&HashMap::new())) {
+            continue;
+        }
         // A container removed between the listing and the inspect is simply gone.
         if let Ok(inspect) = docker
             .inspect_container(&id, None::<InspectContainerOptions>)
@@ -388,6 +399,28 @@ async fn handle(shared: &Arc<Shared>, docker: &Docker, message: EventMessage) {
             .ok()
     };
     let settings = &shared.config.docker;
+    let followed = match inspect.as_ref().and_then(|i| Some((i.name.as_deref()?, i))) {
+        Some((name, inspect)) => settings.filter.admits(
+            name,
+            inspect
+                .config
+                .as_ref()
+                .and_then(|config| config.labels.as_ref())
+                .unwrap_or(&HashMap::new()),
+        ),
+        // Gone already (or destroyed): it was followed if the table knows it; else its
+        // event's attributes (its labels, its name) are all there is to judge by.
+        None => {
+            shared.containers().get(&id).is_some()
+                || settings.filter.admits(
+                    attributes.get("name").map_or(id.as_str(), String::as_str),
+                    &attributes,
+                )
+        }
+    };
+    if !followed {
+        return;
+    }
     let mut outcomes = Vec::new();
     let mut name = attributes
         .get("name")

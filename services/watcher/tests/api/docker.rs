@@ -207,10 +207,14 @@ async fn a_container_restarting_in_a_loop_is_a_restart_loop() {
         .unwrap()
         .contains("on-failure"));
 
-    let crash = wait_for_issue(&app, "open", "crashed", &name).await;
-    assert_eq!(crash["severity"], "warning", "the policy restarts it");
-    assert_eq!(crash["facts"]["exit_code"], 2);
-    assert!(crash["count"].as_u64().unwrap() >= 1);
+    // Its crashes are the loop's sightings: one issue (one incident, one notification
+    // downstream) that escalated, not a crash and a loop side by side.
+    assert_eq!(issue["facts"]["exit_code"], 2);
+    assert!(issue["count"].as_u64().unwrap() >= 3, "{issue}");
+    assert!(
+        issues(&app, "all", "crashed", &name).await.is_empty(),
+        "no separate crash issue"
+    );
 
     let restarts = eventually("the restart counter", Duration::from_secs(30), || async {
         let text = metrics(&app).await;
@@ -279,6 +283,15 @@ async fn a_container_over_its_memory_limit_is_an_oom_kill_and_says_which_signal(
         "{issue}"
     );
     assert!(issue["recommendation"].as_str().unwrap().contains("memory"));
+    // Sizes read as the planner's plans write them; only a command to copy has docker's.
+    let message = issue["message"].as_str().unwrap();
+    assert!(message.contains("(16 MiB; signal: "), "{message}");
+    let recommendation = issue["recommendation"].as_str().unwrap();
+    assert!(
+        recommendation.contains("under its 16 MiB limit")
+            && recommendation.contains("docker update --memory 32m --memory-swap 32m"),
+        "{recommendation}"
+    );
     // The exit that follows is the same occurrence: it adds facts, it is not a crash.
     let issue = eventually(
         "the exit code on the OOM issue",
@@ -550,15 +563,16 @@ async fn a_restart_loop_that_settles_is_resolved_after_a_whole_window_running() 
     );
 
     let looping = wait_for_issue(&app, "open", "restart_loop", &name).await;
-    let crashed = wait_for_issue(&app, "open", "crashed", &name).await;
     let resolved = wait_for_issue(&app, "resolved", "restart_loop", &name).await;
     assert_eq!(resolved["id"], looping["id"]);
     assert_eq!(
         resolved["facts"]["resolution"],
         "running steadily for the restart-loop window"
     );
-    let crash_resolved = wait_for_issue(&app, "resolved", "crashed", &name).await;
-    assert_eq!(crash_resolved["id"], crashed["id"]);
+    assert!(
+        issues(&app, "all", "crashed", &name).await.is_empty(),
+        "the crashes were the loop's"
+    );
     let started = inspect(&name, "{{.State.StartedAt}}");
     let started = chrono::DateTime::parse_from_rfc3339(&started).unwrap();
     let resolved_at =
@@ -568,4 +582,66 @@ async fn a_restart_loop_that_settles_is_resolved_after_a_whole_window_running() 
         "not before a whole window of running: started {started}, resolved {resolved_at}"
     );
     assert_eq!(inspect(&name, "{{.State.Status}}"), "running");
+}
+
+#[actix_web::test]
+async fn only_the_containers_the_filters_admit_are_followed() {
+    let image = Image::busybox("watcher");
+    let mut settings = docker_settings();
+    settings.docker.filter =
+        watcher::config::ContainerFilter::parse("obs-test.watch", "", "", "*-skipped").unwrap();
+    let mut containers = Containers::default();
+    let label = ["--label", "obs-test.watch=yes"];
+    // Crashed before the watcher starts: judged by the seed.
+    let watched_early = unique("watched-early");
+    let unlabelled_early = unique("unlabelled-early");
+    containers.run(&watched_early, &label, &image, &["sh", "-c", "exit 4"]);
+    containers.run(&unlabelled_early, &[], &image, &["sh", "-c", "exit 4"]);
+    for name in [&watched_early, &unlabelled_early] {
+        eventually(
+            "the early container to exit",
+            Duration::from_secs(30),
+            || async { (inspect(name, "{{.State.Status}}") == "exited").then_some(()) },
+        )
+        .await;
+    }
+    let app = spawn(settings).await;
+    wait_connected(&app).await;
+    wait_for_issue(&app, "open", "crashed", &watched_early).await;
+
+    // Crashing while it watches: the excluded ones exit first, so by the time the watched
+    // one's crash is an issue, their events have been through the watcher.
+    let unlabelled = unique("unlabelled");
+    let excluded = format!("{}-skipped", unique("named"));
+    containers.run(&unlabelled, &[], &image, &["sh", "-c", "exit 3"]);
+    containers.run(&excluded, &label, &image, &["sh", "-c", "exit 3"]);
+    for name in [&unlabelled, &excluded] {
+        eventually("the container to exit", Duration::from_secs(30), || async {
+            (inspect(name, "{{.State.Status}}") == "exited").then_some(())
+        })
+        .await;
+    }
+    let watched = unique("watched");
+    containers.run(&watched, &label, &image, &["sh", "-c", "exit 3"]);
+    wait_for_issue(&app, "open", "crashed", &watched).await;
+
+    let (_, listed) = get(&app, "/containers").await;
+    let listed: Vec<&str> = listed["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|container| container["name"].as_str())
+        .collect();
+    assert!(listed.contains(&watched.as_str()), "{listed:?}");
+    for name in [&unlabelled_early, &unlabelled, &excluded] {
+        assert!(
+            issues(&app, "all", "crashed", name).await.is_empty(),
+            "{name} is not followed"
+        );
+        assert!(events_of(&app, name).await.is_empty(), "{name}: no events");
+        assert!(
+            !listed.contains(&name.as_str()),
+            "{name} not listed: {listed:?}"
+        );
+    }
 }
