@@ -6,7 +6,11 @@
 //! - The checker runs under a lease (one replica at a time; on SQLite always this one). A pass
 //!   writes this replica's pending beats, then asks the database for the due services through
 //!   the index on `deadline`, and marks them down in one transaction with their events and
-//!   `heartbeat_missed` issues. It also brings back services whose beats reached the database
+//!   `heartbeat_missed` issues. A service down for silence stays in that index, due again one
+//!   timeout after each report: while it stays silent, each further timeout counts on its
+//!   open `heartbeat_missed` issue again (count, last_seen; sent downstream like any issue
+//!   update, where the curator takes it as a sighting), with no new `down` event and its
+//!   `down_since` kept. It also brings back services whose beats reached the database
 //!   through another replica while they were down. Between passes it sleeps until the next
 //!   deadline (woken early when a beat brings an earlier one), at most once per
 //!   MONITOR_HEARTBEAT_CHECK_INTERVAL, and polls at least once a second for deadlines other
@@ -36,6 +40,10 @@ use crate::{Changes, Shared};
 /// How late another replica's beats may reach the database: its write-behind interval and
 /// the time to commit it.
 pub const SHARED_GRACE: Duration = Duration::from_millis(1500);
+/// Which services the index on `deadline` holds (the schema's partial index has the same
+/// predicate, so both dialects use it): up ones, due to go down, and ones down for silence,
+/// due to be reported again. A service that said it failed says so again itself.
+const CHECKED: &str = "(status = 'up' OR reason = 'timeout')";
 /// Services marked down or brought back per transaction; more wait for the next pass.
 const PER_PASS: usize = 5000;
 /// How often a replica on a shared PostgreSQL refreshes its memory from the database.
@@ -192,7 +200,9 @@ async fn pass(shared: &Arc<Shared>, grace: i64) -> anyhow::Result<i64> {
         .read(move |tx| {
             let due = tx
                 .query_opt(
-                    "SELECT 1 FROM watcher_services WHERE status = 'up' AND deadline <= $1 LIMIT 1",
+                    &format!(
+                        "SELECT 1 FROM watcher_services WHERE {CHECKED} AND deadline <= $1 LIMIT 1"
+                    ),
                     &[cutoff.into()],
                 )?
                 .is_some();
@@ -219,7 +229,7 @@ async fn pass(shared: &Arc<Shared>, grace: i64) -> anyhow::Result<i64> {
         .db
         .read(|tx| {
             tx.query_opt(
-                "SELECT MIN(deadline) FROM watcher_services WHERE status = 'up'",
+                &format!("SELECT MIN(deadline) FROM watcher_services WHERE {CHECKED}"),
                 &[],
             )?
             .map(|row| row.opt_int(0))
@@ -239,7 +249,7 @@ fn mark_silent_down(
     let due = tx.query(
         &format!(
             "SELECT {SERVICE_COLUMNS} FROM watcher_services
-             WHERE status = 'up' AND deadline <= $1 ORDER BY deadline LIMIT $2"
+             WHERE {CHECKED} AND deadline <= $1 ORDER BY deadline LIMIT $2"
         ),
         &[cutoff.into(), PER_PASS.into()],
     )?;
@@ -253,23 +263,51 @@ fn mark_silent_down(
         {
             continue;
         }
-        let changed = tx.execute(
-            "UPDATE watcher_services SET status = 'down', reason = 'timeout', down_since = $2
-             WHERE name = $1 AND status = 'up' AND deadline <= $3",
-            &[
-                service.name.as_str().into(),
-                millis(now).into(),
-                cutoff.into(),
-            ],
-        )?;
-        if changed != 1 {
-            continue;
+        // Reported again one timeout from now, while it stays silent.
+        let next = millis(now).saturating_add(service.timeout_ms);
+        let again = service.state == ServiceState::Down;
+        if again {
+            // Its beats reached the database through another replica: not silent, it is
+            // brought back below.
+            if service
+                .down_since
+                .is_none_or(|since| service.last_beat > since)
+            {
+                continue;
+            }
+            let changed = tx.execute(
+                "UPDATE watcher_services SET deadline = $2
+                 WHERE name = $1 AND status = 'down' AND reason = 'timeout' AND deadline <= $3",
+                &[service.name.as_str().into(), next.into(), cutoff.into()],
+            )?;
+            if changed != 1 {
+                continue;
+            }
+        } else {
+            let changed = tx.execute(
+                "UPDATE watcher_services
+                 SET status = 'down', reason = 'timeout', down_since = $2, deadline = $4
+                 WHERE name = $1 AND status = 'up' AND deadline <= $3",
+                &[
+                    service.name.as_str().into(),
+                    millis(now).into(),
+                    cutoff.into(),
+                    next.into(),
+                ],
+            )?;
+            if changed != 1 {
+                continue;
+            }
+            service.state = ServiceState::Down;
+            service.reason = Some(DownReason::Timeout);
+            service.down_since = Some(millis(now));
         }
-        service.state = ServiceState::Down;
-        service.reason = Some(DownReason::Timeout);
-        service.down_since = Some(millis(now));
-        let (event, detection) = timed_out(&service, now);
-        changes.event(tx, event)?;
+        service.deadline = next;
+        let (event, detection) = timed_out(&service, now, again);
+        // Going down is an event; staying down is not news, only one more sighting.
+        if let Some(event) = event {
+            changes.event(tx, event)?;
+        }
         changes.raise(tx, detection)?;
         changes.service_written(service);
     }
@@ -307,16 +345,20 @@ fn bring_back(tx: &mut Tx<'_>, changes: &mut Changes) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The event and issue of a service silent past its deadline.
-fn timed_out(service: &ServiceRow, now: DateTime<Utc>) -> (Event, Detection) {
+/// The event and issue of a service silent past its deadline; `again`: it was down for
+/// silence already (one more timeout of it: no event, `down_since` kept).
+fn timed_out(service: &ServiceRow, now: DateTime<Utc>, again: bool) -> (Option<Event>, Detection) {
     let name = service.name.as_str();
     let silence = now - from_millis(service.last_seen);
     let timeout = service.timeout_ms as f64 / 1000.0;
-    let mut event = event(name, "down", EventSource::Heartbeat);
-    event.detail = Some(format!(
-        "no heartbeat for {} s (timeout {timeout} s)",
-        silence.num_seconds(),
-    ));
+    let event = (!again).then(|| {
+        let mut event = event(name, "down", EventSource::Heartbeat);
+        event.detail = Some(format!(
+            "no heartbeat for {} s (timeout {timeout} s)",
+            silence.num_seconds(),
+        ));
+        event
+    });
     let mut detection = Detection::new(IssueKind::HeartbeatMissed, name, "", Severity::Critical)
         .message(format!(
             "{name} stopped sending heartbeats: none for {} s (timeout {timeout} s)",
@@ -328,8 +370,10 @@ fn timed_out(service: &ServiceRow, now: DateTime<Utc>) -> (Event, Detection) {
              often on purpose, send a longer timeout_seconds with its heartbeats."
         ))
         .fact("last_seen", from_millis(service.last_seen).to_rfc3339())
-        .fact("down_since", now.to_rfc3339())
         .fact("timeout_seconds", timeout);
+    if !again {
+        detection = detection.fact("down_since", now.to_rfc3339());
+    }
     if let Some(phase) = &service.phase {
         detection = detection.fact("phase", phase.as_str());
     }

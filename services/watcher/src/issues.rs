@@ -1,6 +1,7 @@
-//! Issues: open ones by fingerprint (service + kind + subject), resolved ones in a bounded
-//! ring. The same trouble in the same place updates the open issue (count, last_seen,
-//! facts) instead of opening another; a recovery resolves it under the same id.
+//! Issues: open ones by fingerprint (service + kind's family + subject), resolved ones in a
+//! bounded ring. The same trouble in the same place updates the open issue (count, last_seen,
+//! facts) instead of opening another; a recovery resolves it under the same id. A crash and
+//! its restart loop are one family ([`IssueKind::family`]): one issue that escalates.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -69,24 +70,32 @@ impl Change {
     }
 }
 
-pub fn fingerprint(service: &str, kind: IssueKind, subject: &str) -> String {
-    format!("{service}/{}/{subject}", kind.as_str())
-}
+/// service + kind's family + subject (see [`obs_model::fingerprint`]): a crash and its
+/// restart loop share one.
+pub use obs_model::fingerprint;
 
 /// Open an issue, or update `existing` (the open one with the same fingerprint): count + 1,
-/// last_seen, the new message, recommendation and severity, facts merged.
+/// last_seen, facts merged, and the detection's kind, severity, message and recommendation —
+/// unless the open issue is of a graver kind of the same family (a restart loop seeing one
+/// more of its crashes), which it stays, words and all.
 pub fn raised(
     existing: Option<Issue>,
     detection: Detection,
     now: DateTime<Utc>,
 ) -> (Change, Issue) {
     if let Some(mut issue) = existing {
-        issue.severity = detection.severity;
         issue.count += 1;
         issue.last_seen = now;
+        issue.facts.extend(detection.facts);
+        if issue.kind.supersedes(detection.kind) {
+            return (Change::Updated, issue);
+        }
+        // The same kind, or its family's graver one (a crash becoming a restart loop): the
+        // issue takes the detection's kind, severity and words, under the same id.
+        issue.kind = detection.kind;
+        issue.severity = detection.severity;
         issue.message = detection.message;
         issue.recommendation = detection.recommendation;
-        issue.facts.extend(detection.facts);
         return (Change::Updated, issue);
     }
     let issue = Issue {
@@ -278,6 +287,73 @@ mod tests {
             0
         );
         assert_eq!(book.list(Some(IssueState::Resolved), 10).len(), 1);
+    }
+
+    #[test]
+    fn a_crash_becomes_its_restart_loop_and_later_crashes_count_on_the_loop() {
+        let mut book = book();
+        let now = Utc::now();
+        let (_, crashed) = raised(None, crash(Severity::Warning), now);
+        book.apply(crashed.clone());
+        assert_eq!(
+            fingerprint("app", IssueKind::RestartLoop, "app"),
+            fingerprint("app", IssueKind::Crashed, "app"),
+            "one fingerprint for the family: the unique open index holds"
+        );
+        let looping = Detection::new(IssueKind::RestartLoop, "app", "app", Severity::Critical)
+            .message("app started 3 times in 300 s - restart loop")
+            .recommend("look at its logs")
+            .fact("starts_in_window", 3);
+        let (change, escalated) = raised(Some(crashed.clone()), looping, now);
+        assert_eq!(change, Change::Updated);
+        assert_eq!(
+            escalated.id, crashed.id,
+            "one issue, one incident downstream"
+        );
+        assert_eq!(escalated.kind, IssueKind::RestartLoop);
+        assert_eq!(escalated.severity, Severity::Critical);
+        assert_eq!(escalated.recommendation, "look at its logs");
+        assert_eq!(
+            escalated.facts["exit_code"], 3,
+            "the crash's facts are kept"
+        );
+        book.apply(escalated.clone());
+        // The next crash of the loop is one more sighting of it, not a step back.
+        let later = crash(Severity::Warning).fact("exit_code", 4);
+        let (change, again) = raised(Some(escalated), later, now);
+        assert_eq!(change, Change::Updated);
+        assert_eq!(again.id, crashed.id);
+        assert_eq!(again.kind, IssueKind::RestartLoop);
+        assert_eq!(again.severity, Severity::Critical);
+        assert_eq!(again.message, "app started 3 times in 300 s - restart loop");
+        assert_eq!(again.recommendation, "look at its logs");
+        assert_eq!(again.count, 3);
+        assert_eq!(again.facts["exit_code"], 4, "facts merged");
+        assert_eq!(again.facts["starts_in_window"], 3);
+        book.apply(again.clone());
+        assert_eq!(book.open_count(), 1);
+        assert!(book.is_open("app", IssueKind::Crashed, "app"));
+        assert_eq!(
+            book.gauge
+                .with_label_values(&["restart_loop", "critical"])
+                .get(),
+            1
+        );
+        assert_eq!(
+            book.gauge.with_label_values(&["crashed", "warning"]).get(),
+            0
+        );
+        // Resolving the crash resolves the loop it became.
+        let done = resolved(again, BTreeMap::new(), now);
+        assert_eq!(done.kind, IssueKind::RestartLoop);
+        book.apply(done);
+        assert_eq!(book.open_count(), 0);
+        assert_eq!(
+            book.gauge
+                .with_label_values(&["restart_loop", "critical"])
+                .get(),
+            0
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use obs_core::db::{now_millis, Db};
-use obs_model::{Container, Event, Issue, ServiceState, ServiceStatus};
+use obs_model::{Container, Event, Issue, IssueState, ServiceState, ServiceStatus};
 use serde::Deserialize;
 
 use crate::heartbeats::duration_millis;
@@ -72,6 +72,8 @@ pub async fn import(db: &Db, state_dir: &Path, config: &WatcherConfig) -> anyhow
         snapshot.events.len(),
     );
     let events_max = config.events_max;
+    let mut snapshot = snapshot;
+    snapshot.issues = one_open_per_fingerprint(snapshot.issues);
     db.write(move |tx| {
         if !tx.first_sighting("watcher-import", &identity)? {
             return Ok(());
@@ -132,4 +134,35 @@ pub async fn import(db: &Db, state_dir: &Path, config: &WatcherConfig) -> anyhow
         "imported the previous version's state into the database"
     );
     Ok(())
+}
+
+/// The previous version kept a crash and its restart loop as two issues; now they are one
+/// family with one fingerprint, and one open issue per fingerprint. Of two open ones, the
+/// graver kind (the loop) stands for both, else the one seen last.
+fn one_open_per_fingerprint(issues: Vec<Issue>) -> Vec<Issue> {
+    let mut kept: Vec<Issue> = Vec::with_capacity(issues.len());
+    let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    for issue in issues {
+        if issue.state != IssueState::Open {
+            kept.push(issue);
+            continue;
+        }
+        let key = issue.fingerprint();
+        match open.get(&key) {
+            Some(&at) => {
+                let standing = &kept[at];
+                let replaces = !standing.kind.supersedes(issue.kind)
+                    && (issue.kind.supersedes(standing.kind)
+                        || issue.last_seen >= standing.last_seen);
+                if replaces {
+                    kept[at] = issue;
+                }
+            }
+            None => {
+                open.insert(key, kept.len());
+                kept.push(issue);
+            }
+        }
+    }
+    kept
 }

@@ -131,13 +131,13 @@ impl Changes {
     }
 
     /// Open an issue unless one with the same fingerprint is open already (a condition seen
-    /// again, e.g. after a reconnect, is not a new occurrence).
+    /// again, e.g. after a reconnect, is not a new occurrence; a crash seen again while its
+    /// restart loop is open neither).
     pub fn raise_if_new(&mut self, tx: &mut Tx<'_>, detection: Detection) -> anyhow::Result<()> {
         let open = store::open_of_subject(tx, &detection.subject)?;
-        if open
-            .iter()
-            .any(|(service, kind)| *service == detection.service && *kind == detection.kind)
-        {
+        if open.iter().any(|(service, kind)| {
+            *service == detection.service && kind.family() == detection.kind.family()
+        }) {
             return Ok(());
         }
         self.raise(tx, detection)

@@ -9,7 +9,8 @@ CREATE TABLE watcher_services (
     deadline BIGINT NOT NULL,
     down_since BIGINT
 );
-CREATE INDEX watcher_services_due ON watcher_services (deadline) WHERE status = 'up';
+CREATE INDEX watcher_services_due ON watcher_services (deadline)
+    WHERE (status = 'up' OR reason = 'timeout');
 CREATE INDEX watcher_services_down ON watcher_services (down_since) WHERE status = 'down';
 CREATE TABLE watcher_issues (
     id TEXT PRIMARY KEY,

@@ -2,9 +2,10 @@
 //!
 //! - `watcher_services`: one row per service — status, reason, phase, last contact, last
 //!   successful beat, timeout and deadline (all times in Unix milliseconds). The checker finds
-//!   due services through the partial index on `deadline` (up services only), so a pass costs
-//!   what is due, not what is tracked; recoveries seen by other replicas through the partial
-//!   index of down services.
+//!   due services through the partial index on `deadline` (up services, and services down for
+//!   silence, whose deadline is when they are reported again; its predicate is
+//!   `checker::CHECKED` word for word), so a pass costs what is due, not what is tracked;
+//!   recoveries seen by other replicas through the partial index of down services.
 //! - `watcher_issues`: every open issue (one per fingerprint: a unique partial index) and the
 //!   newest RESOLVED_ISSUES_MAX resolved ones; the issue itself as JSON.
 //! - `watcher_events`: the newest EVENTS_MAX events, in insertion order (`seq`).
@@ -256,8 +257,9 @@ pub fn put_issue(tx: &mut Tx<'_>, issue: &Issue) -> anyhow::Result<()> {
     tx.execute(
         "INSERT INTO watcher_issues (id, fingerprint, kind, service, subject, state, changed_at, body)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-            changed_at = excluded.changed_at, body = excluded.body",
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, kind = excluded.kind,
+            fingerprint = excluded.fingerprint, changed_at = excluded.changed_at,
+            body = excluded.body",
         &[
             issue.id.to_string().into(),
             issues::fingerprint(&issue.service, issue.kind, &issue.subject).into(),

@@ -109,6 +109,80 @@ async fn a_missed_beat_opens_heartbeat_missed_and_the_next_beat_resolves_the_sam
     );
 }
 
+/// The open issue of `service`'s silence once its count reached `count`.
+async fn wait_for_count(
+    app: &obs_testkit::TestApp,
+    service: &str,
+    count: u64,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = issues(app, "open", "heartbeat_missed", service).await;
+        if let Some(issue) = open
+            .into_iter()
+            .find(|issue| issue["count"].as_u64() >= Some(count))
+        {
+            return issue;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{service}'s silence was not reported {count} times"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn silence_past_the_deadline_is_reported_again_every_timeout_and_a_beat_recovers() {
+    let state = tempfile::tempdir().unwrap();
+    let app = crate::helpers::spawn_in(state.path(), WatcherConfig::for_tests()).await;
+    heartbeat(&app, json!({"service": "quiet", "timeout_seconds": 0.3})).await;
+    let down = wait_for_status(&app, "quiet", "down").await;
+    let first = wait_for_issue(&app, "open", "heartbeat_missed", "quiet").await;
+    // Due again one timeout later, as long as it stays silent: the same issue counts again.
+    let again = wait_for_count(&app, "quiet", 3).await;
+    assert_eq!(again["id"], first["id"], "one issue, counted again");
+    assert!(again["last_seen"].as_str() > first["last_seen"].as_str());
+    assert_eq!(
+        again["facts"]["down_since"], first["facts"]["down_since"],
+        "down since the first timeout"
+    );
+    let still = service_status(&app, "quiet").await.unwrap();
+    assert_eq!(still["status"], "down");
+    assert_eq!(still["reason"], "timeout");
+    assert_eq!(still["down_since"], down["down_since"], "down_since kept");
+    let types: Vec<String> = events_of(&app, "quiet")
+        .await
+        .iter()
+        .map(|event| event["event_type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["down"], "staying down is not a new event");
+
+    // Restored as down after a restart, it goes on being reported.
+    app.shutdown().await.unwrap();
+    let app = crate::helpers::spawn_in(state.path(), WatcherConfig::for_tests()).await;
+    let before = issues(&app, "open", "heartbeat_missed", "quiet").await[0]["count"]
+        .as_u64()
+        .unwrap();
+    let after = wait_for_count(&app, "quiet", before + 2).await;
+    assert_eq!(after["id"], first["id"]);
+
+    heartbeat(&app, json!({"service": "quiet"})).await;
+    assert_eq!(service_status(&app, "quiet").await.unwrap()["status"], "up");
+    let resolved = issues(&app, "resolved", "heartbeat_missed", "quiet").await;
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        resolved[0]["id"], first["id"],
+        "recovery resolves the same issue"
+    );
+    let types: Vec<String> = events_of(&app, "quiet")
+        .await
+        .iter()
+        .map(|event| event["event_type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["down", "recovered"]);
+}
+
 #[actix_web::test]
 async fn an_explicit_failure_is_service_failed_not_a_missed_beat() {
     let app = spawn(WatcherConfig::for_tests()).await;
