@@ -580,6 +580,7 @@ fn a_captured_change_leaves_the_book_as_it_was_and_redo_puts_it_in_place() {
         book.stored_revision(&api.id),
         Some(direct.get(&api.id).unwrap().revision)
     );
+}
 
 #[test]
 fn a_crash_that_becomes_a_restart_loop_is_one_incident_that_escalates() {
