@@ -166,3 +166,43 @@ fn one_open_per_fingerprint(issues: Vec<Issue>) -> Vec<Issue> {
     }
     kept
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::issues::{raised, resolved, Detection};
+    use obs_model::{IssueKind, Severity};
+
+    #[test]
+    fn a_crash_and_its_loop_both_open_in_an_old_file_import_as_the_loop() {
+        let now = Utc::now();
+        let crash = |subject: &str| {
+            raised(
+                None,
+                Detection::new(IssueKind::Crashed, subject, subject, Severity::Warning),
+                now,
+            )
+            .1
+        };
+        let looping = raised(
+            None,
+            Detection::new(IssueKind::RestartLoop, "app", "app", Severity::Critical),
+            now - chrono::Duration::seconds(5),
+        )
+        .1;
+        let old = resolved(crash("app"), BTreeMap::new(), now);
+        let other = crash("db");
+        let kept = one_open_per_fingerprint(vec![
+            old.clone(),
+            looping.clone(),
+            crash("app"),
+            other.clone(),
+        ]);
+        let ids: Vec<_> = kept.iter().map(|issue| issue.id).collect();
+        assert_eq!(
+            ids,
+            [old.id, looping.id, other.id],
+            "the loop stands for the crash, seen later or not; resolved ones are all kept"
+        );
+    }
+}
