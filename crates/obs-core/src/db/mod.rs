@@ -556,15 +556,20 @@ impl Db {
                     )?;
                     applied.push(migration.version);
                 }
-                Ok(applied)
+                Ok((current, applied))
             })
             .await?;
-        if !applied.is_empty() {
+        let (from, applied) = applied;
+        // Upgrading existing state is news for an operator; creating a fresh schema is not.
+        if !applied.is_empty() && from > 0 {
             tracing::info!(
                 component = schema.component,
+                from,
                 versions = ?applied,
                 "database schema migrated"
             );
+        } else if !applied.is_empty() {
+            tracing::debug!(component = schema.component, "database schema created");
         }
         Ok(())
     }
