@@ -928,17 +928,19 @@ def scenario_curator_ingest(bench: Bench) -> Section:
         "(`bench/wrk-curator-issues.lua`): "
         f"{CURATOR_BATCH - 1} are those issues seen again (their count one higher, so each is "
         "a new sighting folded into its incident, not a replay) and one is a new fingerprint "
-        "that opens an incident, written to the journal with an fsync before the answer "
+        "that opens an incident, committed to the curator's SQLite database (WAL, "
+        "synchronous=FULL: an fsync) before the answer "
         "(PLANNER_URL and ARCHIVIST_URL are not set, so nothing is forwarded).",
         "Production settings otherwise (JSON logs at info, state under a temporary "
-        "STATE_DIR); repeats reach the journal every STATE_FLUSH_INTERVAL (1 s).",
+        "STATE_DIR); repeats reach the database behind, in one transaction every "
+        "STATE_FLUSH_INTERVAL (1 s).",
         f"Other load while wrk ran: mean {statistics.mean(other_busy) * 100:.0f} % of a core.",
     ]
     return Section(
         title="Curator ingest: POST /v1/issues with dedup",
         text=("Issues per second through the curator: JSON batch parsing with per-field error "
               "paths, validation, one fingerprint lookup per issue, count/last_seen updates and "
-              "the journal, against a bare actix-web `/healthz` measured in the same run."),
+              "the SQL commit, against a bare actix-web `/healthz` measured in the same run."),
         tables=[table, ratios], checks=checks, notes=notes,
         raw={"bare": bare_figures, "curator": ours, "issues_per_s": issues_per_s,
              "received": received, "deduplicated": deduplicated,
