@@ -462,6 +462,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn database_url_is_checked_at_start_naming_the_variable_and_hiding_the_password() {
+        assert_eq!(database_url(None).unwrap(), None);
+        assert_eq!(database_url(Some("  ".into())).unwrap(), None);
+        let url = "postgres://fleet:s3cret@db.internal:5432/fleet?sslmode=verify-full";
+        assert_eq!(
+            database_url(Some(url.into())).unwrap().as_deref(),
+            Some(url)
+        );
+
+        let wrong = database_url(Some("mysql://fleet:s3cret@db/fleet".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong.contains("DATABASE_URL") && wrong.contains("not a PostgreSQL URL"),
+            "{wrong}"
+        );
+        assert!(!wrong.contains("s3cret"), "{wrong}");
+
+        let bad_mode = database_url(Some("postgres://fleet:s3cret@db/fleet?sslmode=on".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad_mode.contains("DATABASE_URL") && bad_mode.contains("sslmode"),
+            "{bad_mode}"
+        );
+        assert!(!bad_mode.contains("s3cret"), "{bad_mode}");
+    }
+
+    #[test]
     fn envy_parse_errors_name_the_variable_first() {
         let error = describe_envy_error(envy::Error::Custom(
             "invalid digit found in string while parsing value 'abc' provided by PORT".into(),

@@ -76,10 +76,7 @@ impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> Self {
         match error.downcast::<ApiError>() {
             Ok(api) => api,
-            Err(error) => match error
-                .chain()
-                .find_map(|cause| cause.downcast_ref::<crate::db::StorageError>())
-            {
+            Err(error) => match crate::db::storage_error(&error) {
                 Some(storage) => ApiError::Unavailable(format!(
                     "nothing was stored ({storage}); sending the same request again is safe"
                 )),

@@ -35,10 +35,6 @@ impl Lease {
         }
     }
 
-    pub fn holder(&self) -> &str {
-        &self.holder
-    }
-
     /// Take the lease if it is free or expired, or renew it if it is ours; true if held now.
     pub async fn try_acquire(&self) -> anyhow::Result<bool> {
         let name = self.name.clone();

@@ -120,88 +120,71 @@ impl Schema {
     }
 }
 
+/// The kit's tables after the outbox's key column, the one thing the dialects spell apart.
+macro_rules! core_tables_after_outbox_key {
+    () => {
+        "
+    role TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    body TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    claim TEXT,
+    claimed_until BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_by_destination ON outbox (role, destination, seq);
+CREATE INDEX outbox_by_claim ON outbox (claim);
+CREATE TABLE outbox_dead (
+    seq BIGINT NOT NULL,
+    role TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    failed_at BIGINT NOT NULL,
+    PRIMARY KEY (role, destination, seq)
+);
+CREATE TABLE inbox (
+    role TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seen_at BIGINT NOT NULL,
+    PRIMARY KEY (role, id)
+);
+CREATE INDEX inbox_by_age ON inbox (seen_at);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);"
+    };
+}
+
 /// The kit's own tables: the outbox, the ids a receiver has seen, the leases.
 pub(crate) const CORE_SCHEMA: Schema = Schema {
     component: "core",
     migrations: &[Migration {
         version: 1,
         name: "outbox, inbox, leases",
-        sqlite: "
-CREATE TABLE outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    role TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    body TEXT NOT NULL,
-    bytes BIGINT NOT NULL,
-    created_at BIGINT NOT NULL,
-    claim TEXT,
-    claimed_until BIGINT NOT NULL DEFAULT 0
-);
-CREATE INDEX outbox_by_destination ON outbox (role, destination, seq);
-CREATE INDEX outbox_by_claim ON outbox (claim);
-CREATE TABLE outbox_dead (
-    seq BIGINT NOT NULL,
-    role TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    body TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    failed_at BIGINT NOT NULL,
-    PRIMARY KEY (role, destination, seq)
-);
-CREATE TABLE inbox (
-    role TEXT NOT NULL,
-    id TEXT NOT NULL,
-    seen_at BIGINT NOT NULL,
-    PRIMARY KEY (role, id)
-);
-CREATE INDEX inbox_by_age ON inbox (seen_at);
-CREATE TABLE leases (
-    name TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    expires_at BIGINT NOT NULL
-);",
-        postgres: "
-CREATE TABLE outbox (
-    seq BIGSERIAL PRIMARY KEY,
-    role TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    body TEXT NOT NULL,
-    bytes BIGINT NOT NULL,
-    created_at BIGINT NOT NULL,
-    claim TEXT,
-    claimed_until BIGINT NOT NULL DEFAULT 0
-);
-CREATE INDEX outbox_by_destination ON outbox (role, destination, seq);
-CREATE INDEX outbox_by_claim ON outbox (claim);
-CREATE TABLE outbox_dead (
-    seq BIGINT NOT NULL,
-    role TEXT NOT NULL,
-    destination TEXT NOT NULL,
-    body TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    failed_at BIGINT NOT NULL,
-    PRIMARY KEY (role, destination, seq)
-);
-CREATE TABLE inbox (
-    role TEXT NOT NULL,
-    id TEXT NOT NULL,
-    seen_at BIGINT NOT NULL,
-    PRIMARY KEY (role, id)
-);
-CREATE INDEX inbox_by_age ON inbox (seen_at);
-CREATE TABLE leases (
-    name TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    expires_at BIGINT NOT NULL
-);",
+        sqlite: concat!(
+            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,",
+            core_tables_after_outbox_key!()
+        ),
+        postgres: concat!(
+            "CREATE TABLE outbox (seq BIGSERIAL PRIMARY KEY,",
+            core_tables_after_outbox_key!()
+        ),
     }],
 };
 
-/// True when `error` (or a cause) is a failure of the database itself: nothing was stored.
-pub fn is_storage_error(error: &anyhow::Error) -> bool {
+/// The failure of the database itself in `error`'s chain, if any: then nothing was stored.
+pub fn storage_error(error: &anyhow::Error) -> Option<&StorageError> {
     error
         .chain()
-        .any(|cause| cause.downcast_ref::<StorageError>().is_some())
+        .find_map(|cause| cause.downcast_ref::<StorageError>())
+}
+
+/// True when `error` (or a cause) is a failure of the database itself: nothing was stored.
+pub fn is_storage_error(error: &anyhow::Error) -> bool {
+    storage_error(error).is_some()
 }
 
 /// A bound parameter or a column's value.
@@ -350,10 +333,7 @@ pub struct UnusableState(pub String);
 
 /// True when `error` (or its cause) is a unique-constraint violation.
 pub fn is_unique_violation(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<StorageError>())
-        .any(StorageError::is_unique_violation)
+    storage_error(error).is_some_and(StorageError::is_unique_violation)
 }
 
 /// A transaction in progress. Statements use `$1`, `$2`, … for parameters.
