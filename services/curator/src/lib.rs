@@ -418,28 +418,25 @@ impl Shared {
         Ok(())
     }
 
-    /// Replace the expected services (`PUT /v1/goals`), checked against the goals row's
-    /// revision; on PostgreSQL over whatever any replica stored last.
+    /// Replace the expected services (`PUT /v1/goals`) over whatever is stored last (by this
+    /// replica's goals check or any other replica).
     pub async fn put_goals(
         self: &Arc<Self>,
         services: Vec<ExpectedService>,
     ) -> anyhow::Result<Goals> {
         let _turn = self.turn.lock().await;
-        let cached = self.goals().revision;
-        let shared_db = self.shared_db();
         let goals = Goals {
             services: services.clone(),
             missing: None,
             checked_at: None,
         };
+        // A PUT replaces the whole list and carries no revision of its own: it is checked
+        // against the row as read in its own transaction, never against a cached revision
+        // that the goals check (which stores its verdict in the same row) may have moved on.
         let revision = self
             .db
             .write(move |tx| {
-                let expected = if shared_db {
-                    store::goals(tx)?.1
-                } else {
-                    cached
-                };
+                let expected = store::goals(tx)?.1;
                 store::put_goals(tx, &goals, expected)
             })
             .await?;
