@@ -142,9 +142,9 @@ def test_ci_runs_fmt_clippy_tests_and_chart_checks():
 
 def test_the_make_targets_the_workflows_call_exist():
     for target in ("image-context", "images", "chart-test", "lint-shipping", "test-rust", "test-python"):
-        run(["make", "--dry-run", target], cwd=ROOT)
+        run(["make", "--no-print-directory", "--dry-run", target], cwd=ROOT)
     cross = run(
-        ["make", "--dry-run", "image-context", "TARGET=aarch64-unknown-linux-gnu", "STRIP=aarch64-linux-gnu-strip"],
+        ["make", "--no-print-directory", "--dry-run", "image-context", "TARGET=aarch64-unknown-linux-gnu", "STRIP=aarch64-linux-gnu-strip"],
         cwd=ROOT,
     ).stdout
     assert "--target aarch64-unknown-linux-gnu" in cross
@@ -166,7 +166,7 @@ def installs(tmp_path, make_target: str) -> list[str]:
     (fake / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {asked}\n')
     for script in fake.iterdir():
         script.chmod(0o755)
-    dry = run(["make", "--dry-run", make_target], cwd=ROOT).stdout.splitlines()
+    dry = run(["make", "--no-print-directory", "--dry-run", make_target], cwd=ROOT).stdout.splitlines()
     (step,) = [line for line in dry if "install-test-deps.sh" in line]
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
     run(["bash", "-c", step], cwd=ROOT, env=env)
@@ -188,7 +188,7 @@ def test_make_run_builds_what_the_readme_builds():
     (a different package set resolves features differently and recompiles crates)."""
     readme = (ROOT / "README.md").read_text()
     assert "cargo build --release " in readme or "cargo build --release\n" in readme
-    dry = run(["make", "--dry-run", "run"], cwd=ROOT).stdout.splitlines()
+    dry = run(["make", "--no-print-directory", "--dry-run", "run"], cwd=ROOT).stdout.splitlines()
     builds = [line for line in dry if line.startswith("cargo ")]
     assert builds == ["cargo build --release"], builds
     assert dry[-1] == "./target/release/obs-stack"
