@@ -975,16 +975,14 @@ impl Book {
         self.dirty.extend(ids);
     }
 
-    /// Copies of the incidents changed by repeats since they were last saved, each with the
-    /// revision its row has.
-    pub fn dirty_copies(&self) -> Vec<(Tracked, Option<u64>)> {
-        self.dirty
-            .iter()
-            .filter_map(|id| {
-                let tracked = self.incidents.get(id)?;
-                Some((tracked.clone(), self.stored.get(id).copied()))
-            })
-            .collect()
+    /// The incidents changed by repeats since they were last saved.
+    pub fn dirty_ids(&self) -> Vec<Ulid> {
+        self.dirty.iter().copied().collect()
+    }
+
+    /// Incident `id` with its bookkeeping, as the book holds it.
+    pub fn tracked(&self, id: &Ulid) -> Option<&Tracked> {
+        self.incidents.get(id)
     }
 
     /// Repeats saved at these revisions: no longer dirty, unless they changed since.

@@ -64,6 +64,8 @@ pub const DEFAULT_PORT: u16 = 8002;
 const LEASE_TTL: Duration = Duration::from_secs(15);
 /// Attempts of a batch of signals that lost a race with another replica (PostgreSQL).
 const SIGNAL_ATTEMPTS: usize = 3;
+/// Incidents serialized per hold of the book's lock when repeats are saved.
+const SAVE_CHUNK: usize = 256;
 
 /// Everything the endpoints and background tasks share.
 pub struct Shared {
@@ -465,18 +467,24 @@ impl Shared {
     /// transaction. A row another replica changed meanwhile keeps its newer state.
     pub async fn save_repeats(&self) -> anyhow::Result<()> {
         let _turn = self.turn.lock().await;
-        let rows = self
-            .book()
-            .dirty_copies()
-            .iter()
-            .map(|(tracked, stored)| IncidentWrite::new(tracked, *stored))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Serialized straight from the book (no copies), a chunk per hold of its lock so
+        // that readers wait at most one chunk; the turn keeps the book still in between.
+        let ids = self.book().dirty_ids();
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(SAVE_CHUNK) {
+            let book = self.book();
+            for id in chunk {
+                if let Some(tracked) = book.tracked(id) {
+                    rows.push(IncidentWrite::new(tracked, book.stored_revision(id))?);
+                }
+            }
+        }
         if rows.is_empty() {
             return Ok(());
         }
         let (saved, conflicts) = self
             .db
-            .write(move |tx| store::write_repeats(tx, &rows))
+            .write(move |tx| store::write_repeats(tx, rows))
             .await
             .context("saving incident repeats")?;
         self.book().mark_saved(&saved);

@@ -179,22 +179,22 @@ pub type RepeatsSaved = (Vec<(Ulid, u64)>, Vec<Ulid>);
 
 /// Write incidents changed by repeats: returns the (id, revision) written, and the ids whose
 /// row another replica changed meanwhile (left as they are: theirs is newer).
-pub fn write_repeats(tx: &mut Tx<'_>, rows: &[IncidentWrite]) -> anyhow::Result<RepeatsSaved> {
+pub fn write_repeats(tx: &mut Tx<'_>, rows: Vec<IncidentWrite>) -> anyhow::Result<RepeatsSaved> {
     let mut saved = Vec::with_capacity(rows.len());
     let mut conflicts = Vec::new();
     for row in rows {
         match row.expected {
             None => conflicts.push(row.id),
             Some(expected) => {
-                let mut params = row.params.to_vec();
-                params.push(row.revision.into());
-                params.push(expected.into());
+                // A repeat moves count, last_seen and text, never the fingerprint, state,
+                // service or severity (those changes are written with their transaction):
+                // only the columns it can move are set, so the fingerprint indexes are left
+                // alone.
+                let [id, _, _, _, _, _, last_seen, body] = row.params;
                 let changed = tx.execute(
-                    "UPDATE curator_incidents
-                        SET fingerprint = $2, state = $3, service = $4, severity = $5,
-                            active = $6, last_seen = $7, body = $8, revision = $9
-                      WHERE id = $1 AND revision = $10",
-                    &params,
+                    "UPDATE curator_incidents SET last_seen = $2, body = $3, revision = $4
+                      WHERE id = $1 AND revision = $5",
+                    &[id, last_seen, body, row.revision.into(), expected.into()],
                 )?;
                 if changed == 0 {
                     conflicts.push(row.id);

@@ -20,6 +20,11 @@ use super::{Row, StorageError, Tx, TxInner, Value};
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_READERS: usize = 4;
 const STATEMENT_CACHE: usize = 128;
+/// The writer's page cache, in KiB (SQLite's default is 2 MiB). A role's working set (the
+/// curator's incidents, the archivist's recent pages) outgrows 2 MiB quickly; then every
+/// transaction re-reads pages through the kernel and spills dirty pages to the WAL before it
+/// commits. Pages are allocated as they are used: an idle role stays small.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 pub(crate) struct SqliteDb {
     path: PathBuf,
@@ -49,6 +54,9 @@ impl SqliteDb {
         )
         .map_err(storage_error)?;
         configure(&writer)?;
+        writer
+            .execute_batch(&format!("PRAGMA cache_size=-{WRITER_CACHE_KIB};"))
+            .map_err(storage_error)?;
         if existed {
             let verdict: String = writer
                 .query_row("PRAGMA quick_check", [], |row| row.get(0))
