@@ -54,9 +54,6 @@ impl SqliteDb {
         )
         .map_err(storage_error)?;
         configure(&writer)?;
-        writer
-            .execute_batch(&format!("PRAGMA cache_size=-{WRITER_CACHE_KIB};"))
-            .map_err(storage_error)?;
         if existed {
             let verdict: String = writer
                 .query_row("PRAGMA quick_check", [], |row| row.get(0))
@@ -69,6 +66,11 @@ impl SqliteDb {
                 );
             }
         }
+        // Only after quick_check, which reads every page: with the larger cache those pages
+        // would stay resident from the start.
+        writer
+            .execute_batch(&format!("PRAGMA cache_size=-{WRITER_CACHE_KIB};"))
+            .map_err(storage_error)?;
         Ok(SqliteDb {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
