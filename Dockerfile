@@ -38,6 +38,9 @@ COPY docker/rootfs/ /
 # The state directory is the only path the role writes; it belongs to the runtime user.
 COPY --chown=65532:65532 docker/state/ /var/lib/obs-fleet/
 ENV STATE_DIR=/var/lib/obs-fleet
+# A container is reached through its network namespace: listen on every address there
+# (outside a container the roles default to 127.0.0.1).
+ENV HOST=0.0.0.0
 WORKDIR /var/lib/obs-fleet
 USER 65532:65532
 STOPSIGNAL SIGTERM

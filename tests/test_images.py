@@ -67,6 +67,8 @@ def test_image_is_a_small_scratch_image_running_as_a_numeric_non_root_user(image
     assert config["Entrypoint"] == ["/usr/local/bin/role"]
     assert config["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/role", "healthcheck"]
     assert "STATE_DIR=/var/lib/obs-fleet" in config["Env"]
+    # Reached through the container's own network namespace (the binaries default to loopback).
+    assert "HOST=0.0.0.0" in config["Env"]
     assert config["Labels"]["org.opencontainers.image.title"] == f"obs-fleet {role}"
     assert config["Labels"]["org.opencontainers.image.version"] == "0.1.0"
     # FROM scratch: the passwd/group files, the state folder and the binary; no base layers.

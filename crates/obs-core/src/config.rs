@@ -131,8 +131,10 @@ struct RawCoreConfig {
     archivist_url: Option<String>,
 }
 
+/// Loopback unless HOST says otherwise: a role started by hand (or `make run`) is not open to
+/// the network by accident. The container image sets HOST=0.0.0.0 for itself.
 fn default_host() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
+    IpAddr::from([127, 0, 0, 1])
 }
 fn default_log_level() -> String {
     "info".into()
@@ -488,6 +490,15 @@ mod tests {
             "{bad_mode}"
         );
         assert!(!bad_mode.contains("s3cret"), "{bad_mode}");
+    }
+
+    #[test]
+    fn without_host_a_role_listens_on_loopback_only() {
+        let (host, port) = Listen::from(8001).resolve(None, None).unwrap();
+        assert_eq!((host, port), (IpAddr::from([127, 0, 0, 1]), 8001));
+        let everywhere = IpAddr::from([0, 0, 0, 0]);
+        let (host, _) = Listen::from(8001).resolve(Some(everywhere), None).unwrap();
+        assert_eq!(host, everywhere);
     }
 
     #[test]
