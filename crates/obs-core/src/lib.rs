@@ -24,6 +24,7 @@ mod middleware;
 pub mod outbox;
 pub mod pg_connect;
 pub mod probes;
+pub mod redact;
 pub mod runtime;
 mod series;
 pub mod server;

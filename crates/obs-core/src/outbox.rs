@@ -135,6 +135,8 @@ struct Shared {
     role: String,
     destination: String,
     url: String,
+    /// The URL as logs show it (`crate::redact`): a webhook's whole path may be its secret.
+    shown_url: String,
     api_token: Option<String>,
     settings: OutboxSettings,
     one_per_request: bool,
@@ -175,13 +177,20 @@ impl Outbox {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
             "outbox destination '{destination}' must be [A-Za-z0-9_-]+"
         );
-        reqwest::Url::parse(url).with_context(|| format!("outbox URL '{url}'"))?;
+        // A receiver outside the fleet (no API token sent) is a webhook: only its origin shows.
+        let shown_url = if options.send_api_token {
+            crate::redact::url(url)
+        } else {
+            crate::redact::origin(url)
+        };
+        reqwest::Url::parse(url).with_context(|| format!("outbox URL '{shown_url}'"))?;
         let config = service.config();
         let shared = Arc::new(Shared {
             db: db.clone(),
             role: config.role.clone(),
             destination: destination.to_string(),
             url: url.to_string(),
+            shown_url,
             api_token: config.api_token.clone().filter(|_| options.send_api_token),
             settings: config.outbox.clone(),
             one_per_request: options.one_per_request,
@@ -554,7 +563,7 @@ impl Shared {
                 }
                 Delivery::Retry(reason) => {
                     if failures == 0 {
-                        tracing::warn!(destination = %self.destination, url = %self.url, %reason, "delivery failed; retrying with backoff");
+                        tracing::warn!(destination = %self.destination, url = %self.shown_url, %reason, "delivery failed; retrying with backoff");
                     }
                     failures = failures.saturating_add(1);
                     self.metrics
@@ -616,7 +625,8 @@ impl Shared {
                     Delivery::Rejected(reason)
                 }
             }
-            Err(error) => Delivery::Retry(error.to_string()),
+            // Without the URL: reqwest's text names it, and a webhook's URL is a secret.
+            Err(error) => Delivery::Retry(error.without_url().to_string()),
         }
     }
 }

@@ -160,7 +160,8 @@ pub fn webhooks(text: &str) -> Result<Vec<Webhook>, ConfigError> {
         });
         let Some(parsed) = parsed else {
             return Err(ConfigError::new(format!(
-                "NOTIFY_WEBHOOKS: '{entry}' is not an http(s) URL (optionally prefixed slack: or generic:)"
+                "NOTIFY_WEBHOOKS: '{}' is not an http(s) URL (optionally prefixed slack: or generic:)",
+                obs_core::redact::url(entry)
             )));
         };
         let kind = forced.unwrap_or(if parsed.host_str() == Some("hooks.slack.com") {
@@ -174,7 +175,8 @@ pub fn webhooks(text: &str) -> Result<Vec<Webhook>, ConfigError> {
         };
         if found.iter().any(|known| known.url == webhook.url) {
             return Err(ConfigError::new(format!(
-                "NOTIFY_WEBHOOKS: '{url}' is listed twice"
+                "NOTIFY_WEBHOOKS: a webhook of {} is listed twice",
+                obs_core::redact::origin(url)
             )));
         }
         found.push(webhook);

@@ -73,7 +73,12 @@ impl Notifier {
                     &webhook.url,
                     OutboxOptions::external(),
                 )
-                .with_context(|| format!("opening the outbox for webhook {}", webhook.url))?;
+                .with_context(|| {
+                    format!(
+                        "opening the outbox for webhook {}",
+                        obs_core::redact::origin(&webhook.url)
+                    )
+                })?;
                 Ok(Hook {
                     webhook: webhook.clone(),
                     destination,

@@ -26,18 +26,27 @@ pub struct ProbeTargets {
 
 #[derive(Default)]
 struct TargetsInner {
-    /// name → status (its url inside); BTreeMap so /status lists them in order.
-    targets: Mutex<BTreeMap<String, ProbeStatus>>,
+    /// name → target; BTreeMap so /status lists them in order.
+    targets: Mutex<BTreeMap<String, Target>>,
     added: Notify,
+}
+
+struct Target {
+    /// What is probed, credentials and all.
+    url: String,
+    /// What is shown: its `url` is redacted (`obs_core::redact`), as in every issue, event
+    /// and log line about the target.
+    status: ProbeStatus,
 }
 
 /// A probe URL: http or https, with a host.
 pub fn parse_url(url: &str) -> Result<reqwest::Url, String> {
+    let shown = obs_core::redact::url(url);
     let parsed =
-        reqwest::Url::parse(url).map_err(|error| format!("'{url}' is not a URL: {error}"))?;
+        reqwest::Url::parse(url).map_err(|error| format!("'{shown}' is not a URL: {error}"))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(format!(
-            "'{url}' must be an http:// or https:// URL with a host"
+            "'{shown}' must be an http:// or https:// URL with a host"
         ));
     }
     Ok(parsed)
@@ -52,15 +61,18 @@ impl ProbeTargets {
         let mut targets = self.lock();
         targets.insert(
             name.to_string(),
-            ProbeStatus {
-                name: name.to_string(),
+            Target {
                 url: url.to_string(),
-                up: None,
-                consecutive_failures: 0,
-                last_checked: None,
-                last_success: None,
-                last_duration_seconds: None,
-                last_error: None,
+                status: ProbeStatus {
+                    name: name.to_string(),
+                    url: obs_core::redact::url(url),
+                    up: None,
+                    consecutive_failures: 0,
+                    last_checked: None,
+                    last_success: None,
+                    last_duration_seconds: None,
+                    last_error: None,
+                },
             },
         );
         drop(targets);
@@ -69,10 +81,13 @@ impl ProbeTargets {
     }
 
     pub fn statuses(&self) -> Vec<ProbeStatus> {
-        self.lock().values().cloned().collect()
+        self.lock()
+            .values()
+            .map(|target| target.status.clone())
+            .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ProbeStatus>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Target>> {
         // A panic while holding this lock cannot leave the map half-updated in a way that
         // matters (each entry is replaced whole), so a poisoned lock is still usable.
         self.inner
@@ -126,8 +141,8 @@ async fn probe_all(shared: &Arc<Shared>, client: &reqwest::Client) {
     let targets: Vec<(String, String)> = shared
         .probes
         .lock()
-        .values()
-        .map(|status| (status.name.clone(), status.url.clone()))
+        .iter()
+        .map(|(name, target)| (name.clone(), target.url.clone()))
         .collect();
     let results =
         futures_util::future::join_all(targets.into_iter().map(|(name, url)| async move {
@@ -164,14 +179,14 @@ async fn probe(client: &reqwest::Client, url: &str) -> Outcome {
         },
         Err(error) => Outcome {
             duration,
-            error: Some(describe(&error)),
+            error: Some(describe(error)),
             status_code: None,
         },
     }
 }
 
 /// A short, stable reason: what an operator reads in /status and in the issue.
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: reqwest::Error) -> String {
     if error.is_timeout() {
         "timeout".into()
     } else if error.is_connect() {
@@ -179,7 +194,9 @@ fn describe(error: &reqwest::Error) -> String {
     } else if error.is_redirect() {
         "too many redirects".into()
     } else {
-        let mut text = error.to_string();
+        // Without the URL (reqwest's text names it): the target may carry credentials, and
+        // the issue names the target anyway.
+        let mut text = error.without_url().to_string();
         text.truncate(200);
         text
     }
@@ -197,7 +214,11 @@ async fn settle(shared: &Arc<Shared>, name: &str, url: &str, outcome: Outcome) {
     let (failures, last_success) = {
         let mut targets = shared.probes.lock();
         // Removed or replaced meanwhile: this result is about an old target.
-        let Some(status) = targets.get_mut(name).filter(|status| status.url == url) else {
+        let Some(status) = targets
+            .get_mut(name)
+            .filter(|target| target.url == url)
+            .map(|target| &mut target.status)
+        else {
             return;
         };
         status.last_checked = Some(now);
@@ -232,6 +253,9 @@ async fn settle(shared: &Arc<Shared>, name: &str, url: &str, outcome: Outcome) {
         .with_label_values(&[name])
         .set(i64::from(outcome.error.is_none()));
 
+    // Everything below is seen by people: the target as shown, never its credentials.
+    let url = obs_core::redact::url(url);
+    let url = url.as_str();
     match outcome.error {
         None => {
             if shared.issue_is_open(name, IssueKind::ProbeFailed, url) {

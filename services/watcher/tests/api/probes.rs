@@ -169,3 +169,44 @@ async fn a_target_that_accepts_but_never_answers_fails_on_probe_timeout() {
     assert_eq!(get(&app, "/healthz").await.0, 200);
     drop(silent);
 }
+
+#[actix_web::test]
+async fn credentials_in_a_target_are_never_shown() {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let plain = target(healthy.clone());
+    let secret_url =
+        plain.replacen("http://", "http://admin:pw-SECRET1@", 1) + "?apikey=SECRET2&v=1";
+    let shown = plain.replacen("http://", "http://***@", 1) + "?apikey=***&v=1";
+    let mut settings = WatcherConfig::for_tests();
+    settings.probes.targets = vec![("db".into(), secret_url.clone())];
+    settings.probes.interval = Duration::from_millis(100);
+    settings.probes.failure_threshold = 2;
+    let app = spawn(settings).await;
+
+    eventually("the first probe", Duration::from_secs(10), || async {
+        (probe_status(&app, "db").await["up"] == true).then_some(())
+    })
+    .await;
+    assert_eq!(probe_status(&app, "db").await["url"], shown.as_str());
+    healthy.store(false, Ordering::SeqCst);
+    let issue = wait_for_issue(&app, "open", "probe_failed", "db").await;
+    assert_eq!(issue["subject"], shown.as_str());
+    assert_eq!(issue["facts"]["url"], shown.as_str());
+
+    let (_, status) = get(&app, "/status").await;
+    let (code, open) = get(&app, "/issues?state=open").await;
+    assert_eq!(code, 200);
+    let events = crate::helpers::events_of(&app, "db").await;
+    assert!(!events.is_empty());
+    for (what, text) in [
+        ("/status", status.to_string()),
+        ("/issues", open.to_string()),
+        ("events", serde_json::Value::from(events).to_string()),
+        ("/metrics", metrics(&app).await),
+    ] {
+        assert!(
+            !text.contains("SECRET") && !text.contains("admin:"),
+            "{what} shows the target's credentials: {text}"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Credentials never leave the process in clear: what a URL may carry that grants access is
+//! replaced by `***` before the URL is shown anywhere (API answers, issues, events, the
+//! status page, archived records, logs).
+//!
+//! - [`url`]: the userinfo (`user:password@`) and the values of query parameters whose name
+//!   looks secret (token, key, password, secret, sig, auth, …). For URLs that are shown but
+//!   whose path is ordinary: probe targets, peers.
+//! - [`origin`]: only `scheme://host[:port]`. For webhook URLs, whose path is often the
+//!   secret itself (`https://hooks.slack.com/services/T/B/<secret>`).
+
+/// Shown in place of a secret.
+pub const MASK: &str = "***";
+
+/// Query parameter names (lowercase) that are secret when they contain one of these.
+const SECRET_PARAMETER_PARTS: &[&str] = &[
+    "token",
+    "key",
+    "pass",
+    "pwd",
+    "secret",
+    "sig",
+    "auth",
+    "credential",
+    "session",
+    "cookie",
+    "jwt",
+    "code",
+];
+
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMETER_PARTS
+        .iter()
+        .any(|part| name.contains(part))
+}
+
+/// `raw` with its userinfo and secret-looking query values replaced by `***`. Text that is
+/// not an absolute URL is returned with anything up to an `@` before the first `/` masked,
+/// so that a malformed URL with credentials does not slip through either.
+pub fn url(raw: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(raw) else {
+        return mask_unparsed(raw);
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Setting the userinfo fails only for URLs that cannot have one (no host): those
+        // cannot carry credentials in it either.
+        let _ = parsed.set_password(None);
+        let _ = parsed.set_username(MASK);
+    }
+    let secret_query = parsed
+        .query_pairs()
+        .any(|(name, value)| is_secret_parameter(&name) && !value.is_empty());
+    if secret_query {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if is_secret_parameter(&name) && !value.is_empty() {
+                    MASK.to_string()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // The URL serializer percent-encodes the mask in the userinfo; it reads better plain.
+    parsed.to_string().replacen("%2A%2A%2A@", "***@", 1)
+}
+
+/// Only `scheme://host[:port]` of `raw` (and `/…` when anything followed): for URLs whose
+/// path may be the secret.
+pub fn origin(raw: &str) -> String {
+    match reqwest::Url::parse(raw) {
+        Ok(parsed) if parsed.has_host() => {
+            let origin = parsed.origin().ascii_serialization();
+            let rest = parsed.path() != "/" || parsed.query().is_some();
+            if rest {
+                format!("{origin}/…")
+            } else {
+                origin
+            }
+        }
+        _ => mask_unparsed(raw),
+    }
+}
+
+fn mask_unparsed(raw: &str) -> String {
+    let authority_end = raw.find("://").map(|scheme| scheme + 3).map(|start| {
+        (
+            start,
+            raw[start..].find('/').map_or(raw.len(), |end| start + end),
+        )
+    });
+    match authority_end {
+        Some((start, end)) => match raw[start..end].rfind('@') {
+            Some(at) => format!("{}{MASK}{}", &raw[..start], &raw[start + at..]),
+            None => raw.to_string(),
+        },
+        None => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_and_secret_query_values_are_masked() {
+        assert_eq!(
+            url("http://admin:pw@db:8080/health?apikey=abc&verbose=1"),
+            "http://***@db:8080/health?apikey=***&verbose=1"
+        );
+        // A token as the user name is a credential too.
+        assert_eq!(
+            url("https://ghp_secret@git.example/x"),
+            "https://***@git.example/x"
+        );
+        for name in [
+            "token",
+            "access_token",
+            "X-Amz-Signature",
+            "password",
+            "client_secret",
+        ] {
+            let shown = url(&format!("https://h/p?{name}=s3cr3t"));
+            assert!(!shown.contains("s3cr3t"), "{name}: {shown}");
+        }
+    }
+
+    #[test]
+    fn ordinary_urls_are_unchanged() {
+        for plain in [
+            "http://127.0.0.1:8001/healthz",
+            "https://example.com/status?verbose=1&page=2",
+        ] {
+            assert_eq!(url(plain), plain);
+        }
+    }
+
+    #[test]
+    fn unparsable_text_with_credentials_is_masked_too() {
+        assert_eq!(url("http://admin:pw@[bad/x"), "http://***@[bad/x");
+        assert_eq!(url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn origin_hides_the_path() {
+        assert_eq!(
+            origin("https://hooks.slack.com/services/T000/B000/XXXXSECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            origin("http://user:pw@receiver:9000"),
+            "http://receiver:9000"
+        );
+        assert!(!origin("http://user:pw@[bad/x").contains("pw"));
+    }
+}
