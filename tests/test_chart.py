@@ -293,6 +293,31 @@ def test_api_token_comes_from_a_secret():
     assert [d["metadata"]["name"] for d in find(objects, "Deployment")] == [f"{RELEASE}-curator", f"{RELEASE}-watcher"]
 
 
+def test_without_a_token_given_one_is_generated_and_wired_into_every_role():
+    """Safe by default: reads of logs and archived records, and container restarts, are never
+    open to whoever reaches a role because nobody set a token."""
+    import base64
+
+    objects = render()
+    secret = one(objects, "Secret", f"{RELEASE}-api-token")
+    token = base64.b64decode(secret["data"]["API_TOKEN"]).decode()
+    assert len(token) == 40 and token.isalnum(), token
+    roles = find(objects, "Service", api_version=KNATIVE) or find(objects, "Deployment")
+    assert roles
+    for role in roles:
+        if role["metadata"]["name"].endswith("-prometheus"):
+            continue
+        (container,) = pod_spec(role)["containers"]
+        refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in container["env"]}
+        assert refs["API_TOKEN"] == {"name": f"{RELEASE}-api-token", "key": "API_TOKEN"}, role["metadata"]["name"]
+    # Opting out: no token anywhere.
+    objects = render({"apiToken": {"generate": False}})
+    assert not [s for s in find(objects, "Secret") if s["metadata"]["name"] == f"{RELEASE}-api-token"]
+    for role in find(objects, "Service", api_version=KNATIVE) or find(objects, "Deployment"):
+        (container,) = pod_spec(role)["containers"]
+        assert "API_TOKEN" not in {e["name"] for e in container.get("env", [])}
+
+
 # ---- state: one instance on a volume, or a shared PostgreSQL ----------------------------------
 
 
@@ -301,7 +326,8 @@ def test_by_default_every_role_is_one_instance_with_its_state_on_a_volume(mode):
     """No database: each role keeps SQLite in STATE_DIR on its own ReadWriteOnce PVC, which
     survives the release, and runs as exactly one instance."""
     objects = render({"mode": mode})
-    assert find(objects, "Secret") == []
+    # No database Secret; the only one is the generated API token.
+    assert [s["metadata"]["name"] for s in find(objects, "Secret")] == [f"{RELEASE}-api-token"]
     for role in ROLES:
         claim = one(objects, "PersistentVolumeClaim", f"{RELEASE}-{role}-state")
         assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]

@@ -85,6 +85,27 @@ app.kubernetes.io/component: {{ .name }}
 {{- default (printf "%s-api-token" (include "obs-fleet.prefix" .)) .Values.apiToken.existingSecret }}
 {{- end }}
 
+{{- /* Whether the roles get an API_TOKEN: given, in an existing Secret, or generated. */}}
+{{- define "obs-fleet.hasApiToken" -}}
+{{- if or .Values.apiToken.value .Values.apiToken.existingSecret .Values.apiToken.generate }}true{{ end }}
+{{- end }}
+
+{{- /* The token this release's Secret holds: the value given, else the one an earlier
+       install generated (kept across upgrades), else a new random one. "" with an
+       existingSecret or with generate off. */}}
+{{- define "obs-fleet.apiTokenValue" -}}
+{{- if .Values.apiToken.value }}
+{{- .Values.apiToken.value }}
+{{- else if and (not .Values.apiToken.existingSecret) .Values.apiToken.generate }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "obs-fleet.apiTokenSecret" .) }}
+{{- $kept := "" }}
+{{- if and $existing $existing.data }}
+{{- $kept = index $existing.data .Values.apiToken.key | default "" | b64dec }}
+{{- end }}
+{{- $kept | default (randAlphaNum 40) }}
+{{- end }}
+{{- end }}
+
 {{/* "true" when the roles share a PostgreSQL (database.url or database.existingSecret),
      "" when each keeps SQLite under its STATE_DIR. */}}
 {{- define "obs-fleet.hasDatabase" -}}
@@ -259,7 +280,7 @@ app.kubernetes.io/component: {{ .name }}
         name: {{ include "obs-fleet.roleName" . }}
   {{- /* What may carry a secret comes from a Secret, one variable each, never the ConfigMap. */}}
   {{- $env := list }}
-  {{- if or $values.apiToken.value $values.apiToken.existingSecret }}
+  {{- if include "obs-fleet.hasApiToken" $root }}
   {{- $env = append $env (dict "name" "API_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" (include "obs-fleet.apiTokenSecret" $root) "key" $values.apiToken.key))) }}
   {{- end }}
   {{- if include "obs-fleet.hasDatabase" $root }}

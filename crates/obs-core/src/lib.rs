@@ -31,7 +31,7 @@ pub mod server;
 pub mod sqlite_wal;
 pub mod telemetry;
 
-pub use auth::StateChanging;
+pub use auth::{ActsOnHost, SensitiveRead, StateChanging};
 pub use config::{ConfigError, CoreConfig, LegacyListen, Listen};
 pub use error::ApiError;
 pub use json::Json;

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth::ApiToken;
+use crate::auth::{ApiToken, Listener};
 use crate::config::CoreConfig;
 use crate::error::ApiError;
 use crate::heartbeat::HeartbeatClient;
@@ -148,6 +148,9 @@ impl Service {
         let max_body_bytes = config.max_body_bytes;
 
         let port = listener.local_addr()?.port();
+        let listens_on = Listener {
+            loopback: listener.local_addr()?.ip().is_loopback(),
+        };
 
         let app_role = role.clone();
         let mut server = HttpServer::new(move || {
@@ -156,6 +159,7 @@ impl Service {
                 .app_data(metrics.clone())
                 .app_data(readiness.clone())
                 .app_data(api_token.clone())
+                .app_data(listens_on)
                 .configure(crate::error::extractor_configs(max_body_bytes))
                 .configure(crate::probes::routes)
                 .configure(crate::docs::routes(openapi.clone()))

@@ -161,6 +161,7 @@ async fn append_records(
         (status = 503, description = "The archive cannot be read right now", body = ErrorBody),
     ))]
 async fn list_records(
+    _: obs_core::SensitiveRead,
     archive: web::Data<Archive>,
     query: web::Query<RecordsParams>,
 ) -> Result<HttpResponse, ApiError> {
@@ -218,6 +219,7 @@ fn render_page(records: &[StoredRecord], next: Option<&str>) -> String {
         (status = 503, description = "The archive cannot be read right now", body = ErrorBody),
     ))]
 async fn export_records(
+    _: obs_core::SensitiveRead,
     archive: web::Data<Archive>,
     query: web::Query<ExportParams>,
 ) -> Result<HttpResponse, ApiError> {

@@ -174,6 +174,7 @@ impl Synthesizer {
             core.peers.watcher.clone(),
             core.peers.archivist.clone(),
             config.peer_timeout,
+            core.api_token.as_deref(),
         )?;
         let shared = Arc::new(Shared {
             notifier: Notifier::open(&db, service, &config.webhooks)?,

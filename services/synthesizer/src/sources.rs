@@ -76,17 +76,28 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// `api_token`: the fleet's API_TOKEN, sent with every request (archived records are a
+    /// read that needs it).
     pub fn new(
         watcher: Option<String>,
         archivist: Option<String>,
         timeout: Duration,
+        api_token: Option<&str>,
     ) -> anyhow::Result<Sources> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = api_token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("API_TOKEN is not a valid header value")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         Ok(Sources {
             watcher,
             archivist,
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .connect_timeout(timeout)
+                .default_headers(headers)
                 .build()
                 .context("building the HTTP client")?,
         })

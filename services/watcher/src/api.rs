@@ -373,6 +373,7 @@ fn container_name(field: &str, value: Option<&str>) -> Result<String, ApiError> 
     responses((status = 200, description = "Container", body = serde_json::Value),
         (status = 400, body = obs_core::error::ErrorBody), (status = 404, body = obs_core::error::ErrorBody)))]
 async fn container(
+    _: obs_core::SensitiveRead,
     shared: web::Data<Shared>,
     query: web::Query<ContainerQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -395,6 +396,7 @@ struct LogsQuery {
         (status = 400, body = obs_core::error::ErrorBody), (status = 404, body = obs_core::error::ErrorBody),
         (status = 503, description = "no Docker engine", body = obs_core::error::ErrorBody)))]
 async fn logs(
+    _: obs_core::SensitiveRead,
     shared: web::Data<Shared>,
     query: web::Query<LogsQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -414,15 +416,17 @@ struct RestartQuery {
     timeout_seconds: Option<String>,
 }
 
-/// Restart a container (needs the API token when API_TOKEN is set). Its exit is requested,
-/// so it is not reported as a crash.
+/// Restart a container (needs the API token when API_TOKEN is set; without API_TOKEN, served
+/// on a loopback listener only). Its exit is requested, so it is not reported as a crash.
 #[utoipa::path(post, path = "/containers/{name}/restart", tag = "containers",
     params(("name" = String, Path, description = "container name or id"),
         ("timeout_seconds" = Option<u32>, Query, description = "grace before SIGKILL, 0 to 300, default 10")),
     responses((status = 200, description = "restarted", example = json!({"status": "restarted", "container": "app"})),
-        (status = 401, body = obs_core::error::ErrorBody), (status = 404, body = obs_core::error::ErrorBody),
+        (status = 401, body = obs_core::error::ErrorBody), (status = 403, description = "no API_TOKEN on a listener reachable from the network", body = obs_core::error::ErrorBody),
+        (status = 404, body = obs_core::error::ErrorBody),
         (status = 503, description = "no Docker engine", body = obs_core::error::ErrorBody)))]
 async fn restart(
+    _: obs_core::ActsOnHost,
     shared: web::Data<Shared>,
     name: web::Path<String>,
     query: web::Query<RestartQuery>,
