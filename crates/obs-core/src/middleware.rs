@@ -4,7 +4,9 @@
 //!
 //! It is on every request's path, so it does a fixed, small amount of work: two clock reads,
 //! one counter and one histogram update through the worker's [`SeriesCache`], the in-flight
-//! gauge, and nothing for logs until a line is written (see [`crate::telemetry`]).
+//! gauge, one allocation for the deadline of a request that has a body (its timer is armed
+//! only if the body is not all there when it is read), and nothing for logs until a line is
+//! written (see [`crate::telemetry`]).
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
@@ -324,7 +326,7 @@ fn limit_body_time(request: &mut ServiceRequest, timeout: Duration) {
         Payload::None => {}
         payload => request.set_payload(Payload::Stream {
             payload: Box::pin(BodyDeadline {
-                payload,
+                body: Unfinished(payload),
                 deadline: tokio::time::sleep(timeout),
                 timeout,
             }),
@@ -332,16 +334,10 @@ fn limit_body_time(request: &mut ServiceRequest, timeout: Duration) {
     }
 }
 
-/// How long a body that missed its deadline is held after its 408 is written. actix drains
-/// the rest of a chunked body whose reader is gone before it closes the connection — from a
-/// client that stalled, for ever; while the body is still held when the answer has been
-/// written, it closes the connection instead.
-const HOLD_STALLED_BODY: Duration = Duration::from_secs(2);
-
 pin_project_lite::pin_project! {
     /// A request body that ends in an error at its deadline.
     struct BodyDeadline {
-        payload: Payload,
+        body: Unfinished,
         #[pin]
         deadline: tokio::time::Sleep,
         timeout: Duration,
@@ -353,20 +349,66 @@ impl futures_util::Stream for BodyDeadline {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
-        if matches!(this.payload, Payload::None) {
+        let payload = &mut this.body.0;
+        if matches!(payload, Payload::None) {
             return Poll::Ready(None);
         }
-        if let Poll::Ready(item) = Pin::new(&mut *this.payload).poll_next(cx) {
-            return Poll::Ready(item);
+        match Pin::new(&mut *payload).poll_next(cx) {
+            Poll::Ready(None) => {
+                // All read: nothing left for actix to drain or to hold.
+                *payload = Payload::None;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(item) => return Poll::Ready(item),
+            Poll::Pending => {}
         }
         ready!(this.deadline.poll(cx));
-        let stalled = std::mem::replace(this.payload, Payload::None);
-        actix_web::rt::spawn(async move {
-            tokio::time::sleep(HOLD_STALLED_BODY).await;
-            drop(stalled);
-        });
+        // The body stays unfinished (and held when dropped, see `Unfinished`).
         let timed_out =
             std::io::Error::new(std::io::ErrorKind::TimedOut, BodyTimedOut(*this.timeout));
         Poll::Ready(Some(Err(PayloadError::Io(timed_out))))
     }
+}
+
+/// A request body not read to its end. When its reader is gone, actix drains the rest of a
+/// chunked body before it closes the connection or reads the next request — from a client
+/// that stalled, for ever. While the body is still held when the answer has been written,
+/// actix closes the connection instead; so an unfinished body is held on its worker for a
+/// moment after it is dropped ([`hold_unfinished`]).
+struct Unfinished(Payload);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !matches!(self.0, Payload::None) {
+            hold_unfinished(std::mem::replace(&mut self.0, Payload::None));
+        }
+    }
+}
+
+/// How long an unfinished body is held: its answer is written well within it.
+const HOLD_UNFINISHED: Duration = Duration::from_secs(2);
+/// At most this many held on a worker; the oldest goes first.
+const MAX_HELD: usize = 4096;
+
+thread_local! {
+    static HELD: std::cell::RefCell<std::collections::VecDeque<(Instant, Payload)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// Hold `body` on this worker, and let go of those held long enough. No task or timer: the
+/// list is pruned whenever one more is added.
+fn hold_unfinished(body: Payload) {
+    let now = Instant::now();
+    // During the thread's teardown there is nothing left to hold for.
+    let _ = HELD.try_with(|held| {
+        let Ok(mut held) = held.try_borrow_mut() else {
+            return;
+        };
+        while held.front().is_some_and(|(since, _)| {
+            now.duration_since(*since) > HOLD_UNFINISHED || held.len() >= MAX_HELD
+        }) {
+            held.pop_front();
+        }
+        held.push_back((now, body));
+    });
 }

@@ -138,6 +138,22 @@ async fn bodies_that_never_finish_get_408_and_a_close_while_healthz_keeps_answer
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(4),
         "closed after {elapsed:?}"
     );
+
+    // A chunked body refused before it is read (the wrong content type) and then left
+    // hanging: answered at once and closed, not drained for ever.
+    let mut refused = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    refused
+        .write_all(
+            b"POST /v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+              Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        )
+        .await
+        .unwrap();
+    let response = read_until_closed(&mut refused, Duration::from_secs(5))
+        .await
+        .expect("a refused chunked body that stalls is closed");
+    assert!(response.starts_with("HTTP/1.1 415"), "{response:?}");
+    assert_eq!(json_of(&response)["error"], "unsupported_media_type");
     assert_eq!(
         in_flight(&app).await,
         1.0,
