@@ -254,6 +254,10 @@ fn metrics_only_server(
             .default_service(web::to(not_found))
     })
     .workers(1)
+    // The same limits as the main port: a scraper that stalls cannot hold it either.
+    .client_request_timeout(config.connections.header_timeout)
+    .keep_alive(keep_alive(config.connections.keep_alive))
+    .max_connections(config.connections.max_connections)
     .shutdown_timeout(1)
     .disable_signals()
     .listen(listener)?
