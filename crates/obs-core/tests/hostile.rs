@@ -92,9 +92,10 @@ async fn bodies_that_never_finish_get_408_and_a_close_while_healthz_keeps_answer
 
     let started = Instant::now();
     let mut stalled = Vec::new();
-    // The kit's JSON extractor, actix's web::Bytes, and the kit's raw-body extractor.
+    // The 300 stalled bodies, through the kit's JSON extractor, actix's web::Bytes
+    // and the kit's raw-body extractor, and 15 stalled chunked ones.
     for path in ["/v1/echo", "/v1/bytes", "/v1/body"] {
-        for _ in 0..20 {
+        for _ in 0..100 {
             stalled.push((path, slow_body(app.port, path).await));
         }
         for _ in 0..5 {
@@ -102,7 +103,7 @@ async fn bodies_that_never_finish_get_408_and_a_close_while_healthz_keeps_answer
         }
     }
 
-    // While 75 bodies are stalled, the role answers at once.
+    // While 315 bodies are stalled, the role answers at once.
     let probe = fresh_client(Duration::from_secs(2));
     for _ in 0..5 {
         let asked = Instant::now();
@@ -134,8 +135,10 @@ async fn bodies_that_never_finish_get_408_and_a_close_while_healthz_keeps_answer
         );
     }
     let elapsed = started.elapsed();
+    // The deadline, then actix's second of lingering for the client to close, and slack
+    // for a loaded machine.
     assert!(
-        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(4),
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(8),
         "closed after {elapsed:?}"
     );
 
