@@ -322,11 +322,16 @@ fn framework_error<B>(response: &ServiceResponse<B>) -> Option<ApiError> {
 /// A client that sends `Content-Length: 1000` and then 6 bytes holds a worker's attention and
 /// a connection only that long. Requests without a body are left as they are.
 fn limit_body_time(request: &mut ServiceRequest, timeout: Duration) {
+    // Only a chunked body left unread is drained rather than the connection closed.
+    let chunked = request.chunked().unwrap_or(false);
     match request.take_payload() {
         Payload::None => {}
         payload => request.set_payload(Payload::Stream {
             payload: Box::pin(BodyDeadline {
-                body: Unfinished(payload),
+                body: Unfinished {
+                    payload,
+                    hold: chunked,
+                },
                 deadline: tokio::time::sleep(timeout),
                 timeout,
             }),
@@ -349,7 +354,7 @@ impl futures_util::Stream for BodyDeadline {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
-        let payload = &mut this.body.0;
+        let payload = &mut this.body.payload;
         if matches!(payload, Payload::None) {
             return Poll::Ready(None);
         }
@@ -370,25 +375,30 @@ impl futures_util::Stream for BodyDeadline {
     }
 }
 
-/// A request body not read to its end. When its reader is gone, actix drains the rest of a
-/// chunked body before it closes the connection or reads the next request — from a client
-/// that stalled, for ever. While the body is still held when the answer has been written,
-/// actix closes the connection instead; so an unfinished body is held on its worker for a
-/// moment after it is dropped ([`hold_unfinished`]).
-struct Unfinished(Payload);
+/// A request body, until it is read to its end. When its reader is gone, actix drains the
+/// rest of a chunked body before it closes the connection or reads the next request — from a
+/// client that stalled, for ever. While the body is still held when the answer has been
+/// written, actix closes the connection instead; so an unfinished chunked body is held on its
+/// worker for a moment after it is dropped ([`hold_unfinished`]). (A `Content-Length` body
+/// left unread makes actix close the connection anyway.)
+struct Unfinished {
+    payload: Payload,
+    hold: bool,
+}
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if !matches!(self.0, Payload::None) {
-            hold_unfinished(std::mem::replace(&mut self.0, Payload::None));
+        if self.hold && !matches!(self.payload, Payload::None) {
+            hold_unfinished(std::mem::replace(&mut self.payload, Payload::None));
         }
     }
 }
 
 /// How long an unfinished body is held: its answer is written well within it.
 const HOLD_UNFINISHED: Duration = Duration::from_secs(2);
-/// At most this many held on a worker; the oldest goes first.
-const MAX_HELD: usize = 4096;
+/// At most this many held on a worker, the oldest let go first: each holds what actix buffered
+/// of it (tens of KiB at most).
+const MAX_HELD: usize = 1024;
 
 thread_local! {
     static HELD: std::cell::RefCell<std::collections::VecDeque<(Instant, Payload)>> =
