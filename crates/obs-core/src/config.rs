@@ -33,6 +33,9 @@ pub struct CoreConfig {
     pub shutdown_grace_seconds: u64,
     pub monitor_endpoint: Option<String>,
     pub monitor_heartbeat_interval: u64,
+    /// The limits on each client connection: CLIENT_HEADER_TIMEOUT, CLIENT_BODY_TIMEOUT,
+    /// KEEP_ALIVE_TIMEOUT, MAX_CONNECTIONS.
+    pub connections: ConnectionLimits,
     pub state_dir: PathBuf,
     /// DATABASE_URL: every role's state in this PostgreSQL database instead of a SQLite file
     /// under `state_dir` (see [`crate::db`]).
@@ -89,6 +92,116 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+/// What one client connection may hold of a role, so a slow or idle client cannot keep
+/// workers, sockets or file descriptors for ever.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionLimits {
+    /// CLIENT_HEADER_TIMEOUT: the request line and headers must arrive within this.
+    pub header_timeout: Duration,
+    /// CLIENT_BODY_TIMEOUT: the whole request body must arrive within this of the headers;
+    /// past it the request is answered 408 and the connection closed.
+    pub body_timeout: Duration,
+    /// KEEP_ALIVE_TIMEOUT: an idle connection is closed after this; zero turns keep-alive off.
+    pub keep_alive: Duration,
+    /// MAX_CONNECTIONS: connections open at once on the main port; past it new ones wait in
+    /// the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
+            max_connections: 512,
+        }
+    }
+}
+
+/// The range a duration setting may take, in seconds: every duration and interval a role
+/// reads (from the environment or a request) is checked with one of these, so none can be
+/// NaN, infinite, negative, round to nothing (an interval of zero panics a timer) or be so
+/// long that adding it to now overflows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds {
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Why a number of seconds was refused; its `Display` follows the variable or field name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfRange(String);
+
+impl std::fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Seconds {
+    pub const fn new(min: f64, max: f64) -> Self {
+        Seconds { min, max }
+    }
+
+    /// `value` seconds, if it is a finite number within the range.
+    pub fn check(&self, value: f64) -> Result<Duration, OutOfRange> {
+        let within = value.is_finite() && value >= self.min && value <= self.max;
+        match within.then(|| Duration::try_from_secs_f64(value)) {
+            Some(Ok(duration)) => Ok(duration),
+            _ => Err(OutOfRange(format!(
+                // Debug, not Display: 1e-300 is written as such, not as 300 zeros.
+                "{value:?} is not a number of seconds from {} to {}",
+                plain_number(self.min),
+                plain_number(self.max)
+            ))),
+        }
+    }
+
+    /// A setting: the error is the one line that names `variable`.
+    pub fn setting(&self, variable: &str, value: f64) -> Result<Duration, ConfigError> {
+        self.check(value)
+            .map_err(|why| ConfigError::new(format!("{variable}: {why}")))
+    }
+
+    /// A setting read as whole seconds.
+    pub fn whole_setting(&self, variable: &str, value: u64) -> Result<u64, ConfigError> {
+        self.setting(variable, value as f64).map(|_| value)
+    }
+
+    /// A field of a request: 400 naming `field`.
+    pub fn field(&self, field: &str, value: f64) -> Result<Duration, crate::ApiError> {
+        self.check(value)
+            .map_err(|why| crate::ApiError::invalid_field(field, why))
+    }
+}
+
+/// 0.01, 5, 2678400: a bound as an operator would write it.
+fn plain_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
+}
+
+/// The bounds of the shared duration settings (docs/configuration.md lists them).
+pub mod bounds {
+    use super::Seconds;
+
+    pub const SHUTDOWN_GRACE: Seconds = Seconds::new(0.0, 3600.0);
+    pub const MONITOR_HEARTBEAT_INTERVAL: Seconds = Seconds::new(1.0, 86_400.0);
+    pub const OUTBOX_RETRY_MAX: Seconds = Seconds::new(1.0, 86_400.0);
+    // At least a second: actix's connection clock ticks every 500 ms, so shorter deadlines
+    // would fire at random within it.
+    pub const CLIENT_HEADER_TIMEOUT: Seconds = Seconds::new(1.0, 300.0);
+    pub const CLIENT_BODY_TIMEOUT: Seconds = Seconds::new(1.0, 3600.0);
+    /// 0 turns keep-alive off; otherwise this range.
+    pub const KEEP_ALIVE_TIMEOUT: Seconds = Seconds::new(1.0, 3600.0);
+    /// MAX_CONNECTIONS: at least one, at most a million (file descriptors run out first).
+    pub const MAX_CONNECTIONS: (usize, usize) = (1, 1_000_000);
+}
+
 /// The raw environment, before role defaults are applied.
 #[derive(Debug, Deserialize)]
 struct RawCoreConfig {
@@ -113,6 +226,14 @@ struct RawCoreConfig {
     monitor_endpoint: Option<String>,
     #[serde(default = "default_heartbeat_interval")]
     monitor_heartbeat_interval: u64,
+    #[serde(default = "default_header_timeout")]
+    client_header_timeout: f64,
+    #[serde(default = "default_body_timeout")]
+    client_body_timeout: f64,
+    #[serde(default = "default_keep_alive_timeout")]
+    keep_alive_timeout: f64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
     state_dir: Option<PathBuf>,
     database_url: Option<String>,
     workers: Option<usize>,
@@ -153,6 +274,18 @@ fn default_shutdown_grace_seconds() -> u64 {
 }
 fn default_heartbeat_interval() -> u64 {
     10
+}
+fn default_header_timeout() -> f64 {
+    ConnectionLimits::default().header_timeout.as_secs_f64()
+}
+fn default_body_timeout() -> f64 {
+    ConnectionLimits::default().body_timeout.as_secs_f64()
+}
+fn default_keep_alive_timeout() -> f64 {
+    ConnectionLimits::default().keep_alive.as_secs_f64()
+}
+fn default_max_connections() -> usize {
+    ConnectionLimits::default().max_connections
 }
 fn default_outbox_max_records() -> usize {
     100_000
@@ -306,18 +439,36 @@ impl CoreConfig {
             metrics_prefix: raw.metrics_prefix,
             api_token: raw.api_token.filter(|token| !token.is_empty()),
             max_body_bytes: raw.max_body_bytes,
-            shutdown_grace_seconds: raw.shutdown_grace_seconds,
+            shutdown_grace_seconds: bounds::SHUTDOWN_GRACE
+                .whole_setting("SHUTDOWN_GRACE_SECONDS", raw.shutdown_grace_seconds)?,
             monitor_endpoint: raw
                 .monitor_endpoint
                 .filter(|url| !url.is_empty())
                 .map(|url| url.trim_end_matches('/').to_string()),
-            monitor_heartbeat_interval: raw.monitor_heartbeat_interval,
+            monitor_heartbeat_interval: bounds::MONITOR_HEARTBEAT_INTERVAL
+                .whole_setting("MONITOR_HEARTBEAT_INTERVAL", raw.monitor_heartbeat_interval)?,
+            connections: ConnectionLimits {
+                header_timeout: bounds::CLIENT_HEADER_TIMEOUT
+                    .setting("CLIENT_HEADER_TIMEOUT", raw.client_header_timeout)?,
+                body_timeout: bounds::CLIENT_BODY_TIMEOUT
+                    .setting("CLIENT_BODY_TIMEOUT", raw.client_body_timeout)?,
+                keep_alive: if raw.keep_alive_timeout == 0.0 {
+                    Duration::ZERO
+                } else {
+                    bounds::KEEP_ALIVE_TIMEOUT
+                        .setting("KEEP_ALIVE_TIMEOUT", raw.keep_alive_timeout)?
+                },
+                max_connections: raw.max_connections,
+            },
             workers: raw.workers,
             outbox: OutboxSettings {
                 max_records: raw.outbox_max_records,
                 max_bytes: raw.outbox_max_bytes,
                 batch_size: raw.outbox_batch_size,
-                max_retry_delay: Duration::from_secs(raw.outbox_retry_max_seconds),
+                max_retry_delay: Duration::from_secs(
+                    bounds::OUTBOX_RETRY_MAX
+                        .whole_setting("OUTBOX_RETRY_MAX_SECONDS", raw.outbox_retry_max_seconds)?,
+                ),
             },
             peers: Peers {
                 watcher: peer_url("WATCHER_URL", raw.watcher_url)?,
@@ -354,10 +505,12 @@ impl CoreConfig {
         if self.max_body_bytes == 0 {
             return Err(ConfigError::new("MAX_BODY_BYTES: must be at least 1"));
         }
-        if self.monitor_heartbeat_interval == 0 {
-            return Err(ConfigError::new(
-                "MONITOR_HEARTBEAT_INTERVAL: must be at least 1 second",
-            ));
+        let (min_connections, max_connections) = bounds::MAX_CONNECTIONS;
+        if !(min_connections..=max_connections).contains(&self.connections.max_connections) {
+            return Err(ConfigError::new(format!(
+                "MAX_CONNECTIONS: {} is not from {min_connections} to {max_connections}",
+                self.connections.max_connections
+            )));
         }
         if self.outbox.max_records == 0 {
             return Err(ConfigError::new("OUTBOX_MAX_RECORDS: must be at least 1"));
@@ -369,11 +522,6 @@ impl CoreConfig {
         }
         if self.outbox.batch_size == 0 {
             return Err(ConfigError::new("OUTBOX_BATCH_SIZE: must be at least 1"));
-        }
-        if self.outbox.max_retry_delay.is_zero() {
-            return Err(ConfigError::new(
-                "OUTBOX_RETRY_MAX_SECONDS: must be at least 1",
-            ));
         }
         if self.workers == Some(0) {
             return Err(ConfigError::new("WORKERS: must be at least 1"));
@@ -410,6 +558,7 @@ impl CoreConfig {
             shutdown_grace_seconds: 5,
             monitor_endpoint: None,
             monitor_heartbeat_interval: default_heartbeat_interval(),
+            connections: ConnectionLimits::default(),
             state_dir: state_dir.into(),
             database_url: None,
             workers: Some(1),
@@ -509,6 +658,49 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "configuration error: PORT: invalid digit found in string while parsing value 'abc'"
+        );
+    }
+
+    #[test]
+    fn durations_are_finite_within_their_range_and_never_round_to_nothing() {
+        let range = Seconds::new(0.01, 3600.0);
+        assert_eq!(range.check(0.5), Ok(Duration::from_millis(500)));
+        assert_eq!(range.check(0.01), Ok(Duration::from_millis(10)));
+        assert_eq!(range.check(3600.0), Ok(Duration::from_secs(3600)));
+        for bad in [
+            1e-300,
+            1e-10,
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e300,
+            3600.001,
+        ] {
+            let why = range.check(bad).expect_err("out of range").to_string();
+            assert!(why.contains("from 0.01 to 3600"), "{bad}: {why}");
+        }
+        assert_eq!(
+            range.check(1e-300).unwrap_err().to_string(),
+            "1e-300 is not a number of seconds from 0.01 to 3600"
+        );
+        let line = range
+            .setting("PROBE_INTERVAL", 1e-10)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            line,
+            "configuration error: PROBE_INTERVAL: 1e-10 is not a number of seconds from 0.01 to 3600"
+        );
+        let api = range.field("timeout_seconds", f64::NAN).unwrap_err();
+        assert_eq!(api.code(), "invalid_field");
+        assert!(api.to_string().starts_with("timeout_seconds: NaN"), "{api}");
+        // Zero may be a range's minimum (a cooldown, keep-alive off).
+        assert_eq!(Seconds::new(0.0, 1.0).check(0.0), Ok(Duration::ZERO));
+        assert_eq!(
+            bounds::MONITOR_HEARTBEAT_INTERVAL.whole_setting("X", u64::MAX).unwrap_err().to_string(),
+            "configuration error: X: 1.8446744073709552e19 is not a number of seconds from 1 to 86400"
         );
     }
 

@@ -53,11 +53,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = request
-            .app_data::<web::Data<BodyLimit>>()
-            .map(|limit| limit.0)
-            .or_else(|| request.app_data::<BodyLimit>().map(|limit| limit.0))
-            .unwrap_or(DEFAULT_LIMIT);
+        let limit = body_limit(request);
         let checked = check_headers(request, limit);
         let payload = Decompress::from_headers(payload.take(), request.headers());
         Box::pin(async move {
@@ -66,6 +62,42 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             Ok(Json(from_slice(&body)?))
         })
     }
+}
+
+/// A request body as bytes, of any content type and possibly empty, for handlers that parse
+/// it themselves: read as [`Json`] reads (MAX_BODY_BYTES, decompressed, within
+/// CLIENT_BODY_TIMEOUT), its errors [`ApiError`]s rather than actix's plain-text ones.
+#[derive(Debug)]
+pub struct Body(pub web::Bytes);
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl FromRequest for Body {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = body_limit(request);
+        let declared = check_declared_length(request, limit);
+        let payload = Decompress::from_headers(payload.take(), request.headers());
+        Box::pin(async move {
+            declared?;
+            Ok(Body(read_body(payload, limit).await?.into()))
+        })
+    }
+}
+
+fn body_limit(request: &HttpRequest) -> usize {
+    request
+        .app_data::<web::Data<BodyLimit>>()
+        .map(|limit| limit.0)
+        .or_else(|| request.app_data::<BodyLimit>().map(|limit| limit.0))
+        .unwrap_or(DEFAULT_LIMIT)
 }
 
 /// What can be refused before reading a byte: the content type and a declared length.
@@ -79,6 +111,11 @@ fn check_headers(request: &HttpRequest, limit: usize) -> Result<(), ApiError> {
             "expected a JSON body with Content-Type: application/json".into(),
         ));
     }
+    check_declared_length(request, limit)
+}
+
+/// A Content-Length over the limit is refused before reading a byte.
+fn check_declared_length(request: &HttpRequest, limit: usize) -> Result<(), ApiError> {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -100,14 +137,11 @@ fn is_plain_json(request: &HttpRequest) -> bool {
 }
 
 /// The whole body, or 413 as soon as it grows past `limit` (a body may lie about its length
-/// or be chunked or compressed).
+/// or be chunked or compressed); 408 when it is still incomplete at CLIENT_BODY_TIMEOUT.
 async fn read_body(mut payload: Decompress<Payload>, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|cause| ApiError::BadRequest {
-            code: "invalid_body",
-            message: format!("request body could not be read: {cause}"),
-        })?;
+        let chunk = chunk.map_err(|cause| crate::error::payload_error(cause, limit))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }

@@ -134,6 +134,7 @@ impl Service {
             metrics: self.metrics.clone(),
             api_token: api_token.clone(),
             role_span: self.span.clone(),
+            body_timeout: config.connections.body_timeout,
         }));
         let in_flight = observe.0.in_flight();
         let openapi = {
@@ -153,7 +154,9 @@ impl Service {
         };
 
         let app_role = role.clone();
-        let mut server = HttpServer::new(move || {
+        let limits = config.connections;
+        let workers = config.workers.unwrap_or_else(default_workers);
+        let server = HttpServer::new(move || {
             App::new()
                 .wrap(observe.clone())
                 .app_data(metrics.clone())
@@ -167,11 +170,12 @@ impl Service {
                 .default_service(web::to(not_found))
         })
         .shutdown_timeout(config.shutdown_grace_seconds)
+        .client_request_timeout(limits.header_timeout)
+        .keep_alive(keep_alive(limits.keep_alive))
+        .max_connections(connections_per_worker(limits.max_connections, workers))
+        .workers(workers)
         .disable_signals()
         .listen(listener)?;
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
-        }
         let server = server.run();
 
         let (metrics_server, metrics_port) = match config.metrics_port {
@@ -194,6 +198,25 @@ impl Service {
             readiness: self.readiness,
             span: self.span,
         })
+    }
+}
+
+/// actix's default: one worker per core.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// actix caps connections per worker; MAX_CONNECTIONS is for the role, so it is shared out,
+/// rounding up (every worker takes at least one).
+fn connections_per_worker(max_connections: usize, workers: usize) -> usize {
+    max_connections.div_ceil(workers.max(1)).max(1)
+}
+
+fn keep_alive(idle: Duration) -> actix_web::http::KeepAlive {
+    if idle.is_zero() {
+        actix_web::http::KeepAlive::Disabled
+    } else {
+        actix_web::http::KeepAlive::Timeout(idle)
     }
 }
 
@@ -235,6 +258,10 @@ fn metrics_only_server(
             .default_service(web::to(not_found))
     })
     .workers(1)
+    // The same limits as the main port: a scraper that stalls cannot hold it either.
+    .client_request_timeout(config.connections.header_timeout)
+    .keep_alive(keep_alive(config.connections.keep_alive))
+    .max_connections(config.connections.max_connections)
     .shutdown_timeout(1)
     .disable_signals()
     .listen(listener)?

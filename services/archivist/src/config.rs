@@ -24,6 +24,11 @@ pub const LEGACY_SQLITE_FILE: &str = "archive.sqlite3";
 
 /// How long a dead replica keeps the retention lease before another takes the purge over.
 const DEFAULT_PURGE_LEASE: Duration = Duration::from_secs(30);
+/// ARCHIVE_PURGE_INTERVAL, whole seconds: a second to a week.
+pub const PURGE_INTERVAL: obs_core::config::Seconds =
+    obs_core::config::Seconds::new(1.0, 7.0 * 24.0 * 3600.0);
+/// ARCHIVE_RETENTION_DAYS: a century at most (0 keeps everything).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 #[derive(Debug, Clone)]
 pub struct ArchiveConfig {
@@ -113,10 +118,14 @@ impl ArchiveConfig {
                 ))
             }
         };
-        if env.archive_purge_interval == 0 {
-            return Err(ConfigError::new(
-                "ARCHIVE_PURGE_INTERVAL: must be at least 1 second",
-            ));
+        let purge_interval =
+            PURGE_INTERVAL.whole_setting("ARCHIVE_PURGE_INTERVAL", env.archive_purge_interval)?;
+        // A cut-off further back than the calendar goes would panic the purge.
+        if env.archive_retention_days > MAX_RETENTION_DAYS {
+            return Err(ConfigError::new(format!(
+                "ARCHIVE_RETENTION_DAYS: {} is not from 0 to {MAX_RETENTION_DAYS}",
+                env.archive_retention_days
+            )));
         }
         if env.archive_max_batch == 0 {
             return Err(ConfigError::new("ARCHIVE_MAX_BATCH: must be at least 1"));
@@ -124,7 +133,7 @@ impl ArchiveConfig {
         Ok(ArchiveConfig {
             location,
             retention_days: env.archive_retention_days,
-            purge_interval: Duration::from_secs(env.archive_purge_interval),
+            purge_interval: Duration::from_secs(purge_interval),
             max_batch: env.archive_max_batch,
             purge_lease_ttl: DEFAULT_PURGE_LEASE,
         })

@@ -295,7 +295,13 @@ fn bad_archive_settings_exit_2_naming_the_variable() {
         ("ARCHIVE_RETENTION_DAYS", "forever"),
         ("ARCHIVE_RETENTION_DAYS", "-1"),
         ("ARCHIVE_PURGE_INTERVAL", "0"),
+        ("ARCHIVE_PURGE_INTERVAL", "1e-10"),
+        ("ARCHIVE_PURGE_INTERVAL", "18446744073709551615"),
+        ("ARCHIVE_RETENTION_DAYS", "4294967295"),
         ("ARCHIVE_MAX_BATCH", "0"),
+        // The kit's settings, the same way in every role.
+        ("CLIENT_BODY_TIMEOUT", "1e-300"),
+        ("MAX_CONNECTIONS", "0"),
     ] {
         let state = tempfile::tempdir().unwrap();
         let output = Command::new(binary("archivist"))

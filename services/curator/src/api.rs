@@ -365,7 +365,9 @@ async fn stale(shared: &Shared, id: Ulid, error: anyhow::Error) -> ApiError {
 async fn acknowledge(
     shared: web::Data<Shared>,
     id: web::Path<String>,
-    bytes: web::Bytes,
+    // The kit's raw body: optional, any content type, and its errors (too large, too slow,
+    // badly compressed) in the JSON shape like every other.
+    bytes: obs_core::json::Body,
 ) -> Result<HttpResponse, ApiError> {
     by_hand_change(
         &shared.into_inner(),
@@ -392,7 +394,9 @@ async fn acknowledge(
 async fn resolve(
     shared: web::Data<Shared>,
     id: web::Path<String>,
-    bytes: web::Bytes,
+    // The kit's raw body: optional, any content type, and its errors (too large, too slow,
+    // badly compressed) in the JSON shape like every other.
+    bytes: obs_core::json::Body,
 ) -> Result<HttpResponse, ApiError> {
     by_hand_change(
         &shared.into_inner(),

@@ -7,11 +7,22 @@
 
 use std::time::Duration;
 
-use obs_core::config::{self, ConfigError};
+use obs_core::config::{self, ConfigError, Seconds};
 use serde::Deserialize;
 
-/// Longest duration any setting accepts: a year. Anything longer is a typo.
-const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+/// The range of each duration setting (docs/configuration.md lists them): no timer gets a
+/// period of nothing, no window is longer than a year.
+pub mod bounds {
+    use super::Seconds;
+
+    const DAY: f64 = 24.0 * 3600.0;
+    pub const GOALS_CHECK_INTERVAL: Seconds = Seconds::new(0.1, DAY);
+    pub const FLAP_WINDOW: Seconds = Seconds::new(1.0, 7.0 * DAY);
+    pub const FLAP_SETTLE: Seconds = Seconds::new(1.0, 7.0 * DAY);
+    pub const RESOLVED_INCIDENTS_MAX_AGE: Seconds = Seconds::new(1.0, 366.0 * DAY);
+    pub const STATE_FLUSH_INTERVAL: Seconds = Seconds::new(0.01, 60.0);
+    pub const HOUSEKEEPING_INTERVAL: Seconds = Seconds::new(0.01, 3600.0);
+}
 
 #[derive(Debug, Clone)]
 pub struct CuratorConfig {
@@ -104,21 +115,22 @@ impl CuratorConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawCuratorEnv = config::from_env()?;
         Ok(CuratorConfig {
-            goals_check_interval: seconds("GOALS_CHECK_INTERVAL", raw.goals_check_interval)?,
+            goals_check_interval: bounds::GOALS_CHECK_INTERVAL
+                .setting("GOALS_CHECK_INTERVAL", raw.goals_check_interval)?,
             flapping: FlappingSettings {
                 threshold: at_least_one("FLAP_THRESHOLD", raw.flap_threshold)?,
-                window: seconds("FLAP_WINDOW", raw.flap_window)?,
-                settle: seconds("FLAP_SETTLE", raw.flap_settle)?,
+                window: bounds::FLAP_WINDOW.setting("FLAP_WINDOW", raw.flap_window)?,
+                settle: bounds::FLAP_SETTLE.setting("FLAP_SETTLE", raw.flap_settle)?,
             },
             resolved_max: raw.resolved_incidents_max,
-            resolved_max_age: seconds(
-                "RESOLVED_INCIDENTS_MAX_AGE",
-                raw.resolved_incidents_max_age,
-            )?,
+            resolved_max_age: bounds::RESOLVED_INCIDENTS_MAX_AGE
+                .setting("RESOLVED_INCIDENTS_MAX_AGE", raw.resolved_incidents_max_age)?,
             max_incidents: at_least_one("MAX_INCIDENTS", raw.max_incidents)?,
             max_silences: at_least_one("MAX_SILENCES", raw.max_silences)?,
-            state_flush_interval: seconds("STATE_FLUSH_INTERVAL", raw.state_flush_interval)?,
-            housekeeping_interval: seconds("HOUSEKEEPING_INTERVAL", raw.housekeeping_interval)?,
+            state_flush_interval: bounds::STATE_FLUSH_INTERVAL
+                .setting("STATE_FLUSH_INTERVAL", raw.state_flush_interval)?,
+            housekeeping_interval: bounds::HOUSEKEEPING_INTERVAL
+                .setting("HOUSEKEEPING_INTERVAL", raw.housekeeping_interval)?,
         })
     }
 
@@ -141,15 +153,6 @@ impl CuratorConfig {
     }
 }
 
-fn seconds(variable: &str, value: f64) -> Result<Duration, ConfigError> {
-    if !value.is_finite() || value <= 0.0 || value > MAX_SECONDS {
-        return Err(ConfigError::new(format!(
-            "{variable}: {value} is not a number of seconds above 0 and at most {MAX_SECONDS}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 fn at_least_one(variable: &str, value: usize) -> Result<usize, ConfigError> {
     if value == 0 {
         return Err(ConfigError::new(format!("{variable}: must be at least 1")));
@@ -163,12 +166,28 @@ mod tests {
 
     #[test]
     fn durations_and_counts_name_their_variable() {
-        assert!(seconds("FLAP_WINDOW", 0.0)
+        assert!(bounds::FLAP_WINDOW
+            .setting("FLAP_WINDOW", 0.0)
             .unwrap_err()
             .to_string()
             .contains("FLAP_WINDOW"));
-        assert!(seconds("X", f64::INFINITY).is_err());
-        assert_eq!(seconds("X", 0.25).unwrap(), Duration::from_millis(250));
+        for range in [
+            bounds::GOALS_CHECK_INTERVAL,
+            bounds::FLAP_WINDOW,
+            bounds::FLAP_SETTLE,
+            bounds::RESOLVED_INCIDENTS_MAX_AGE,
+            bounds::STATE_FLUSH_INTERVAL,
+            bounds::HOUSEKEEPING_INTERVAL,
+        ] {
+            // Nothing that rounds to zero (a timer's period) or overflows a deadline.
+            for bad in [0.0, 1e-300, 1e-10, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+                assert!(range.check(bad).is_err(), "{bad} in {range:?}");
+            }
+        }
+        assert_eq!(
+            bounds::STATE_FLUSH_INTERVAL.check(0.25).unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(at_least_one("FLAP_THRESHOLD", 0)
             .unwrap_err()
             .to_string()

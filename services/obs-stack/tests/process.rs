@@ -76,6 +76,72 @@ fn bad_configuration_exits_2_with_one_line_naming_the_variable() {
     );
 }
 
+/// Every duration and interval setting, out of range or not a finite number: exit 2 with one
+/// line naming it, from the role binary and from obs-stack alike — never a start with a timer
+/// of period zero (which panics the task while /healthz stays 200).
+#[test]
+fn durations_out_of_range_exit_2_naming_the_variable() {
+    let state = tempfile::tempdir().unwrap();
+    let shared = [
+        ("CLIENT_BODY_TIMEOUT", "1e-300"),
+        ("CLIENT_HEADER_TIMEOUT", "0.5"),
+        ("KEEP_ALIVE_TIMEOUT", "NaN"),
+        ("MAX_CONNECTIONS", "0"),
+        ("SHUTDOWN_GRACE_SECONDS", "99999999"),
+        ("MONITOR_HEARTBEAT_INTERVAL", "0"),
+        ("OUTBOX_RETRY_MAX_SECONDS", "18446744073709551615"),
+    ];
+    let own = [
+        ("watcher", "STATE_SAVE_INTERVAL", "1e-10"),
+        ("watcher", "MONITOR_HEARTBEAT_CHECK_INTERVAL", "1e-6"),
+        ("watcher", "MONITOR_HEARTBEAT_TIMEOUT", "1e-300"),
+        ("watcher", "PROBE_INTERVAL", "inf"),
+        ("curator", "STATE_FLUSH_INTERVAL", "1e-10"),
+        ("curator", "HOUSEKEEPING_INTERVAL", "1e-300"),
+        ("curator", "GOALS_CHECK_INTERVAL", "NaN"),
+        ("curator", "FLAP_WINDOW", "1e400"),
+        ("curator", "RESOLVED_INCIDENTS_MAX_AGE", "-1"),
+        ("planner", "REMEDIATE_COOLDOWN_SECONDS", "NaN"),
+        ("synthesizer", "NOTIFY_GROUP_SECONDS", "1e-10"),
+        ("synthesizer", "DIGEST_INTERVAL", "1e-6"),
+        ("synthesizer", "PEER_TIMEOUT_SECONDS", "1e9"),
+        ("archivist", "ARCHIVE_PURGE_INTERVAL", "0"),
+        ("archivist", "ARCHIVE_RETENTION_DAYS", "4294967295"),
+    ];
+    let cases = ROLE_BINARIES
+        .iter()
+        .flat_map(|name| {
+            shared
+                .iter()
+                .map(move |(variable, value)| (*name, *variable, *value))
+        })
+        .chain(own.iter().copied())
+        .chain(
+            own.iter()
+                .map(|(_, variable, value)| ("obs-stack", *variable, *value)),
+        );
+    for (name, variable, value) in cases {
+        let mut command = command(name, state.path());
+        command.env(variable, value);
+        let output = run_to_exit(command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{name} with {variable}={value}: {stderr}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{name} {variable}={value}: one line, got {stderr:?}"
+        );
+        assert!(
+            stderr.starts_with(&format!("configuration error: {variable}: ")),
+            "{name}: the line names {variable}: {stderr:?}"
+        );
+    }
+}
+
 #[test]
 fn a_taken_port_is_one_line_and_exit_1() {
     let state = tempfile::tempdir().unwrap();

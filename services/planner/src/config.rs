@@ -8,13 +8,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use obs_core::config::{self, ConfigError};
+use obs_core::config::{self, ConfigError, Seconds};
 use serde::Deserialize;
 
 use crate::rules::Rules;
 
-/// Longest cooldown accepted: a week. Anything longer is a typo.
-const MAX_COOLDOWN_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+/// REMEDIATE_COOLDOWN_SECONDS: none at all, up to a week. Anything longer is a typo.
+pub const COOLDOWN: Seconds = Seconds::new(0.0, 7.0 * 24.0 * 3600.0);
 
 #[derive(Debug, Clone)]
 pub struct PlannerConfig {
@@ -61,12 +61,8 @@ fn default_closed_plans_max() -> usize {
 impl PlannerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawPlannerEnv = config::from_env()?;
-        let cooldown = raw.remediate_cooldown_seconds;
-        if !cooldown.is_finite() || !(0.0..=MAX_COOLDOWN_SECONDS).contains(&cooldown) {
-            return Err(ConfigError::new(format!(
-                "REMEDIATE_COOLDOWN_SECONDS: {cooldown} is not a number of seconds from 0 to {MAX_COOLDOWN_SECONDS}"
-            )));
-        }
+        let cooldown =
+            COOLDOWN.setting("REMEDIATE_COOLDOWN_SECONDS", raw.remediate_cooldown_seconds)?;
         if raw.remediate_max_attempts == 0 {
             return Err(ConfigError::new(
                 "REMEDIATE_MAX_ATTEMPTS: must be at least 1 (AUTO_REMEDIATE=0 turns remediation off)",
@@ -82,7 +78,7 @@ impl PlannerConfig {
                 .map(PathBuf::from),
             remediation: RemediationSettings {
                 enabled: switch("AUTO_REMEDIATE", raw.auto_remediate.as_deref())?,
-                cooldown: Duration::from_secs_f64(cooldown),
+                cooldown,
                 max_attempts: raw.remediate_max_attempts,
             },
             closed_plans_max: raw.closed_plans_max,

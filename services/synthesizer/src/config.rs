@@ -7,12 +7,21 @@
 
 use std::time::Duration;
 
-use obs_core::config::{self, ConfigError};
+use obs_core::config::{self, ConfigError, Seconds};
 use obs_model::Severity;
 use serde::Deserialize;
 
-/// Longest duration any setting accepts: a year. Anything longer is a typo.
-const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+/// The range of each duration setting (docs/configuration.md lists them): no timer gets a
+/// period of nothing, none is longer than a year.
+pub mod bounds {
+    use super::Seconds;
+
+    const DAY: f64 = 24.0 * 3600.0;
+    pub const NOTIFY_GROUP: Seconds = Seconds::new(0.01, 3600.0);
+    /// 0 turns digests off; otherwise this range.
+    pub const DIGEST_INTERVAL: Seconds = Seconds::new(1.0, 366.0 * DAY);
+    pub const PEER_TIMEOUT: Seconds = Seconds::new(0.1, 300.0);
+}
 const SLACK_PREFIX: &str = "slack:";
 const GENERIC_PREFIX: &str = "generic:";
 
@@ -113,14 +122,16 @@ impl SynthesizerConfig {
         Ok(SynthesizerConfig {
             webhooks: webhooks(&raw.notify_webhooks)?,
             notify_min_severity: severity(&raw.notify_min_severity)?,
-            notify_group: seconds("NOTIFY_GROUP_SECONDS", raw.notify_group_seconds)?,
+            notify_group: bounds::NOTIFY_GROUP
+                .setting("NOTIFY_GROUP_SECONDS", raw.notify_group_seconds)?,
             digest_interval: if digest == 0.0 {
                 None
             } else {
-                Some(seconds("DIGEST_INTERVAL", digest)?)
+                Some(bounds::DIGEST_INTERVAL.setting("DIGEST_INTERVAL", digest)?)
             },
             digest_interval_set: raw.digest_interval.is_some(),
-            peer_timeout: seconds("PEER_TIMEOUT_SECONDS", raw.peer_timeout_seconds)?,
+            peer_timeout: bounds::PEER_TIMEOUT
+                .setting("PEER_TIMEOUT_SECONDS", raw.peer_timeout_seconds)?,
             status_events: within("STATUS_EVENTS", raw.status_events, 1, 1000)?,
             resolved_plans_max: raw.resolved_plans_max,
             max_open_plans: within("MAX_OPEN_PLANS", raw.max_open_plans, 1, usize::MAX)?,
@@ -195,15 +206,6 @@ fn severity(text: &str) -> Result<Severity, ConfigError> {
     }
 }
 
-fn seconds(variable: &str, value: f64) -> Result<Duration, ConfigError> {
-    if !value.is_finite() || value <= 0.0 || value > MAX_SECONDS {
-        return Err(ConfigError::new(format!(
-            "{variable}: {value} is not a number of seconds above 0 and at most {MAX_SECONDS}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
 fn within(variable: &str, value: usize, min: usize, max: usize) -> Result<usize, ConfigError> {
     if value < min || value > max {
         return Err(ConfigError::new(format!(
@@ -248,10 +250,21 @@ mod tests {
             .to_string()
             .contains("NOTIFY_MIN_SEVERITY"));
         assert_eq!(severity("Critical").unwrap(), Severity::Critical);
-        assert!(seconds("NOTIFY_GROUP_SECONDS", -1.0)
+        assert!(bounds::NOTIFY_GROUP
+            .setting("NOTIFY_GROUP_SECONDS", -1.0)
             .unwrap_err()
             .to_string()
             .contains("NOTIFY_GROUP_SECONDS"));
+        for range in [
+            bounds::NOTIFY_GROUP,
+            bounds::DIGEST_INTERVAL,
+            bounds::PEER_TIMEOUT,
+        ] {
+            // Nothing that rounds to zero (a timer's period) or overflows a deadline.
+            for bad in [0.0, 1e-300, 1e-10, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+                assert!(range.check(bad).is_err(), "{bad} in {range:?}");
+            }
+        }
         assert!(within("STATUS_EVENTS", 0, 1, 1000).is_err());
     }
 }

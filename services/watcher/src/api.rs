@@ -93,22 +93,14 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     validate::text(value, max).map_err(|why| ApiError::invalid_field(field, why))
 }
 
-/// A per-service timeout: positive, finite, at most a month.
+/// A per-service timeout: finite, from 10 ms to a month (`bounds::HEARTBEAT_TIMEOUT`).
 fn timeout(field: &str, seconds: Option<f64>) -> Result<Option<Duration>, ApiError> {
     let Some(seconds) = seconds else {
         return Ok(None);
     };
-    let max = crate::config::MAX_HEARTBEAT_TIMEOUT;
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > max.as_secs_f64() {
-        return Err(ApiError::invalid_field(
-            field,
-            format!(
-                "{seconds} is not a number of seconds above 0 and at most {}",
-                max.as_secs()
-            ),
-        ));
-    }
-    Ok(Some(Duration::from_secs_f64(seconds)))
+    crate::config::bounds::HEARTBEAT_TIMEOUT
+        .field(field, seconds)
+        .map(Some)
 }
 
 /// A count from the query string, 1..=max; its default when absent.

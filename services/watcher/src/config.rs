@@ -8,13 +8,32 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use obs_core::config::{self, ConfigError};
+use obs_core::config::{self, ConfigError, Seconds};
 use serde::Deserialize;
 
 pub use crate::docker::filter::ContainerFilter;
 
 /// Longest timeout a heartbeat may ask for: a monthly cron job still fits.
 pub const MAX_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(31 * 24 * 3600);
+
+/// The range of each duration setting (docs/configuration.md lists them): wide enough for
+/// any real use, narrow enough that no timer gets a period of nothing and no deadline
+/// overflows.
+pub mod bounds {
+    use super::Seconds;
+
+    /// MONITOR_HEARTBEAT_TIMEOUT and a heartbeat's `timeout_seconds`.
+    pub const HEARTBEAT_TIMEOUT: Seconds =
+        Seconds::new(0.01, super::MAX_HEARTBEAT_TIMEOUT.as_secs_f64());
+    pub const CHECK_INTERVAL: Seconds = Seconds::new(0.01, 3600.0);
+    pub const RESTART_LOOP_WINDOW: Seconds = Seconds::new(1.0, 7.0 * 24.0 * 3600.0);
+    pub const PROBE_INTERVAL: Seconds = Seconds::new(0.1, 86_400.0);
+    pub const PROBE_TIMEOUT: Seconds = Seconds::new(0.01, 300.0);
+    /// 0 turns the host gauges off; otherwise this range.
+    pub const HOST_METRICS_INTERVAL: Seconds = Seconds::new(1.0, 86_400.0);
+    pub const STATE_SAVE_INTERVAL: Seconds = Seconds::new(0.001, 60.0);
+    pub const LEASE_TTL: Seconds = Seconds::new(0.5, 3600.0);
+}
 
 #[derive(Debug, Clone)]
 pub struct WatcherConfig {
@@ -193,16 +212,17 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 impl WatcherConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawWatcherEnv = config::from_env()?;
-        let interval = seconds("PROBE_INTERVAL", raw.probe_interval)?;
+        let interval = bounds::PROBE_INTERVAL.setting("PROBE_INTERVAL", raw.probe_interval)?;
         let probe_timeout = match raw.probe_timeout {
-            Some(value) => seconds("PROBE_TIMEOUT", value)?,
+            Some(value) => bounds::PROBE_TIMEOUT.setting("PROBE_TIMEOUT", value)?,
             None => interval.min(Duration::from_secs(5)),
         };
         let config = WatcherConfig {
             heartbeat: HeartbeatSettings {
                 enabled: flag("MONITOR_HEARTBEAT_ENABLED", &raw.monitor_heartbeat_enabled)?,
-                timeout: seconds("MONITOR_HEARTBEAT_TIMEOUT", raw.monitor_heartbeat_timeout)?,
-                check_interval: seconds(
+                timeout: bounds::HEARTBEAT_TIMEOUT
+                    .setting("MONITOR_HEARTBEAT_TIMEOUT", raw.monitor_heartbeat_timeout)?,
+                check_interval: bounds::CHECK_INTERVAL.setting(
                     "MONITOR_HEARTBEAT_CHECK_INTERVAL",
                     raw.monitor_heartbeat_check_interval,
                 )?,
@@ -215,7 +235,8 @@ impl WatcherConfig {
                     "RESTART_LOOP_THRESHOLD",
                     raw.restart_loop_threshold,
                 )?,
-                restart_loop_window: seconds("RESTART_LOOP_WINDOW", raw.restart_loop_window)?,
+                restart_loop_window: bounds::RESTART_LOOP_WINDOW
+                    .setting("RESTART_LOOP_WINDOW", raw.restart_loop_window)?,
                 filter: ContainerFilter::parse(
                     &raw.docker_include_labels,
                     &raw.docker_exclude_labels,
@@ -235,7 +256,10 @@ impl WatcherConfig {
             host_metrics_interval: if raw.host_metrics_interval == 0.0 {
                 None
             } else {
-                Some(seconds("HOST_METRICS_INTERVAL", raw.host_metrics_interval)?)
+                Some(
+                    bounds::HOST_METRICS_INTERVAL
+                        .setting("HOST_METRICS_INTERVAL", raw.host_metrics_interval)?,
+                )
             },
             host_disk_path: raw.host_disk_path,
             deployment_id: raw.deployment_id.filter(|id| !id.is_empty()),
@@ -243,8 +267,9 @@ impl WatcherConfig {
             events_max: at_least_one("EVENTS_MAX", raw.events_max)?,
             max_event_series: at_least_one("MAX_EVENT_SERIES", raw.max_event_series)?,
             resolved_issues_max: raw.resolved_issues_max,
-            state_save_interval: seconds("STATE_SAVE_INTERVAL", raw.state_save_interval)?,
-            lease_ttl: seconds("LEASE_TTL", raw.lease_ttl)?,
+            state_save_interval: bounds::STATE_SAVE_INTERVAL
+                .setting("STATE_SAVE_INTERVAL", raw.state_save_interval)?,
+            lease_ttl: bounds::LEASE_TTL.setting("LEASE_TTL", raw.lease_ttl)?,
         };
         Ok(config)
     }
@@ -292,17 +317,6 @@ fn flag(variable: &str, value: &str) -> Result<bool, ConfigError> {
             "{variable}: '{value}' is not one of 1, 0, true, false"
         ))),
     }
-}
-
-/// Positive, finite and at most a month: anything else is a typo, not a setting.
-fn seconds(variable: &str, value: f64) -> Result<Duration, ConfigError> {
-    if !value.is_finite() || value <= 0.0 || value > MAX_HEARTBEAT_TIMEOUT.as_secs_f64() {
-        return Err(ConfigError::new(format!(
-            "{variable}: {value} is not a number of seconds between 0 and {}",
-            MAX_HEARTBEAT_TIMEOUT.as_secs()
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
 }
 
 fn at_least_one(variable: &str, value: usize) -> Result<usize, ConfigError> {
@@ -388,10 +402,30 @@ mod tests {
 
     #[test]
     fn durations_and_flags_are_checked() {
-        assert!(seconds("X", 0.0).is_err());
-        assert!(seconds("X", f64::NAN).is_err());
-        assert!(seconds("X", -1.0).is_err());
-        assert_eq!(seconds("X", 0.5).unwrap(), Duration::from_millis(500));
+        let every = [
+            bounds::HEARTBEAT_TIMEOUT,
+            bounds::CHECK_INTERVAL,
+            bounds::RESTART_LOOP_WINDOW,
+            bounds::PROBE_INTERVAL,
+            bounds::PROBE_TIMEOUT,
+            bounds::HOST_METRICS_INTERVAL,
+            bounds::STATE_SAVE_INTERVAL,
+            bounds::LEASE_TTL,
+        ];
+        for range in every {
+            // Nothing that rounds to zero (a timer's period) or overflows a deadline.
+            assert!(
+                range.min >= 0.001 && range.max <= 366.0 * 86_400.0,
+                "{range:?}"
+            );
+            for bad in [0.0, 1e-300, 1e-10, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+                assert!(range.check(bad).is_err(), "{bad} in {range:?}");
+            }
+        }
+        assert_eq!(
+            bounds::STATE_SAVE_INTERVAL.check(0.5).unwrap(),
+            Duration::from_millis(500)
+        );
         assert!(flag("X", "yes").unwrap());
         assert!(!flag("X", "0").unwrap());
         assert!(flag("X", "maybe").unwrap_err().to_string().contains("X:"));

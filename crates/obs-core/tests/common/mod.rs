@@ -39,6 +39,16 @@ async fn slow(query: web::Query<SlowQuery>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"slept_ms": query.ms}))
 }
 
+/// The framework's own body extractor: its errors must come out as JSON all the same.
+async fn bytes(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"bytes": body.len()}))
+}
+
+/// The kit's body extractor, for handlers that parse bodies of any type themselves.
+async fn body(body: obs_core::json::Body) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"bytes": body.len()}))
+}
+
 pub struct EchoRole;
 
 impl EchoRole {
@@ -51,6 +61,8 @@ impl Role for EchoRole {
     fn routes(&self, cfg: &mut web::ServiceConfig) {
         cfg.service(web::resource("/v1/echo").route(web::post().to(echo)))
             .service(web::resource("/v1/items/{id}").route(web::get().to(item)))
-            .service(web::resource("/v1/slow").route(web::get().to(slow)));
+            .service(web::resource("/v1/slow").route(web::get().to(slow)))
+            .service(web::resource("/v1/bytes").route(web::post().to(bytes)))
+            .service(web::resource("/v1/body").route(web::post().to(body)));
     }
 }

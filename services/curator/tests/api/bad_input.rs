@@ -363,6 +363,32 @@ async fn bad_incident_requests_are_refused() {
     .await;
     let (status, error) = post_raw(&app, &ack, "application/json", "{oops").await;
     assert_eq!(status, 400, "{error}");
+    // The body's own troubles are answered in the JSON shape too, not the framework's text.
+    let resolve = format!("/v1/incidents/{id}/resolve");
+    for path in [&ack, &resolve] {
+        let oversized = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 2 * 1024 * 1024])
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = json(oversized).await;
+        assert_eq!(status, 413, "{path}: {error}");
+        assert_eq!(error["error"], "payload_too_large", "{path}: {error}");
+        let not_gzip = app
+            .client
+            .post(app.url(path))
+            .header("content-encoding", "gzip")
+            .body("{\"by\": \"alice\"}")
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = json(not_gzip).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        assert_eq!(error["error"], "invalid_encoding", "{path}: {error}");
+    }
     assert_eq!(
         incident_of(&app, "api").await["state"],
         "open",

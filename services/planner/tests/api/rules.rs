@@ -201,6 +201,16 @@ fn a_bad_rules_file_or_setting_stops_the_binary_with_one_line() {
             "-1",
             "REMEDIATE_COOLDOWN_SECONDS",
         ),
+        (
+            "REMEDIATE_COOLDOWN_SECONDS",
+            "NaN",
+            "REMEDIATE_COOLDOWN_SECONDS: NaN is not a number of seconds from 0 to 604800",
+        ),
+        (
+            "REMEDIATE_COOLDOWN_SECONDS",
+            "1e400",
+            "REMEDIATE_COOLDOWN_SECONDS",
+        ),
         ("REMEDIATE_MAX_ATTEMPTS", "0", "REMEDIATE_MAX_ATTEMPTS"),
         ("REMEDIATE_MAX_ATTEMPTS", "many", "REMEDIATE_MAX_ATTEMPTS"),
         ("CLOSED_PLANS_MAX", "0", "CLOSED_PLANS_MAX"),

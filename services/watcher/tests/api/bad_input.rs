@@ -47,6 +47,15 @@ async fn bad_heartbeats_are_refused_and_leave_no_trace() {
             json!({"service": "ok", "timeout_seconds": 1e12}),
             "timeout_seconds",
         ),
+        // Numbers that round to nothing are not a timeout of zero.
+        (
+            json!({"service": "ok", "timeout_seconds": 1e-300}),
+            "timeout_seconds: 1e-300 is not a number of seconds from 0.01 to 2678400",
+        ),
+        (
+            json!({"service": "ok", "timeout_seconds": 1e-10}),
+            "timeout_seconds",
+        ),
         (
             json!({"service": "ok", "timeout_seconds": "soon"}),
             "timeout_seconds: invalid type: string \"soon\", expected f64",
@@ -168,6 +177,8 @@ async fn absurd_query_values_are_refused_by_name() {
         ("/ping/a%20b", "service"),
         ("/ping/edge?timeout_seconds=abc", "timeout_seconds"),
         ("/ping/edge?timeout_seconds=-1", "timeout_seconds"),
+        ("/ping/edge?timeout_seconds=1e-300", "timeout_seconds"),
+        ("/ping/edge?timeout_seconds=NaN", "timeout_seconds"),
         ("/ping/edge/fail?detail=%07", "detail"),
     ];
     for (path, field) in cases {

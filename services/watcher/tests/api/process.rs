@@ -57,6 +57,23 @@ fn bad_settings_stop_it_with_one_line_naming_the_variable() {
         ("MAX_EVENT_SERIES", "0"),
         ("LEASE_TTL", "0"),
         ("STATE_SAVE_INTERVAL", "never"),
+        // Out of range or not finite: never a timer with a period of nothing.
+        ("STATE_SAVE_INTERVAL", "1e-10"),
+        ("MONITOR_HEARTBEAT_CHECK_INTERVAL", "1e-300"),
+        ("MONITOR_HEARTBEAT_TIMEOUT", "NaN"),
+        ("PROBE_INTERVAL", "1e-6"),
+        ("PROBE_TIMEOUT", "inf"),
+        ("HOST_METRICS_INTERVAL", "1e-10"),
+        ("RESTART_LOOP_WINDOW", "1e400"),
+        ("LEASE_TTL", "99999999999999999999"),
+        // The kit's settings, the same way.
+        ("CLIENT_BODY_TIMEOUT", "1e-300"),
+        ("CLIENT_HEADER_TIMEOUT", "NaN"),
+        ("KEEP_ALIVE_TIMEOUT", "1e9"),
+        ("MAX_CONNECTIONS", "0"),
+        ("SHUTDOWN_GRACE_SECONDS", "18446744073709551615"),
+        ("MONITOR_HEARTBEAT_INTERVAL", "0"),
+        ("OUTBOX_RETRY_MAX_SECONDS", "1e-10"),
     ] {
         let child = watcher(free_port(), state.path(), &[(variable, value)]);
         let output = child
