@@ -437,9 +437,11 @@ impl Shared {
         self.db.read(store::containers).await
     }
 
-    /// Every service by name; the table is locked only for the copy.
+    /// Every service by name; the table is locked only for the copy, a chunk at a time.
     fn sorted_statuses(&self) -> Vec<ServiceStatus> {
-        let mut statuses = self.tracker().statuses();
+        let snapshot = heartbeats::snapshot(&self.tracker);
+        let mut statuses = snapshot.statuses();
+        drop(snapshot);
         heartbeats::sort_statuses(&mut statuses);
         statuses
     }

@@ -16,7 +16,7 @@ use obs_core::prometheus::{
 use obs_core::{BoundedCounterVec, Metrics};
 use obs_model::ServiceState;
 
-use crate::heartbeats::Tracker;
+use crate::heartbeats::{self, Tracker};
 
 #[derive(Clone)]
 pub struct WatcherMetrics {
@@ -177,22 +177,21 @@ impl Collector for ServiceGauges {
     fn collect(&self) -> Vec<MetricFamily> {
         let mut status = family(STATUS, STATUS_HELP);
         let mut last_seen = family(LAST_SEEN, LAST_SEEN_HELP);
-        {
-            let Ok(tracker) = self.tracker.lock() else {
-                return Vec::new();
+        // The lock is held for the copy only, a chunk at a time; the 200,000 samples of
+        // 100,000 services (what took heartbeat p99 to 1.4 s while two clients looped on
+        // /metrics) are built after.
+        let snapshot = heartbeats::snapshot(&self.tracker);
+        status.mut_metric().reserve(snapshot.services.len());
+        last_seen.mut_metric().reserve(snapshot.services.len());
+        for (service, tracked) in &snapshot.services {
+            let up = if tracked.state == ServiceState::Up {
+                1.0
+            } else {
+                0.0
             };
-            status.mut_metric().reserve(tracker.len());
-            last_seen.mut_metric().reserve(tracker.len());
-            tracker.for_each(|service, tracked| {
-                let up = if tracked.state == ServiceState::Up {
-                    1.0
-                } else {
-                    0.0
-                };
-                status.mut_metric().push(sample(service, up));
-                let seen = tracked.last_seen.timestamp_millis() as f64 / 1000.0;
-                last_seen.mut_metric().push(sample(service, seen));
-            });
+            status.mut_metric().push(sample(service, up));
+            let seen = tracked.last_seen.timestamp_millis() as f64 / 1000.0;
+            last_seen.mut_metric().push(sample(service, seen));
         }
         vec![status, last_seen]
     }
@@ -215,4 +214,114 @@ fn sample(service: &str, value: f64) -> Metric {
     let mut metric = Metric::from_gauge(gauge);
     metric.set_label(vec![label]);
     metric
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use chrono::Utc;
+
+    const FLEET: usize = 100_000;
+
+    /// Issue 18: with 100,000 services, two clients looping on `/metrics` took heartbeat p99
+    /// from 2 ms to 1.4 s, because every sample was built under the table's lock. Now the lock
+    /// is held for a copy only, and beats go on while the samples are built.
+    #[test]
+    fn heartbeats_do_not_wait_for_metrics_renders() {
+        let wall = Utc::now();
+        let mut tracker = Tracker::new(FLEET, Duration::from_secs(30));
+        let names: Vec<String> = (0..FLEET).map(|n| format!("edge-cam{n:06}")).collect();
+        for name in &names {
+            tracker
+                .beat(name, Some("serving"), None, wall)
+                .expect("room for the fleet");
+        }
+        let tracker = Arc::new(Mutex::new(tracker));
+        let gauges = ServiceGauges::new(tracker.clone()).expect("descriptors");
+
+        // One render, alone: what a beat used to wait for.
+        let started = Instant::now();
+        let families = gauges.collect();
+        let render = started.elapsed();
+        assert_eq!(families[0].get_metric().len(), FLEET);
+        assert_eq!(families[1].get_metric().len(), FLEET);
+        let started = Instant::now();
+        let mut chunk = Vec::new();
+        let next =
+            tracker
+                .lock()
+                .expect("lock")
+                .copy_into(0, heartbeats::SNAPSHOT_CHUNK, &mut chunk);
+        let held = started.elapsed();
+        assert_eq!(next, heartbeats::SNAPSHOT_CHUNK);
+        assert_eq!(
+            chunk.len(),
+            heartbeats::SNAPSHOT_CHUNK,
+            "one chunk per turn of the lock"
+        );
+        let copy = heartbeats::snapshot(&tracker);
+        assert_eq!(copy.services.len(), FLEET);
+        let mut copied: Vec<&str> = copy.services.iter().map(|(name, _)| &**name).collect();
+        copied.sort_unstable();
+        copied.dedup();
+        assert_eq!(copied.len(), FLEET, "every service once");
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let gauges = gauges.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut renders = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        renders += usize::from(gauges.collect().len() == 2);
+                        // Looping, but leaving the 2 cores of CI a moment for the beats.
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    renders
+                })
+            })
+            .collect();
+        let mut waits = Vec::new();
+        let deadline = Instant::now() + render.max(Duration::from_millis(300)) * 4;
+        let mut n = 0;
+        while Instant::now() < deadline || waits.len() < 200 {
+            let started = Instant::now();
+            let beat = tracker
+                .lock()
+                .expect("lock")
+                .beat(&names[n % FLEET], None, None, wall);
+            waits.push(started.elapsed());
+            assert!(beat.is_ok());
+            n += 1;
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let renders: usize = readers
+            .into_iter()
+            .map(|reader| reader.join().expect("reader"))
+            .sum();
+        waits.sort();
+        let p99 = waits[waits.len() * 99 / 100];
+        let worst = waits[waits.len() - 1];
+        eprintln!(
+            "render {render:?}, one chunk under the lock {held:?}; {} beats during {renders} renders: p99 {p99:?}, max {worst:?}",
+            waits.len()
+        );
+        assert!(renders >= 2, "the readers rendered while beats went on");
+        // A beat waits for a chunk of the copy at most, never for a render. With the samples
+        // built under the lock, the readers held it nearly all the time and p99 was a render
+        // or more; a chunk is well under a hundredth of a render. The bound is loose for the
+        // scheduling of a busy 2-core machine; in a release build p99 is under 10 ms.
+        assert!(
+            p99 < render / 10,
+            "heartbeat p99 {p99:?} while renders take {render:?} (a chunk {held:?})"
+        );
+        if !cfg!(debug_assertions) {
+            assert!(p99 < Duration::from_millis(10), "heartbeat p99 {p99:?}");
+        }
+    }
 }
