@@ -1,7 +1,7 @@
 //! The report: what the others know, composed once and then written out as JSON, Markdown
 //! or the HTML status page. Pure: facts and plans in, a [`Report`] out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use obs_model::{
@@ -159,7 +159,7 @@ pub struct ServiceCounts {
 }
 
 impl ServiceCounts {
-    fn count(services: &[ServiceReport]) -> Self {
+    fn count(services: &[Known]) -> Self {
         let mut counts = ServiceCounts {
             total: services.len(),
             ..ServiceCounts::default()
@@ -185,13 +185,6 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    fn of(service: &ServiceReport) -> Self {
-        Cursor {
-            rank: rank(service.health),
-            name: service.name.clone(),
-        }
-    }
-
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || {
             format!(
@@ -304,16 +297,16 @@ pub fn compose(
         by_service
     });
     let all = services(facts, &incidents, by_service.as_ref(), now);
-    let overall = overall(&all, &incidents);
     let service_counts = ServiceCounts::count(&all);
+    let overall = overall(&service_counts, &incidents);
     let start = match &page.after {
-        Some(after) => all.partition_point(|service| Cursor::of(service) <= *after),
+        Some(after) => all.partition_point(|service| !service.is_after(after)),
         None => 0,
     };
     let end = start.saturating_add(page.limit.max(1)).min(all.len());
-    let services_next =
-        (end < all.len() && end > start).then(|| Cursor::of(&all[end - 1]).to_string());
-    let mut services: Vec<ServiceReport> = all.into_iter().skip(start).take(end - start).collect();
+    let services_next = (end < all.len() && end > start).then(|| all[end - 1].cursor().to_string());
+    let mut services: Vec<ServiceReport> = all[start..end].iter().map(Known::report).collect();
+    drop(all);
     // Bars only for the page: 96 slots for each of 100,000 services is what made the page 1 GB.
     if let Some(by_service) = &by_service {
         for service in &mut services {
@@ -364,84 +357,120 @@ fn rank(health: Health) -> u8 {
     }
 }
 
+/// A service as the facts describe it, borrowing from them: 100,000 of these are built,
+/// counted and sorted for every page, and only the page listed becomes [`ServiceReport`]s.
+struct Known<'a> {
+    name: &'a str,
+    health: Health,
+    via: &'static str,
+    detail: Option<&'a str>,
+    last_seen: Option<DateTime<Utc>>,
+    open_incidents: usize,
+}
+
+impl Known<'_> {
+    fn rank(&self) -> u8 {
+        rank(self.health)
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            rank: self.rank(),
+            name: self.name.to_string(),
+        }
+    }
+
+    fn is_after(&self, cursor: &Cursor) -> bool {
+        (self.rank(), self.name) > (cursor.rank, cursor.name.as_str())
+    }
+
+    fn report(&self) -> ServiceReport {
+        ServiceReport {
+            name: self.name.to_string(),
+            health: self.health,
+            via: self.via.to_string(),
+            detail: self.detail.map(str::to_string),
+            last_seen: self.last_seen,
+            open_incidents: self.open_incidents,
+            uptime: None,
+        }
+    }
+}
+
 /// Every service anyone knows of: the watcher's heartbeating services and probe targets,
-/// then those only an incident or the archive mentions.
-fn services(
-    facts: &Facts,
-    incidents: &[IncidentReport],
-    troubles: Option<&HashMap<&str, Vec<&Trouble>>>,
+/// then those only an incident or the archive mentions; trouble first (down, degraded,
+/// unknown, operational), then by name.
+fn services<'a>(
+    facts: &'a Facts,
+    incidents: &'a [IncidentReport],
+    troubles: Option<&HashMap<&'a str, Vec<&'a Trouble>>>,
     now: DateTime<Utc>,
-) -> Vec<ServiceReport> {
-    let mut found: BTreeMap<String, ServiceReport> = BTreeMap::new();
-    let blank = |name: &str, health: Health, via: &str| ServiceReport {
-        name: name.to_string(),
+) -> Vec<Known<'a>> {
+    let heard = facts.status.ok().map_or(0, |status| status.services.len());
+    let mut found: HashMap<&str, Known> = HashMap::with_capacity(heard);
+    let blank = |name: &'a str, health: Health, via: &'static str| Known {
+        name,
         health,
-        via: via.into(),
+        via,
         detail: None,
         last_seen: None,
         open_incidents: 0,
-        uptime: None,
     };
     if let Some(status) = facts.status.ok() {
         for service in &status.services {
-            let mut report = blank(&service.service, Health::Operational, "heartbeat");
-            report.last_seen = Some(service.last_seen);
-            report.detail = service.phase.clone();
+            let mut known = blank(&service.service, Health::Operational, "heartbeat");
+            known.last_seen = Some(service.last_seen);
+            known.detail = service.phase.as_deref();
             if service.status == ServiceState::Down {
-                report.health = Health::Down;
-                report.detail = Some(match service.reason {
-                    Some(DownReason::Failed) => "reported a failure".to_string(),
-                    _ => "heartbeats stopped".to_string(),
+                known.health = Health::Down;
+                known.detail = Some(match service.reason {
+                    Some(DownReason::Failed) => "reported a failure",
+                    _ => "heartbeats stopped",
                 });
             }
-            found.insert(service.service.clone(), report);
+            found.insert(&service.service, known);
         }
         for probe in &status.probes {
-            if found.contains_key(&probe.name) {
+            if found.contains_key(probe.name.as_str()) {
                 continue;
             }
-            let mut report = blank(&probe.name, Health::Unknown, "probe");
-            report.last_seen = probe.last_success;
+            let mut known = blank(&probe.name, Health::Unknown, "probe");
+            known.last_seen = probe.last_success;
             match probe.up {
-                Some(true) => report.health = Health::Operational,
+                Some(true) => known.health = Health::Operational,
                 Some(false) => {
-                    report.health = Health::Down;
-                    report.detail = Some(
-                        probe
-                            .last_error
-                            .clone()
-                            .unwrap_or_else(|| "probe failing".into()),
-                    );
+                    known.health = Health::Down;
+                    known.detail = Some(probe.last_error.as_deref().unwrap_or("probe failing"));
                 }
-                None => report.detail = Some("not probed yet".into()),
+                None => known.detail = Some("not probed yet"),
             }
-            found.insert(probe.name.clone(), report);
+            found.insert(&probe.name, known);
         }
     }
     for incident in incidents {
-        let report = found
-            .entry(incident.service.clone())
+        let known = found
+            .entry(&incident.service)
             .or_insert_with(|| blank(&incident.service, Health::Unknown, "incident"));
-        report.open_incidents += 1;
+        known.open_incidents += 1;
         let from_incident = match incident.severity {
             Severity::Critical | Severity::Warning => Health::Degraded,
             Severity::Info => Health::Operational,
         };
-        if report.health == Health::Operational && from_incident == Health::Degraded {
-            report.health = Health::Degraded;
-            report.detail = Some(incident.title.clone());
+        if known.health == Health::Operational && from_incident == Health::Degraded {
+            known.health = Health::Degraded;
+            known.detail = Some(&incident.title);
         }
-        if report.health == Health::Unknown && report.detail.is_none() {
-            report.detail = Some(incident.title.clone());
+        if known.health == Health::Unknown && known.detail.is_none() {
+            known.detail = Some(&incident.title);
         }
     }
     if let Some(by_service) = troubles {
         for (service, mine) in by_service {
-            let report = found
-                .entry(service.to_string())
+            let known = found
+                .entry(service)
                 .or_insert_with(|| blank(service, Health::Unknown, "archive"));
-            if report.health == Health::Unknown && report.via == "archive" {
-                report.health = if mine.iter().any(|t| t.end >= now && t.slot == Slot::Down) {
+            if known.health == Health::Unknown && known.via == "archive" {
+                known.health = if mine.iter().any(|t| t.end >= now && t.slot == Slot::Down) {
                     Health::Down
                 } else {
                     Health::Unknown
@@ -449,19 +478,19 @@ fn services(
             }
         }
     }
-    let mut services: Vec<ServiceReport> = found.into_values().collect();
-    // Trouble first, then by name.
-    services.sort_by(|a, b| (rank(a.health), &a.name).cmp(&(rank(b.health), &b.name)));
+    let mut services: Vec<Known> = found.into_values().collect();
+    // Names are unique: an unstable sort gives one order.
+    services.sort_unstable_by(|a, b| (a.rank(), a.name).cmp(&(b.rank(), b.name)));
     services
 }
 
-fn overall(services: &[ServiceReport], incidents: &[IncidentReport]) -> Overall {
+fn overall(counts: &ServiceCounts, incidents: &[IncidentReport]) -> Overall {
     let critical = incidents.iter().any(|i| i.severity == Severity::Critical);
-    if critical || services.iter().any(|s| s.health == Health::Down) {
+    if critical || counts.down > 0 {
         return Overall::MajorOutage;
     }
     let warning = incidents.iter().any(|i| i.severity == Severity::Warning);
-    if warning || services.iter().any(|s| s.health == Health::Degraded) {
+    if warning || counts.degraded > 0 {
         return Overall::Degraded;
     }
     Overall::Operational
