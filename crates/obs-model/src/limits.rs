@@ -16,6 +16,9 @@ pub const MAX_FACTS: usize = 64;
 pub const MAX_ALERT_LABELS: usize = 64;
 /// Characters of one label value.
 pub const MAX_LABEL_VALUE_CHARS: usize = 1024;
+/// Characters of a URL kept with an alert (Alertmanager's `generatorURL`, the Prometheus
+/// graph of its expression, which long expressions make long).
+pub const MAX_URL_CHARS: usize = 8192;
 /// Annotations of one alert.
 pub const MAX_ALERT_ANNOTATIONS: usize = 64;
 /// Characters of one annotation value.

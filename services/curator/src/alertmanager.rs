@@ -25,6 +25,7 @@ use crate::incidents::{derived_id, fnv1a, Sightings, Signal};
 use crate::validate::{FieldError, MAX_NAME_CHARS, MAX_SUBJECT_CHARS};
 use obs_model::limits::{
     MAX_ALERT_ANNOTATIONS, MAX_ALERT_LABELS, MAX_ANNOTATION_CHARS, MAX_LABEL_VALUE_CHARS,
+    MAX_URL_CHARS,
 };
 /// Alertmanager writes a zero time for "not ended yet".
 const ZERO_TIME_YEAR: i32 = 1;
@@ -181,6 +182,14 @@ fn signal(alert: Alert, now: DateTime<Utc>) -> Result<Signal, FieldError> {
         (MAX_ALERT_ANNOTATIONS, "MAX_ALERT_ANNOTATIONS"),
         (MAX_ANNOTATION_CHARS, "MAX_ANNOTATION_CHARS"),
     )?;
+    if let Some(url) = &alert.generator_url {
+        if url.len() > MAX_URL_CHARS && url.chars().count() > MAX_URL_CHARS {
+            return Err(FieldError::new(
+                "generatorURL",
+                format!("is longer than {MAX_URL_CHARS} characters (MAX_URL_CHARS)"),
+            ));
+        }
+    }
     let starts_at = time(
         alert.starts_at.as_deref().ok_or_else(|| {
             FieldError::new("startsAt", "required (when the alert started firing)")
@@ -461,6 +470,11 @@ mod tests {
             assert_eq!(error.field, field, "{error}");
             assert!(error.why.contains(limit), "{error}");
         }
+        let mut payload: serde_json::Value = serde_json::from_str(PAYLOAD).unwrap();
+        payload["alerts"][0]["generatorURL"] = "u".repeat(MAX_URL_CHARS + 1).into();
+        let error = parse(&payload.to_string()).unwrap_err();
+        assert_eq!(error.field, "alerts[0].generatorURL");
+        assert!(error.why.contains("MAX_URL_CHARS"), "{error}");
         // At the limits exactly, accepted.
         let at_limit = alert_with(
             "annotations",
