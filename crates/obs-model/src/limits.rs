@@ -1,7 +1,7 @@
 //! How much one request may make a role hold: the bounds on names, texts, alerts and
 //! silences, defined once so that receivers check them and senders can apply them before
-//! sending. docs/configuration.md lists them in one table ("Input and response limits"); a value past a
-//! limit is refused with a 400 naming the field and the limit.
+//! sending. docs/configuration.md lists them in one table ("Input and response limits"); a
+//! value past a limit is refused with a 400 naming the field and the limit.
 
 /// Service and person names (`service`, `acknowledged_by`, `created_by`, label names).
 pub const MAX_NAME_CHARS: usize = 128;
