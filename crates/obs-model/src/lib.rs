@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod limits;
 pub mod units;
 
 use chrono::{DateTime, Utc};

@@ -23,10 +23,10 @@ use serde_json::Value;
 
 use crate::incidents::{derived_id, fnv1a, Sightings, Signal};
 use crate::validate::{FieldError, MAX_NAME_CHARS, MAX_SUBJECT_CHARS};
-
-const MAX_LABELS: usize = 64;
-const MAX_LABEL_VALUE_CHARS: usize = 1024;
-const MAX_ANNOTATION_CHARS: usize = 16 * 1024;
+use obs_model::limits::{
+    MAX_ALERT_ANNOTATIONS, MAX_ALERT_LABELS, MAX_ANNOTATION_CHARS, MAX_LABEL_VALUE_CHARS,
+    MAX_URL_CHARS,
+};
 /// Alertmanager writes a zero time for "not ended yet".
 const ZERO_TIME_YEAR: i32 = 1;
 
@@ -115,31 +115,38 @@ fn time(value: &str, field: &str) -> Result<DateTime<Utc>, FieldError> {
         })
 }
 
+/// A label or annotation map within its limits: `max_entries` entries (named by
+/// `entries_limit` in the refusal), names of 1 to MAX_NAME_CHARS characters, values of at
+/// most `max_value` (named by `value_limit`).
 fn bounded(
     map: &BTreeMap<String, String>,
     field: &str,
-    max_value: usize,
+    (max_entries, entries_limit): (usize, &str),
+    (max_value, value_limit): (usize, &str),
 ) -> Result<(), FieldError> {
-    if map.len() > MAX_LABELS {
+    if map.len() > max_entries {
         return Err(FieldError::new(
             field,
             format!(
-                "has {} entries; at most {MAX_LABELS} are allowed",
+                "has {} entries; at most {max_entries} are allowed ({entries_limit})",
                 map.len()
             ),
         ));
     }
     for (name, value) in map {
-        if name.is_empty() || name.len() > MAX_NAME_CHARS {
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            let shown: String = name.chars().take(MAX_NAME_CHARS).collect();
             return Err(FieldError::new(
                 field,
-                format!("name '{name}' must have 1 to {MAX_NAME_CHARS} characters"),
+                format!(
+                    "name '{shown}' must have 1 to {MAX_NAME_CHARS} characters (MAX_NAME_CHARS)"
+                ),
             ));
         }
-        if value.chars().count() > max_value {
+        if value.len() > max_value && value.chars().count() > max_value {
             return Err(FieldError::new(
                 format!("{field}.{name}"),
-                format!("is longer than {max_value} characters"),
+                format!("is longer than {max_value} characters ({value_limit})"),
             ));
         }
     }
@@ -151,7 +158,12 @@ fn signal(alert: Alert, now: DateTime<Utc>) -> Result<Signal, FieldError> {
     let labels = alert
         .labels
         .ok_or_else(|| FieldError::new("labels", "required (the alert's labels)"))?;
-    bounded(&labels, "labels", MAX_LABEL_VALUE_CHARS)?;
+    bounded(
+        &labels,
+        "labels",
+        (MAX_ALERT_LABELS, "MAX_ALERT_LABELS"),
+        (MAX_LABEL_VALUE_CHARS, "MAX_LABEL_VALUE_CHARS"),
+    )?;
     let alertname = labels
         .get("alertname")
         .filter(|name| !name.is_empty())
@@ -160,11 +172,24 @@ fn signal(alert: Alert, now: DateTime<Utc>) -> Result<Signal, FieldError> {
     if alertname.chars().count() > MAX_SUBJECT_CHARS {
         return Err(FieldError::new(
             "labels.alertname",
-            format!("is longer than {MAX_SUBJECT_CHARS} characters"),
+            format!("is longer than {MAX_SUBJECT_CHARS} characters (MAX_SUBJECT_CHARS)"),
         ));
     }
     let annotations = alert.annotations.unwrap_or_default();
-    bounded(&annotations, "annotations", MAX_ANNOTATION_CHARS)?;
+    bounded(
+        &annotations,
+        "annotations",
+        (MAX_ALERT_ANNOTATIONS, "MAX_ALERT_ANNOTATIONS"),
+        (MAX_ANNOTATION_CHARS, "MAX_ANNOTATION_CHARS"),
+    )?;
+    if let Some(url) = &alert.generator_url {
+        if url.len() > MAX_URL_CHARS && url.chars().count() > MAX_URL_CHARS {
+            return Err(FieldError::new(
+                "generatorURL",
+                format!("is longer than {MAX_URL_CHARS} characters (MAX_URL_CHARS)"),
+            ));
+        }
+    }
     let starts_at = time(
         alert.starts_at.as_deref().ok_or_else(|| {
             FieldError::new("startsAt", "required (when the alert started firing)")
@@ -388,6 +413,74 @@ mod tests {
         let wrong_type = PAYLOAD.replace(r#""severity": "critical"}"#, r#""severity": 3}"#);
         let error = parse(&wrong_type).unwrap_err();
         assert!(error.field.starts_with("alerts[0].labels"), "{error}");
+    }
+
+    /// An alert whose labels or annotations are set to `entries` (replacing its own).
+    fn alert_with(field: &str, entries: &[(String, String)]) -> String {
+        let mut payload: serde_json::Value = serde_json::from_str(PAYLOAD).unwrap();
+        let map = &mut payload["alerts"][0][field];
+        for (name, value) in entries {
+            map[name] = serde_json::Value::from(value.as_str());
+        }
+        payload.to_string()
+    }
+
+    #[test]
+    fn labels_and_annotations_are_bounded_in_count_and_length_naming_the_limit() {
+        let many = |n: usize| -> Vec<(String, String)> {
+            (0..n).map(|i| (format!("x{i}"), "v".to_string())).collect()
+        };
+        let cases = [
+            (
+                alert_with("labels", &many(MAX_ALERT_LABELS)),
+                "alerts[0].labels",
+                "MAX_ALERT_LABELS",
+            ),
+            (
+                alert_with("annotations", &many(MAX_ALERT_ANNOTATIONS + 1)),
+                "alerts[0].annotations",
+                "MAX_ALERT_ANNOTATIONS",
+            ),
+            (
+                alert_with(
+                    "labels",
+                    &[("team".into(), "t".repeat(MAX_LABEL_VALUE_CHARS + 1))],
+                ),
+                "alerts[0].labels.team",
+                "MAX_LABEL_VALUE_CHARS",
+            ),
+            (
+                alert_with(
+                    "annotations",
+                    &[("description".into(), "d".repeat(MAX_ANNOTATION_CHARS + 1))],
+                ),
+                "alerts[0].annotations.description",
+                "MAX_ANNOTATION_CHARS",
+            ),
+            (
+                alert_with("labels", &[("n".repeat(MAX_NAME_CHARS + 1), "v".into())]),
+                "alerts[0].labels",
+                "MAX_NAME_CHARS",
+            ),
+        ];
+        for (text, field, limit) in cases {
+            let error = parse(&text)
+                .err()
+                .unwrap_or_else(|| panic!("{field} past {limit} accepted"));
+            assert_eq!(error.field, field, "{error}");
+            assert!(error.why.contains(limit), "{error}");
+        }
+        let mut payload: serde_json::Value = serde_json::from_str(PAYLOAD).unwrap();
+        payload["alerts"][0]["generatorURL"] = "u".repeat(MAX_URL_CHARS + 1).into();
+        let error = parse(&payload.to_string()).unwrap_err();
+        assert_eq!(error.field, "alerts[0].generatorURL");
+        assert!(error.why.contains("MAX_URL_CHARS"), "{error}");
+        // At the limits exactly, accepted.
+        let at_limit = alert_with(
+            "annotations",
+            &[("description".into(), "é".repeat(MAX_ANNOTATION_CHARS))],
+        );
+        assert!(parse(&at_limit).is_ok());
     }
 
     #[test]

@@ -8,17 +8,15 @@
 //! match everything by accident.
 
 use chrono::{DateTime, Utc};
+pub use obs_model::limits::{
+    MAX_COMMENT_CHARS, MAX_MATCHERS, MAX_MATCHER_VALUE_CHARS as MAX_VALUE_CHARS, MAX_REGEX_BYTES,
+    MAX_REGEX_CACHE_BYTES, MAX_SILENCE_REGEX_BYTES,
+};
 use obs_model::{Incident, Matcher, Silence, SilenceIn, SilenceState};
-use regex::Regex;
+use regex_automata::meta::{self, Regex};
 use ulid::Ulid;
 
 use crate::validate::{self, FieldError};
-
-pub const MAX_MATCHERS: usize = 32;
-pub const MAX_VALUE_CHARS: usize = 1024;
-pub const MAX_COMMENT_CHARS: usize = 1024;
-/// Compiled regular expressions are bounded too: one silence cannot eat the memory.
-const MAX_REGEX_BYTES: usize = 1 << 20;
 /// A silence longer than a year is a mistake, not a plan.
 const MAX_SILENCE_DAYS: i64 = 366;
 
@@ -36,20 +34,65 @@ struct CompiledMatcher {
     equal: bool,
 }
 
+/// "1.1 MiB", "275 KiB": sizes in refusals, for people.
+fn size(bytes: usize) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
+    }
+}
+
+/// Compile an anchored regular expression within [`MAX_REGEX_BYTES`]. The NFA is bounded
+/// while it is built (a pattern like `\w{1000}` never gets to allocate its megabytes), and
+/// the lazy DFA's cache cannot grow past [`MAX_REGEX_CACHE_BYTES`].
+fn compile_regex(pattern: &str, field: &str) -> Result<Regex, FieldError> {
+    let field = format!("{field}.value");
+    let anchored = format!("^(?:{pattern})$");
+    let config = meta::Config::new()
+        .nfa_size_limit(Some(MAX_REGEX_BYTES))
+        .onepass_size_limit(Some(MAX_REGEX_BYTES))
+        .dfa_size_limit(Some(MAX_REGEX_BYTES))
+        .hybrid_cache_capacity(MAX_REGEX_CACHE_BYTES)
+        // The bounded backtracker keeps a visited set of up to 256 KiB per expression and
+        // thread; the PikeVM's state is proportional to the (bounded) NFA instead, and a
+        // value to match is at most a label's length.
+        .backtrack(false);
+    let regex = meta::Builder::new()
+        .configure(config)
+        .build(&anchored)
+        .map_err(|error| {
+            if error.size_limit().is_some() {
+                FieldError::new(
+                    &field,
+                    format!(
+                        "the regular expression compiles to more than {} (MAX_REGEX_BYTES); \
+                         write it with fewer repetitions or ASCII classes ([A-Za-z0-9_] rather than \\w)",
+                        size(MAX_REGEX_BYTES)
+                    ),
+                )
+            } else {
+                FieldError::new(&field, format!("is not a valid regular expression: {error}"))
+            }
+        })?;
+    let bytes = regex.memory_usage();
+    if bytes > MAX_REGEX_BYTES {
+        return Err(FieldError::new(
+            &field,
+            format!(
+                "the regular expression takes {} compiled; at most {} are allowed (MAX_REGEX_BYTES)",
+                size(bytes),
+                size(MAX_REGEX_BYTES)
+            ),
+        ));
+    }
+    Ok(regex)
+}
+
 impl CompiledMatcher {
     fn compile(matcher: &Matcher, field: &str) -> Result<Self, FieldError> {
         let test = if matcher.is_regex {
-            let anchored = format!("^(?:{})$", matcher.value);
-            let regex = regex::RegexBuilder::new(&anchored)
-                .size_limit(MAX_REGEX_BYTES)
-                .build()
-                .map_err(|error| {
-                    FieldError::new(
-                        format!("{field}.value"),
-                        format!("is not a valid regular expression: {error}"),
-                    )
-                })?;
-            Test::Regex(regex)
+            Test::Regex(compile_regex(&matcher.value, field)?)
         } else {
             Test::Equal(matcher.value.clone())
         };
@@ -58,6 +101,14 @@ impl CompiledMatcher {
             test,
             equal: matcher.is_equal,
         })
+    }
+
+    /// Heap taken by the compiled regular expression, if any.
+    fn regex_bytes(&self) -> usize {
+        match &self.test {
+            Test::Equal(_) => 0,
+            Test::Regex(regex) => regex.memory_usage(),
+        }
     }
 
     fn matches_value(&self, value: &str) -> bool {
@@ -144,23 +195,42 @@ impl Compiled {
             return Err(FieldError::new(
                 "matchers",
                 format!(
-                    "{} matchers; at most {MAX_MATCHERS} are allowed",
+                    "{} matchers; at most {MAX_MATCHERS} are allowed (MAX_MATCHERS)",
                     silence.matchers.len()
                 ),
             ));
         }
         let mut matchers = Vec::with_capacity(silence.matchers.len());
+        let mut regex_bytes = 0;
         for (index, matcher) in silence.matchers.iter().enumerate() {
             let field = format!("matchers[{index}]");
             validate::label_name(&matcher.name)
                 .map_err(|why| FieldError::new(format!("{field}.name"), why))?;
-            if matcher.value.chars().count() > MAX_VALUE_CHARS {
+            if matcher.value.len() > MAX_VALUE_CHARS
+                && matcher.value.chars().count() > MAX_VALUE_CHARS
+            {
                 return Err(FieldError::new(
                     format!("{field}.value"),
-                    format!("is longer than {MAX_VALUE_CHARS} characters"),
+                    format!(
+                        "is longer than {MAX_VALUE_CHARS} characters (MAX_MATCHER_VALUE_CHARS)"
+                    ),
                 ));
             }
-            matchers.push(CompiledMatcher::compile(matcher, &field)?);
+            let compiled = CompiledMatcher::compile(matcher, &field)?;
+            regex_bytes += compiled.regex_bytes();
+            // Counted as they compile: the budget is checked before the next one is built.
+            if regex_bytes > MAX_SILENCE_REGEX_BYTES {
+                return Err(FieldError::new(
+                    "matchers",
+                    format!(
+                        "the regular expressions up to matchers[{index}] take {} compiled; at most \
+                         {} are allowed in one silence (MAX_SILENCE_REGEX_BYTES)",
+                        size(regex_bytes),
+                        size(MAX_SILENCE_REGEX_BYTES)
+                    ),
+                ));
+            }
+            matchers.push(compiled);
         }
         if matchers.iter().all(|matcher| matcher.matches_value("")) {
             return Err(FieldError::new(
@@ -169,6 +239,11 @@ impl Compiled {
             ));
         }
         Ok(Compiled { silence, matchers })
+    }
+
+    /// Heap taken by this silence's compiled regular expressions.
+    pub fn regex_bytes(&self) -> usize {
+        self.matchers.iter().map(CompiledMatcher::regex_bytes).sum()
     }
 
     fn matches(&self, incident: &Incident) -> bool {
@@ -361,6 +436,82 @@ mod tests {
         assert_eq!(bad_regex.field, "matchers[0].value");
         let bad_name = silence(vec![matcher("bad name", "x", false, true)]).unwrap_err();
         assert_eq!(bad_name.field, "matchers[0].name");
+    }
+
+    #[test]
+    fn the_hostile_silence_of_issue_18_is_refused_naming_the_limit() {
+        // 32 matchers of \w{20}: 1.1 MiB of regex each, 36 MiB a silence before the limits.
+        let hostile: Vec<Matcher> = (0..32)
+            .map(|_| matcher("service", "\\w{20}", true, true))
+            .collect();
+        let error = silence(hostile).unwrap_err();
+        assert_eq!(error.field, "matchers[0].value");
+        assert!(error.why.contains("MAX_REGEX_BYTES"), "{}", error.why);
+        // The same shape with ASCII classes is small and accepted.
+        let ascii: Vec<Matcher> = (0..32)
+            .map(|_| matcher("service", "[A-Za-z0-9_]{20}", true, true))
+            .collect();
+        let accepted = silence(ascii).unwrap();
+        assert!(accepted.regex_bytes() <= MAX_SILENCE_REGEX_BYTES);
+        // Pathological repetition is refused while the NFA is built, not after.
+        let huge = silence(vec![matcher("service", "\\w{1000}{1000}", true, true)]).unwrap_err();
+        assert!(huge.why.contains("MAX_REGEX_BYTES"), "{}", huge.why);
+    }
+
+    #[test]
+    fn one_silence_s_regular_expressions_share_one_budget() {
+        // Each fits MAX_REGEX_BYTES on its own (about 275 KiB); 32 of them do not fit a silence.
+        let one = compile_regex("\\w{5}", "matchers[0]").unwrap();
+        assert!(one.memory_usage() <= MAX_REGEX_BYTES);
+        let per_silence = MAX_SILENCE_REGEX_BYTES / one.memory_usage();
+        assert!(per_silence < MAX_MATCHERS);
+        let many: Vec<Matcher> = (0..MAX_MATCHERS)
+            .map(|_| matcher("service", "\\w{5}", true, true))
+            .collect();
+        let error = silence(many).unwrap_err();
+        assert_eq!(error.field, "matchers");
+        assert!(
+            error.why.contains("MAX_SILENCE_REGEX_BYTES"),
+            "{}",
+            error.why
+        );
+        assert!(
+            error.why.contains(&format!("matchers[{per_silence}]")),
+            "{}",
+            error.why
+        );
+        let within: Vec<Matcher> = (0..per_silence)
+            .map(|_| matcher("service", "\\w{5}", true, true))
+            .collect();
+        let accepted = silence(within).unwrap();
+        assert!(accepted.regex_bytes() <= MAX_SILENCE_REGEX_BYTES);
+        // Common expressions stay well inside.
+        for common in [
+            "\\w+",
+            "(foo|bar|baz)-\\d+",
+            "(?i)edge-cam.*",
+            "warning|critical",
+        ] {
+            assert!(compile_regex(common, "m").is_ok(), "{common}");
+        }
+    }
+
+    #[test]
+    fn matcher_counts_and_lengths_are_bounded_naming_the_limit() {
+        let too_many: Vec<Matcher> = (0..=MAX_MATCHERS)
+            .map(|_| matcher("service", "api", false, true))
+            .collect();
+        let error = silence(too_many).unwrap_err();
+        assert_eq!(error.field, "matchers");
+        assert!(error.why.contains("MAX_MATCHERS"), "{}", error.why);
+        let long = "a".repeat(MAX_VALUE_CHARS + 1);
+        let error = silence(vec![matcher("service", &long, false, true)]).unwrap_err();
+        assert_eq!(error.field, "matchers[0].value");
+        assert!(
+            error.why.contains("MAX_MATCHER_VALUE_CHARS"),
+            "{}",
+            error.why
+        );
     }
 
     #[test]

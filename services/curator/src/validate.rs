@@ -7,13 +7,8 @@
 use obs_core::ApiError;
 use serde::de::DeserializeOwned;
 
-/// Service and person names.
-pub const MAX_NAME_CHARS: usize = 128;
-/// Subjects (container names, probe targets, alert names).
-pub const MAX_SUBJECT_CHARS: usize = 256;
-/// Messages and recommendations.
-pub const MAX_TEXT_CHARS: usize = 4096;
-pub const MAX_FACTS: usize = 64;
+// The bounds themselves are obs-model's, shared with the senders.
+pub use obs_model::limits::{MAX_FACTS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TEXT_CHARS};
 
 /// An invalid field: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use ulid::Ulid;
 
 use crate::render::{html, markdown};
+use crate::report::{Cursor, Page, DEFAULT_SERVICES_SHOWN, MAX_SERVICES_SHOWN};
 use crate::Shared;
 
 /// Plans in one batch, at most.
@@ -53,12 +54,63 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     SynthesizerApi::openapi()
 }
 
-/// The status page: services, open incidents with their plans, recent events, 24 h uptime.
+/// The status page: services (what is wrong first, one page of them, the rest counted),
+/// open incidents with their plans, recent events, 24 h uptime.
 #[utoipa::path(get, path = "/", tag = "report",
-    responses((status = 200, description = "HTML, no external assets", content_type = "text/html")))]
-async fn status_page(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
-    let report = shared.report().await?;
+    params(
+        ("limit" = Option<usize>, Query, description = "services listed, 1 to 1000, default 100"),
+        ("after" = Option<String>, Query, description = "a cursor: list the services after it (the page's \"next\" link)")),
+    responses((status = 200, description = "HTML, no external assets", content_type = "text/html"),
+        (status = 400, description = "a bad limit or cursor", body = obs_core::error::ErrorBody)))]
+async fn status_page(
+    shared: web::Data<Shared>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let report = shared.report(&page).await?;
     Ok(html_response(html::render(&report)))
+}
+
+/// Which services a page or report lists.
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+impl PageQuery {
+    fn page(&self) -> Result<Page, ApiError> {
+        Ok(Page {
+            limit: limit(
+                self.limit.as_deref(),
+                DEFAULT_SERVICES_SHOWN,
+                MAX_SERVICES_SHOWN,
+            )?,
+            after: self
+                .after
+                .as_deref()
+                .map(Cursor::parse)
+                .transpose()
+                .map_err(|why| ApiError::invalid_field("after", why))?,
+        })
+    }
+}
+
+/// `limit`: a whole number from 1 to `max`, `default` when absent.
+fn limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid_field(
+                "limit",
+                format!(
+                    "'{}' is not a whole number from 1 to {max}",
+                    text.chars().take(32).collect::<String>()
+                ),
+            )),
+        },
+    }
 }
 
 fn html_response(body: String) -> HttpResponse {
@@ -72,15 +124,19 @@ fn html_response(body: String) -> HttpResponse {
 #[derive(Deserialize)]
 struct ReportQuery {
     format: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
 /// The same facts as the page: `json` (default), `md` (Markdown, readable in a terminal) or
 /// `html` (the page itself).
 #[utoipa::path(get, path = "/v1/report", tag = "report",
-    params(("format" = Option<String>, Query, description = "json (default), md or html")),
+    params(("format" = Option<String>, Query, description = "json (default), md or html"),
+        ("limit" = Option<usize>, Query, description = "services listed, 1 to 1000, default 100"),
+        ("after" = Option<String>, Query, description = "a cursor: list the services after it (services_next)")),
     responses(
         (status = 200, description = "the report: JSON (Report), text/markdown or text/html", body = serde_json::Value),
-        (status = 400, description = "unknown format", body = obs_core::error::ErrorBody)))]
+        (status = 400, description = "unknown format, a bad limit or cursor", body = obs_core::error::ErrorBody)))]
 async fn report(
     shared: web::Data<Shared>,
     query: web::Query<ReportQuery>,
@@ -92,7 +148,8 @@ async fn report(
             format!("'{format}' is not one of json, md, html"),
         ));
     }
-    let report = shared.report().await?;
+    let page = query.page.page()?;
+    let report = shared.report(&page).await?;
     Ok(match format {
         "md" => HttpResponse::Ok()
             .content_type("text/markdown; charset=utf-8")
@@ -150,18 +207,7 @@ async fn list_plans(
             ))
         }
     };
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIST_LIMIT,
-        Some(text) => match text.trim().parse::<usize>() {
-            Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid_field(
-                    "limit",
-                    format!("'{text}' is not a whole number from 1 to {MAX_LIST_LIMIT}"),
-                ))
-            }
-        },
-    };
+    let limit = limit(query.limit.as_deref(), DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
     let plans = shared.store().list(state, limit).await?;
     Ok(HttpResponse::Ok().json(PlanList { plans }))
 }

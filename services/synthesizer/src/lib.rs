@@ -115,8 +115,8 @@ impl Shared {
         Ok(accepted)
     }
 
-    /// Ask the peers and compose the report.
-    pub async fn report(&self) -> anyhow::Result<Report> {
+    /// Ask the peers and compose the report, listing one page of services.
+    pub async fn report(&self, page: &report::Page) -> anyhow::Result<Report> {
         let timer = self.metrics.report_seconds.start_timer();
         let now = Utc::now();
         let since = now - uptime::window();
@@ -133,7 +133,7 @@ impl Shared {
                     .inc();
             }
         }
-        let report = report::compose(&facts, &active, &resolved, now);
+        let report = report::compose(&facts, &active, &resolved, page, now);
         timer.observe_duration();
         Ok(report)
     }

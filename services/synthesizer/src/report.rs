@@ -1,7 +1,7 @@
 //! The report: what the others know, composed once and then written out as JSON, Markdown
 //! or the HTML status page. Pure: facts and plans in, a [`Report`] out.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use obs_model::{
@@ -16,6 +16,14 @@ use crate::uptime::{self, Slot, Trouble, Uptime};
 
 /// Resolved incidents listed, at most.
 pub const RESOLVED_SHOWN: usize = 10;
+/// Services listed on one page of the report unless `limit` says otherwise: a fleet of
+/// 100,000 services is summarised (counts by health) and paged, never listed whole.
+pub const DEFAULT_SERVICES_SHOWN: usize = 100;
+/// The largest `limit` a report or page accepts.
+pub const MAX_SERVICES_SHOWN: usize = 1000;
+/// Open incidents listed in full (with their plans), most urgent first; the rest are counted
+/// (`incidents_total`) and listed by `GET /v1/plans?state=open`.
+pub const INCIDENTS_SHOWN: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -140,6 +148,95 @@ impl IncidentReport {
     }
 }
 
+/// How many services are in each state, all of them, not only the page shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    pub total: usize,
+    pub down: usize,
+    pub degraded: usize,
+    pub unknown: usize,
+    pub operational: usize,
+}
+
+impl ServiceCounts {
+    fn count(services: &[Known]) -> Self {
+        let mut counts = ServiceCounts {
+            total: services.len(),
+            ..ServiceCounts::default()
+        };
+        for service in services {
+            match service.health {
+                Health::Down => counts.down += 1,
+                Health::Degraded => counts.degraded += 1,
+                Health::Unknown => counts.unknown += 1,
+                Health::Operational => counts.operational += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// Where a page of services starts: after this one in the report's order (trouble first,
+/// then by name). Written as `<rank>.<name in hex>`: opaque, safe in a URL as it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    rank: u8,
+    name: String,
+}
+
+impl Cursor {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "'{}' is not a cursor from a report's services_next",
+                text.chars().take(64).collect::<String>()
+            )
+        };
+        let (rank, hex) = text.split_once('.').ok_or_else(bad)?;
+        let rank: u8 = rank.parse().map_err(|_| bad())?;
+        if rank > 3 || hex.len() % 2 != 0 {
+            return Err(bad());
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|at| {
+                hex.get(at..at + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(bad)?;
+        let name = String::from_utf8(bytes).map_err(|_| bad())?;
+        Ok(Cursor { rank, name })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.", self.rank)?;
+        for byte in self.name.bytes() {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which services a report lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// 1 to [`MAX_SERVICES_SHOWN`].
+    pub limit: usize,
+    pub after: Option<Cursor>,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            limit: DEFAULT_SERVICES_SHOWN,
+            after: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UptimeWindow {
     pub start: DateTime<Utc>,
@@ -156,9 +253,18 @@ pub struct Report {
     pub overall: Overall,
     pub headline: String,
     pub sources: Vec<SourceStatus>,
+    /// Every service known, by state.
+    pub service_counts: ServiceCounts,
+    /// One page of them, trouble first (down, degraded, unknown, operational), then by name.
     pub services: Vec<ServiceReport>,
-    /// Open and acknowledged incidents with their plans, most urgent first.
+    /// The cursor of the next page (`?after=`), when there are more services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services_next: Option<String>,
+    /// Open and acknowledged incidents with their plans, most urgent first; at most
+    /// [`INCIDENTS_SHOWN`].
     pub incidents: Vec<IncidentReport>,
+    /// Open and acknowledged incidents in all.
+    pub incidents_total: usize,
     /// Incidents resolved in the uptime window, most recent first.
     pub resolved: Vec<IncidentReport>,
     /// The watcher's most recent events, newest first.
@@ -166,15 +272,53 @@ pub struct Report {
     pub window: UptimeWindow,
 }
 
-/// Compose a report from the peers' facts and the plans held.
-pub fn compose(facts: &Facts, active: &[Plan], resolved: &[Plan], now: DateTime<Utc>) -> Report {
+/// Compose a report from the peers' facts and the plans held: every service counted, one
+/// page of them listed (with uptime bars), the most urgent incidents in full.
+pub fn compose(
+    facts: &Facts,
+    active: &[Plan],
+    resolved: &[Plan],
+    page: &Page,
+    now: DateTime<Utc>,
+) -> Report {
     let incidents: Vec<IncidentReport> = active.iter().map(IncidentReport::from_plan).collect();
     let troubles = facts
         .archive
         .ok()
         .map(|window| uptime::troubles(&window.records, now));
-    let services = services(facts, &incidents, troubles.as_deref(), now);
-    let overall = overall(&services, &incidents);
+    let by_service = troubles.as_deref().map(|troubles| {
+        let mut by_service: HashMap<&str, Vec<&Trouble>> = HashMap::new();
+        for trouble in troubles {
+            by_service
+                .entry(trouble.service.as_str())
+                .or_default()
+                .push(trouble);
+        }
+        by_service
+    });
+    let all = services(facts, &incidents, by_service.as_ref(), now);
+    let service_counts = ServiceCounts::count(&all);
+    let overall = overall(&service_counts, &incidents);
+    let start = match &page.after {
+        Some(after) => all.partition_point(|service| !service.is_after(after)),
+        None => 0,
+    };
+    let end = start.saturating_add(page.limit.max(1)).min(all.len());
+    let services_next = (end < all.len() && end > start).then(|| all[end - 1].cursor().to_string());
+    let mut services: Vec<ServiceReport> = all[start..end].iter().map(Known::report).collect();
+    drop(all);
+    // Bars only for the page: 96 slots for each of 100,000 services is what made the page 1 GB.
+    if let Some(by_service) = &by_service {
+        for service in &mut services {
+            let mine = by_service
+                .get(service.name.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            service.uptime = Some(uptime::uptime(mine, now));
+        }
+    }
+    let incidents_total = incidents.len();
+    let incidents = incidents.into_iter().take(INCIDENTS_SHOWN).collect();
     let mut events = facts.events.ok().cloned().unwrap_or_default();
     events.reverse();
     let title = facts
@@ -189,8 +333,11 @@ pub fn compose(facts: &Facts, active: &[Plan], resolved: &[Plan], now: DateTime<
         overall,
         headline: overall.headline().into(),
         sources: facts.sources(),
+        service_counts,
         services,
+        services_next,
         incidents,
+        incidents_total,
         resolved: resolved.iter().map(IncidentReport::from_plan).collect(),
         events,
         window: UptimeWindow {
@@ -201,91 +348,129 @@ pub fn compose(facts: &Facts, active: &[Plan], resolved: &[Plan], now: DateTime<
     }
 }
 
+fn rank(health: Health) -> u8 {
+    match health {
+        Health::Down => 0,
+        Health::Degraded => 1,
+        Health::Unknown => 2,
+        Health::Operational => 3,
+    }
+}
+
+/// A service as the facts describe it, borrowing from them: 100,000 of these are built,
+/// counted and sorted for every page, and only the page listed becomes [`ServiceReport`]s.
+struct Known<'a> {
+    name: &'a str,
+    health: Health,
+    via: &'static str,
+    detail: Option<&'a str>,
+    last_seen: Option<DateTime<Utc>>,
+    open_incidents: usize,
+}
+
+impl Known<'_> {
+    fn rank(&self) -> u8 {
+        rank(self.health)
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            rank: self.rank(),
+            name: self.name.to_string(),
+        }
+    }
+
+    fn is_after(&self, cursor: &Cursor) -> bool {
+        (self.rank(), self.name) > (cursor.rank, cursor.name.as_str())
+    }
+
+    fn report(&self) -> ServiceReport {
+        ServiceReport {
+            name: self.name.to_string(),
+            health: self.health,
+            via: self.via.to_string(),
+            detail: self.detail.map(str::to_string),
+            last_seen: self.last_seen,
+            open_incidents: self.open_incidents,
+            uptime: None,
+        }
+    }
+}
+
 /// Every service anyone knows of: the watcher's heartbeating services and probe targets,
-/// then those only an incident or the archive mentions.
-fn services(
-    facts: &Facts,
-    incidents: &[IncidentReport],
-    troubles: Option<&[Trouble]>,
+/// then those only an incident or the archive mentions; trouble first (down, degraded,
+/// unknown, operational), then by name.
+fn services<'a>(
+    facts: &'a Facts,
+    incidents: &'a [IncidentReport],
+    troubles: Option<&HashMap<&'a str, Vec<&'a Trouble>>>,
     now: DateTime<Utc>,
-) -> Vec<ServiceReport> {
-    let mut found: BTreeMap<String, ServiceReport> = BTreeMap::new();
-    let blank = |name: &str, health: Health, via: &str| ServiceReport {
-        name: name.to_string(),
+) -> Vec<Known<'a>> {
+    let heard = facts.status.ok().map_or(0, |status| status.services.len());
+    let mut found: HashMap<&str, Known> = HashMap::with_capacity(heard);
+    let blank = |name: &'a str, health: Health, via: &'static str| Known {
+        name,
         health,
-        via: via.into(),
+        via,
         detail: None,
         last_seen: None,
         open_incidents: 0,
-        uptime: None,
     };
     if let Some(status) = facts.status.ok() {
         for service in &status.services {
-            let mut report = blank(&service.service, Health::Operational, "heartbeat");
-            report.last_seen = Some(service.last_seen);
-            report.detail = service.phase.clone();
+            let mut known = blank(&service.service, Health::Operational, "heartbeat");
+            known.last_seen = Some(service.last_seen);
+            known.detail = service.phase.as_deref();
             if service.status == ServiceState::Down {
-                report.health = Health::Down;
-                report.detail = Some(match service.reason {
-                    Some(DownReason::Failed) => "reported a failure".to_string(),
-                    _ => "heartbeats stopped".to_string(),
+                known.health = Health::Down;
+                known.detail = Some(match service.reason {
+                    Some(DownReason::Failed) => "reported a failure",
+                    _ => "heartbeats stopped",
                 });
             }
-            found.insert(service.service.clone(), report);
+            found.insert(&service.service, known);
         }
         for probe in &status.probes {
-            if found.contains_key(&probe.name) {
+            if found.contains_key(probe.name.as_str()) {
                 continue;
             }
-            let mut report = blank(&probe.name, Health::Unknown, "probe");
-            report.last_seen = probe.last_success;
+            let mut known = blank(&probe.name, Health::Unknown, "probe");
+            known.last_seen = probe.last_success;
             match probe.up {
-                Some(true) => report.health = Health::Operational,
+                Some(true) => known.health = Health::Operational,
                 Some(false) => {
-                    report.health = Health::Down;
-                    report.detail = Some(
-                        probe
-                            .last_error
-                            .clone()
-                            .unwrap_or_else(|| "probe failing".into()),
-                    );
+                    known.health = Health::Down;
+                    known.detail = Some(probe.last_error.as_deref().unwrap_or("probe failing"));
                 }
-                None => report.detail = Some("not probed yet".into()),
+                None => known.detail = Some("not probed yet"),
             }
-            found.insert(probe.name.clone(), report);
+            found.insert(&probe.name, known);
         }
     }
     for incident in incidents {
-        let report = found
-            .entry(incident.service.clone())
+        let known = found
+            .entry(&incident.service)
             .or_insert_with(|| blank(&incident.service, Health::Unknown, "incident"));
-        report.open_incidents += 1;
+        known.open_incidents += 1;
         let from_incident = match incident.severity {
             Severity::Critical | Severity::Warning => Health::Degraded,
             Severity::Info => Health::Operational,
         };
-        if report.health == Health::Operational && from_incident == Health::Degraded {
-            report.health = Health::Degraded;
-            report.detail = Some(incident.title.clone());
+        if known.health == Health::Operational && from_incident == Health::Degraded {
+            known.health = Health::Degraded;
+            known.detail = Some(&incident.title);
         }
-        if report.health == Health::Unknown && report.detail.is_none() {
-            report.detail = Some(incident.title.clone());
+        if known.health == Health::Unknown && known.detail.is_none() {
+            known.detail = Some(&incident.title);
         }
     }
-    if let Some(troubles) = troubles {
-        for trouble in troubles {
-            found
-                .entry(trouble.service.clone())
-                .or_insert_with(|| blank(&trouble.service, Health::Unknown, "archive"));
-        }
-        for report in found.values_mut() {
-            let mine: Vec<&Trouble> = troubles
-                .iter()
-                .filter(|t| t.service == report.name)
-                .collect();
-            report.uptime = Some(uptime::uptime(&mine, now));
-            if report.health == Health::Unknown && report.via == "archive" {
-                report.health = if mine.iter().any(|t| t.end >= now && t.slot == Slot::Down) {
+    if let Some(by_service) = troubles {
+        for (service, mine) in by_service {
+            let known = found
+                .entry(service)
+                .or_insert_with(|| blank(service, Health::Unknown, "archive"));
+            if known.health == Health::Unknown && known.via == "archive" {
+                known.health = if mine.iter().any(|t| t.end >= now && t.slot == Slot::Down) {
                     Health::Down
                 } else {
                     Health::Unknown
@@ -293,27 +478,19 @@ fn services(
             }
         }
     }
-    let mut services: Vec<ServiceReport> = found.into_values().collect();
-    // Trouble first, then by name.
-    services.sort_by(|a, b| {
-        let rank = |s: &ServiceReport| match s.health {
-            Health::Down => 0,
-            Health::Degraded => 1,
-            Health::Unknown => 2,
-            Health::Operational => 3,
-        };
-        (rank(a), &a.name).cmp(&(rank(b), &b.name))
-    });
+    let mut services: Vec<Known> = found.into_values().collect();
+    // Names are unique: an unstable sort gives one order.
+    services.sort_unstable_by(|a, b| (a.rank(), a.name).cmp(&(b.rank(), b.name)));
     services
 }
 
-fn overall(services: &[ServiceReport], incidents: &[IncidentReport]) -> Overall {
+fn overall(counts: &ServiceCounts, incidents: &[IncidentReport]) -> Overall {
     let critical = incidents.iter().any(|i| i.severity == Severity::Critical);
-    if critical || services.iter().any(|s| s.health == Health::Down) {
+    if critical || counts.down > 0 {
         return Overall::MajorOutage;
     }
     let warning = incidents.iter().any(|i| i.severity == Severity::Warning);
-    if warning || services.iter().any(|s| s.health == Health::Degraded) {
+    if warning || counts.degraded > 0 {
         return Overall::Degraded;
     }
     Overall::Operational
@@ -341,6 +518,179 @@ pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::{html, markdown};
+    use crate::sources::{ArchiveWindow, Fetched};
+    use obs_model::{ServiceStatus, WatcherStatus};
+    use std::time::{Duration, Instant};
+
+    const FLEET: usize = 100_000;
+    /// The issue's bound on one page or report.
+    const MAX_BYTES: usize = 1 << 20;
+
+    /// `size` heartbeating services, some of them down (named to sort last by name), and no
+    /// archive trouble, as after a client posted 100,000 heartbeat names.
+    fn fleet(size: usize, now: DateTime<Utc>) -> Facts {
+        let services = (0..size)
+            .map(|n| {
+                let down = n % 40_000 == 7;
+                ServiceStatus {
+                    service: if down {
+                        format!("zz-down-{n:06}")
+                    } else {
+                        format!("edge-cam{n:06}")
+                    },
+                    status: if down {
+                        ServiceState::Down
+                    } else {
+                        ServiceState::Up
+                    },
+                    reason: None,
+                    phase: None,
+                    last_seen: now,
+                    timeout_seconds: 60.0,
+                    down_since: None,
+                }
+            })
+            .collect();
+        Facts {
+            status: Fetched::Got(WatcherStatus {
+                deployment_id: None,
+                app_name: Some("edge".into()),
+                services,
+                containers: Vec::new(),
+                docker: false,
+                open_issues: 0,
+                timestamp: now,
+                probes: Vec::new(),
+            }),
+            events: Fetched::Got(Vec::new()),
+            archive: Fetched::Got(ArchiveWindow::default()),
+        }
+    }
+
+    /// Release builds render this in a few tens of ms; unoptimised test builds get room.
+    fn time_bound() -> Duration {
+        if cfg!(debug_assertions) {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_millis(100)
+        }
+    }
+
+    #[test]
+    fn a_fleet_of_100000_services_is_summarised_trouble_first_and_paged() {
+        let now = Utc::now();
+        let facts = fleet(FLEET, now);
+        let started = Instant::now();
+        let report = compose(&facts, &[], &[], &Page::default(), now);
+        let page = html::render(&report);
+        let elapsed = started.elapsed();
+        eprintln!(
+            "100,000 services: composed and rendered in {elapsed:?}, {} bytes of HTML",
+            page.len()
+        );
+        assert!(
+            elapsed < time_bound(),
+            "composed and rendered in {elapsed:?}"
+        );
+        assert!(page.len() < MAX_BYTES, "the page is {} bytes", page.len());
+        assert_eq!(report.service_counts.total, FLEET);
+        assert_eq!(report.service_counts.down, 3);
+        assert_eq!(report.service_counts.operational, FLEET - 3);
+        assert_eq!(report.overall, Overall::MajorOutage);
+        assert_eq!(report.services.len(), DEFAULT_SERVICES_SHOWN);
+        let first: Vec<&str> = report.services[..3]
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            first,
+            ["zz-down-000007", "zz-down-040007", "zz-down-080007"]
+        );
+        assert!(report.services[3..]
+            .iter()
+            .all(|s| s.health == Health::Operational));
+        assert!(page.contains("100000 services"), "the page counts them all");
+        let down_at = page
+            .find("zz-down-000007")
+            .expect("the down service is on the page");
+        assert!(down_at < page.find("edge-cam000000").unwrap_or(usize::MAX));
+
+        for format in ["json", "md"] {
+            let body = match format {
+                "json" => serde_json::to_string(&report).unwrap(),
+                _ => markdown::render(&report),
+            };
+            eprintln!("{format}: {} bytes", body.len());
+            assert!(body.len() < MAX_BYTES, "{format}: {} bytes", body.len());
+        }
+
+        // The largest page a client may ask for is bounded too.
+        let widest = Page {
+            limit: MAX_SERVICES_SHOWN,
+            after: None,
+        };
+        let report = compose(&facts, &[], &[], &widest, now);
+        for (format, body) in [
+            ("html", html::render(&report)),
+            ("md", markdown::render(&report)),
+            ("json", serde_json::to_string(&report).unwrap()),
+        ] {
+            eprintln!(
+                "{format} at limit {MAX_SERVICES_SHOWN}: {} bytes",
+                body.len()
+            );
+            assert!(
+                body.len() < MAX_BYTES,
+                "{format} at limit {MAX_SERVICES_SHOWN}: {} bytes",
+                body.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_cursor_pages_through_every_service_once() {
+        let now = Utc::now();
+        let size = 5_500;
+        let facts = fleet(size, now);
+        let mut page = Page {
+            limit: MAX_SERVICES_SHOWN,
+            after: None,
+        };
+        let mut seen = 0;
+        let mut previous: Option<(u8, String)> = None;
+        loop {
+            let report = compose(&facts, &[], &[], &page, now);
+            for service in &report.services {
+                let key = (rank(service.health), service.name.clone());
+                assert!(
+                    previous.as_ref().is_none_or(|p| *p < key),
+                    "in order, no repeats"
+                );
+                previous = Some(key);
+            }
+            seen += report.services.len();
+            match report.services_next {
+                Some(next) => page.after = Some(Cursor::parse(&next).unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, size);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        let cursor = Cursor {
+            rank: 2,
+            name: "a.b/é <x>".into(),
+        };
+        let text = cursor.to_string();
+        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+        assert_eq!(Cursor::parse(&text).unwrap(), cursor);
+        for junk in ["", "x", "9.61", "1.6", "1.zz", "1.ff", "-1.61", "1"] {
+            assert!(Cursor::parse(junk).is_err(), "{junk:?}");
+        }
+    }
 
     #[test]
     fn ages_read_like_people_say_them() {

@@ -148,7 +148,7 @@ pub async fn archive_digest(shared: &Shared) -> anyhow::Result<()> {
     let Some(archivist) = &shared.archivist else {
         anyhow::bail!("ARCHIVIST_URL is not set");
     };
-    let report = shared.report().await?;
+    let report = shared.report(&Default::default()).await?;
     let record = Record {
         id: Ulid::new(),
         kind: "report".into(),

@@ -10,7 +10,7 @@
 //! through its index on `deadline`, so any replica can take beats and any can check.
 
 use std::hash::RandomState;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +25,9 @@ use crate::store::{from_millis, millis, BeatRow, ServiceRow};
 pub struct Tracked {
     pub state: ServiceState,
     pub reason: Option<DownReason>,
-    pub phase: Option<Box<str>>,
+    /// Shared, so that copying the table for a read (`/status`, `/metrics`) under its lock
+    /// allocates nothing per service.
+    pub phase: Option<Arc<str>>,
     pub last_seen: DateTime<Utc>,
     pub down_since: Option<DateTime<Utc>>,
     pub timeout: Duration,
@@ -61,9 +63,16 @@ impl std::fmt::Display for Full {
     }
 }
 
+/// Services copied per turn of the lock by [`snapshot`]: a beat waits for at most this many
+/// lookups (tens of microseconds), whatever the size of the table.
+pub const SNAPSHOT_CHUNK: usize = 1024;
+
 pub struct Tracker {
     /// By name; SipHash (std's RandomState), as the names come from clients.
     services: HashMap<Arc<str>, Tracked, RandomState>,
+    /// The names in the order they were first heard. Services are never forgotten, so a
+    /// position here stays valid across turns of the lock: reads copy the table in chunks.
+    order: Vec<Arc<str>>,
     /// Services heard from since the last write-behind, each once.
     dirty: Vec<Arc<str>>,
     max_services: usize,
@@ -75,6 +84,7 @@ impl Tracker {
     pub fn new(max_services: usize, default_timeout: Duration) -> Self {
         Tracker {
             services: HashMap::with_hasher(RandomState::new()),
+            order: Vec::new(),
             dirty: Vec::new(),
             max_services,
             default_timeout,
@@ -118,7 +128,11 @@ impl Tracker {
             }
             EntryRef::Vacant(entry) => (
                 entry.insert_with_key(
-                    Arc::from(service),
+                    {
+                        let name: Arc<str> = Arc::from(service);
+                        self.order.push(name.clone());
+                        name
+                    },
                     Tracked {
                         state: ServiceState::Up,
                         reason: None,
@@ -140,7 +154,7 @@ impl Tracker {
         tracked.deadline = deadline(wall, tracked.timeout);
         if let Some(phase) = phase {
             if tracked.phase.as_deref() != Some(phase) {
-                tracked.phase = Some(phase.into());
+                tracked.phase = Some(Arc::from(phase));
             }
         }
         let deadline = tracked.deadline;
@@ -224,17 +238,19 @@ impl Tracker {
                     tracked.last_seen = from_millis(row.last_seen);
                     tracked.timeout = timeout;
                     tracked.deadline = row.deadline;
-                    tracked.phase = row.phase.as_deref().map(Box::from);
+                    tracked.phase = row.phase.as_deref().map(Arc::from);
                 }
             }
             None if full => {}
             None => {
+                let name: Arc<str> = Arc::from(row.name.as_str());
+                self.order.push(name.clone());
                 self.services.insert(
-                    Arc::from(row.name.as_str()),
+                    name,
                     Tracked {
                         state: row.state,
                         reason: row.reason,
-                        phase: row.phase.as_deref().map(Box::from),
+                        phase: row.phase.as_deref().map(Arc::from),
                         last_seen: from_millis(row.last_seen),
                         down_since: row.down_since.map(from_millis),
                         timeout,
@@ -252,20 +268,56 @@ impl Tracker {
             .map(|(name, tracked)| to_status(name, tracked))
     }
 
-    /// Every service, in no particular order: callers sort with [`sort_statuses`] once the
-    /// table's lock is released (at 100,000 services the sort costs as much as the copy).
+    /// Copy at most `max` services, from position `from` in the order they were first heard,
+    /// into `into`; returns the position to go on from (the table's size once all are copied).
+    pub fn copy_into(&self, from: usize, max: usize, into: &mut Vec<(Arc<str>, Tracked)>) -> usize {
+        let end = from.saturating_add(max).min(self.order.len());
+        let names = self.order.get(from..end).unwrap_or_default();
+        for name in names {
+            if let Some(tracked) = self.services.get(name) {
+                into.push((name.clone(), tracked.clone()));
+            }
+        }
+        end.max(from)
+    }
+}
+
+/// Every service, copied for a read (`/status`, `/metrics`) [`SNAPSHOT_CHUNK`] at a time,
+/// the lock released between chunks: a beat waits for one chunk at most, never for a whole
+/// copy of 100,000 services, let alone the render built from it. Names and phases are shared
+/// (`Arc`), so the copy allocates nothing per service. Each service is copied as it was at
+/// one moment; services first heard during the copy are included.
+pub fn snapshot(tracker: &Mutex<Tracker>) -> Snapshot {
+    let lock = || {
+        tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    let mut services = Vec::with_capacity(lock().len());
+    let mut next = 0;
+    loop {
+        let table = lock();
+        next = table.copy_into(next, SNAPSHOT_CHUNK, &mut services);
+        if next >= table.order.len() {
+            break;
+        }
+    }
+    Snapshot { services }
+}
+
+/// The services as [`snapshot`] copied them.
+pub struct Snapshot {
+    pub services: Vec<(Arc<str>, Tracked)>,
+}
+
+impl Snapshot {
+    /// Every service's status, in no particular order: callers sort with
+    /// [`sort_statuses`].
     pub fn statuses(&self) -> Vec<ServiceStatus> {
         self.services
             .iter()
             .map(|(name, tracked)| to_status(name, tracked))
             .collect()
-    }
-
-    /// Visit every service without copying (the metrics render).
-    pub fn for_each(&self, mut visit: impl FnMut(&str, &Tracked)) {
-        for (name, tracked) in &self.services {
-            visit(name, tracked);
-        }
     }
 }
 

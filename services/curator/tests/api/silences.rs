@@ -157,3 +157,75 @@ async fn a_pending_silence_starts_later() {
     let (_, list) = get(&app, "/v1/silences").await;
     assert_eq!(list["silences"][0]["state"], "active");
 }
+
+fn regex_matchers(value: &str, count: usize) -> Vec<serde_json::Value> {
+    (0..count)
+        .map(|_| json!({"name": "service", "isRegex": true, "value": value}))
+        .collect()
+}
+
+/// Resident memory of this process (the curator runs in it), in bytes.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Issue 18: 20 silences of 32 matchers of `\w{20}` took the curator from 15.6 MB to 760 MB.
+/// Now each is a 400 naming the limit, and 20 silences using their whole regex budget cost
+/// about 20 MiB.
+#[actix_web::test]
+async fn hostile_silences_are_refused_and_cannot_grow_the_curator() {
+    let app = spawn(CuratorConfig::for_tests()).await;
+    let before = rss_bytes();
+    let hostile = json!({
+        "matchers": regex_matchers("\\w{20}", 32),
+        "ends_at": in_minutes(60),
+        "comment": "hostile"
+    });
+    for _ in 0..20 {
+        let (status, body) = post(&app, "/v1/silences", &hostile).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], "invalid_field");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains("matchers[0].value"), "{message}");
+        assert!(message.contains("MAX_REGEX_BYTES"), "{message}");
+    }
+    // The most a silence may hold: \w{5} is about 275 KiB compiled, three fit the budget.
+    let at_budget = json!({
+        "matchers": regex_matchers("\\w{5}", 3),
+        "ends_at": in_minutes(60),
+        "comment": "at the budget"
+    });
+    for _ in 0..20 {
+        let (status, body) = post(&app, "/v1/silences", &at_budget).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let over_budget = json!({
+        "matchers": regex_matchers("\\w{5}", 4),
+        "ends_at": in_minutes(60),
+        "comment": "over the budget"
+    });
+    let (status, body) = post(&app, "/v1/silences", &over_budget).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MAX_SILENCE_REGEX_BYTES"),
+        "{body}"
+    );
+    // Incidents are matched against all of them (the matchers' caches are bounded too).
+    post_issues(&app, &[issue(Ulid::new(), "abcde", "crashed", "web", 1)]).await;
+    let grown = rss_bytes().saturating_sub(before);
+    eprintln!(
+        "20 refused and 20 budget-sized silences: the process grew by {} KiB",
+        grown >> 10
+    );
+    // 20 MiB of regex plus allocator slack; before the limits this was 745 MB.
+    assert!(grown < 96 << 20, "the curator grew by {} MiB", grown >> 20);
+}

@@ -13,6 +13,9 @@ use crate::uptime::Slot;
 
 /// Seconds between the page's own refreshes (a meta refresh, not a script).
 const REFRESH_SECONDS: u32 = 30;
+/// Services drawn with an uptime bar (about 10 KB of SVG each), the first of the page: the
+/// others show their uptime figure only, so a page of 1000 services stays under 1 MB.
+pub const BARS_SHOWN: usize = 50;
 
 const CSS: &str = r#"
 :root{--bg:#f4f6f9;--card:#fff;--ink:#1c2430;--muted:#667085;--line:#e6e9ef;
@@ -41,6 +44,8 @@ display:flex;align-items:center;justify-content:center;font-size:22px;font-weigh
 .card>h2{margin:0;padding:16px 22px;font-size:16px;font-weight:650;border-bottom:1px solid var(--line);display:flex;justify-content:space-between;align-items:baseline}
 .card>h2 small{font-weight:400;color:var(--muted);font-size:13px}
 .empty{padding:18px 22px;color:var(--muted)}
+.summary,.more{padding:12px 22px;color:var(--muted);font-size:14px;border-bottom:1px solid var(--line)}
+.more{border-bottom:0}
 .svc{padding:14px 22px;border-bottom:1px solid var(--line)}
 .svc:last-child{border-bottom:0}
 .svc-head{display:flex;align-items:center;gap:10px;margin-bottom:8px}
@@ -149,20 +154,18 @@ fn banner(report: &Report) -> Markup {
         Overall::Degraded => "!",
         Overall::MajorOutage => "✕",
     };
-    let down = report
-        .services
-        .iter()
-        .filter(|s| s.health == Health::Down)
-        .count();
-    let open = report.incidents.len();
+    let counts = &report.service_counts;
+    let down = counts.down;
+    let open = report.incidents_total;
     html! {
         section class=(format!("banner banner-{}", report.overall.as_str())) {
             div.icon { (icon) }
             div {
                 h1 { (report.headline) }
                 p {
-                    (plural(report.services.len(), "service")) " · "
+                    (plural(counts.total, "service")) " · "
                     @if down > 0 { (down) " down · " }
+                    @if counts.degraded > 0 { (counts.degraded) " degraded · " }
                     (plural(open, "open incident"))
                 }
             }
@@ -171,6 +174,8 @@ fn banner(report: &Report) -> Markup {
 }
 
 fn services(report: &Report) -> Markup {
+    let counts = &report.service_counts;
+    let shown = report.services.len();
     html! {
         section.card {
             h2 {
@@ -182,15 +187,29 @@ fn services(report: &Report) -> Markup {
                     span { "· last 24 hours" }
                 }
             }
-            @if report.services.is_empty() {
+            @if counts.total == 0 {
                 div.empty { "No services known yet." }
+            } @else if shown < counts.total {
+                div.summary {
+                    (plural(counts.total, "service")) ": "
+                    (counts.down) " down · " (counts.degraded) " degraded · "
+                    (counts.unknown) " unknown · " (counts.operational) " operational. "
+                    "Listing " (shown) ", what is wrong first."
+                }
             }
-            @for service in &report.services { (service_row(service, report)) }
+            @for (index, service) in report.services.iter().enumerate() {
+                (service_row(service, report, index < BARS_SHOWN))
+            }
+            @if let Some(next) = &report.services_next {
+                div.more {
+                    a href=(format!("/?after={next}&limit={shown}")) { "Next " (shown) " services →" }
+                }
+            }
         }
     }
 }
 
-fn service_row(service: &ServiceReport, report: &Report) -> Markup {
+fn service_row(service: &ServiceReport, report: &Report, with_bar: bool) -> Markup {
     let health = match service.health {
         Health::Operational => "Operational",
         Health::Degraded => "Degraded",
@@ -216,8 +235,10 @@ fn service_row(service: &ServiceReport, report: &Report) -> Markup {
                     }
                 }
             }
-            (bar(service, report))
-            div.bar-axis { span { "24 h ago" } span { "now" } }
+            @if with_bar {
+                (bar(service, report))
+                div.bar-axis { span { "24 h ago" } span { "now" } }
+            }
         }
     }
 }
@@ -258,6 +279,13 @@ fn incidents(report: &Report) -> Markup {
                 div.empty { "No open incidents." }
             }
             @for incident in &report.incidents { (incident_card(incident, now)) }
+            @if report.incidents_total > report.incidents.len() {
+                div.more {
+                    "Showing the " (report.incidents.len()) " most urgent of "
+                    (report.incidents_total) " · "
+                    a href="/v1/plans?state=open" { "all open plans (JSON)" }
+                }
+            }
         }
     }
 }

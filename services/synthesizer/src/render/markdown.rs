@@ -26,6 +26,19 @@ pub fn render(report: &Report) -> String {
     }
 
     let _ = writeln!(out, "## Services\n");
+    let counts = &report.service_counts;
+    if report.services.len() < counts.total {
+        let _ = writeln!(
+            out,
+            "{} services: {} down · {} degraded · {} unknown · {} operational. Listing {}, what is wrong first.\n",
+            counts.total,
+            counts.down,
+            counts.degraded,
+            counts.unknown,
+            counts.operational,
+            report.services.len()
+        );
+    }
     if report.services.is_empty() {
         let _ = writeln!(out, "No services known yet.\n");
     } else {
@@ -74,6 +87,13 @@ pub fn render(report: &Report) -> String {
             }
             let _ = writeln!(out, "```");
         }
+        if let Some(next) = &report.services_next {
+            let _ = writeln!(
+                out,
+                "\nMore: `/v1/report?format=md&after={next}&limit={}`",
+                report.services.len()
+            );
+        }
         out.push('\n');
     }
 
@@ -83,6 +103,14 @@ pub fn render(report: &Report) -> String {
     }
     for incident in &report.incidents {
         incident_section(&mut out, incident, now);
+    }
+    if report.incidents_total > report.incidents.len() {
+        let _ = writeln!(
+            out,
+            "Showing the {} most urgent of {} open incidents; all: `/v1/plans?state=open`.\n",
+            report.incidents.len(),
+            report.incidents_total
+        );
     }
 
     if !report.resolved.is_empty() {

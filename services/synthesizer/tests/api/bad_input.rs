@@ -84,7 +84,16 @@ async fn bad_queries_name_their_parameter() {
         ("/v1/plans?state=maybe", "state"),
         ("/v1/plans?limit=0", "limit"),
         ("/v1/plans?limit=x", "limit"),
+        ("/v1/plans?limit=10001", "limit"),
         ("/v1/plans/nope", "id"),
+        ("/v1/report?limit=0", "limit"),
+        ("/v1/report?limit=1001", "limit"),
+        ("/v1/report?format=md&limit=-1", "limit"),
+        ("/v1/report?after=zz", "after"),
+        ("/v1/report?after=9.61", "after"),
+        ("/v1/report?format=md&after=1.6", "after"),
+        ("/?limit=x", "limit"),
+        ("/?after=1.zz", "after"),
     ] {
         let (status, body) = get(&app, path).await;
         assert_eq!(status, 400, "{path}: {body}");

@@ -198,3 +198,58 @@ async fn the_page_renders_and_says_which_peer_is_unavailable() {
         Some(1.0)
     );
 }
+
+/// A fleet larger than a page: counted whole, listed trouble first, paged by the cursor the
+/// report and the page give; the page links to the next one.
+#[actix_web::test]
+async fn services_past_a_page_are_counted_and_paged_trouble_first() {
+    let watcher = watcher().await;
+    for n in 0..25 {
+        let service = format!("svc-{n:02}");
+        let (status, _) = post(&watcher, "/heartbeat", &json!({"service": service})).await;
+        assert_eq!(status, 200);
+    }
+    // svc-24 reports a failure: down, so first of all.
+    let (status, _) = post(&watcher, "/ping/svc-24/fail", &json!({})).await;
+    assert_eq!(status, 200);
+    let app = spawn(SynthesizerConfig::for_tests(), peers(Some(&watcher), None)).await;
+    post_plans(
+        &app,
+        &[plan("svc-20", "svc-20 answers 5xx", Severity::Warning)],
+    )
+    .await;
+
+    let mut names = Vec::new();
+    let mut path = "/v1/report?limit=10".to_string();
+    loop {
+        let (status, report) = get(&app, &path).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["service_counts"]["total"], 25, "{report}");
+        assert_eq!(report["incidents_total"], 1);
+        let page = report["services"].as_array().unwrap();
+        assert!(page.len() <= 10);
+        names.extend(page.iter().map(|s| s["name"].as_str().unwrap().to_string()));
+        match report["services_next"].as_str() {
+            Some(next) => path = format!("/v1/report?limit=10&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(names.len(), 25, "{names:?}");
+    // The down one, then the degraded one (an open warning), then the rest by name.
+    assert_eq!(names[..2], ["svc-24", "svc-20"], "{names:?}");
+    let mut rest = names[2..].to_vec();
+    rest.sort();
+    assert_eq!(rest, names[2..], "then by name");
+
+    let (status, _, page) = text(&app, "/?limit=10").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("25 services"), "the page counts them all");
+    assert!(page.contains("Listing 10, what is wrong first."));
+    assert!(page.contains("href=\"/?after="), "a link to the next page");
+    let (status, _, markdown) = text(&app, "/v1/report?format=md&limit=10").await;
+    assert_eq!(status, 200);
+    assert!(
+        markdown.contains("More: `/v1/report?format=md&after="),
+        "{markdown}"
+    );
+}
