@@ -10,9 +10,11 @@ use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(crate::probes::healthz, crate::probes::readyz, crate::probes::metrics),
+    paths(crate::probes::healthz, crate::probes::readyz, crate::probes::metrics,
+        crate::dead_letters::list, crate::dead_letters::replay),
     components(schemas(crate::error::ErrorBody, crate::probes::Status)),
-    tags((name = "probes", description = "Health, readiness and metrics, the same on every role"))
+    tags((name = "probes", description = "Health, readiness and metrics, the same on every role"),
+        (name = "dead letters", description = "Records a receiver refused, kept to be replayed"))
 )]
 struct CoreApi;
 

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod dead_letters;
 pub mod docs;
 pub mod error;
 pub mod heartbeat;

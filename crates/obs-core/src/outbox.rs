@@ -481,20 +481,35 @@ impl Shared {
         Ok(())
     }
 
-    /// A record the receiver refuses: kept in `outbox_dead`, never dropped in silence.
+    /// A record the receiver refuses: kept in `outbox_dead` (listed and replayed through
+    /// [`crate::dead_letters`]), never dropped in silence; past the dead letters' bound the
+    /// oldest of them go, counted.
     async fn bury(&self, claim: &str, reason: &str) -> anyhow::Result<u64> {
         let claim = claim.to_string();
         let reason = reason.to_string();
-        self.db
+        let role = self.role.clone();
+        let destination = self.destination.clone();
+        let (buried, trimmed) = self
+            .db
             .write(move |tx| {
                 tx.execute(
                     "INSERT INTO outbox_dead (seq, role, destination, body, reason, failed_at) \
                      SELECT seq, role, destination, body, $1, $2 FROM outbox WHERE claim = $3",
                     &[reason.into(), now_millis().into(), claim.clone().into()],
                 )?;
-                tx.execute("DELETE FROM outbox WHERE claim = $1", &[claim.into()])
+                let buried = tx.execute("DELETE FROM outbox WHERE claim = $1", &[claim.into()])?;
+                let trimmed = crate::dead_letters::trim(tx, &role, &destination)?;
+                Ok((buried, trimmed))
             })
-            .await
+            .await?;
+        if trimmed > 0 {
+            tracing::warn!(destination = %self.destination, dropped = trimmed, kept = crate::dead_letters::KEPT_PER_DESTINATION, "too many dead letters: dropped the oldest");
+            self.metrics
+                .dropped
+                .with_label_values(&[&self.destination, "dead_letters_full"])
+                .inc_by(trimmed);
+        }
+        Ok(buried)
     }
 
     async fn deliver_forever(&self) {

@@ -69,6 +69,8 @@ pub struct Service {
     metrics: Arc<Metrics>,
     readiness: Readiness,
     span: tracing::Span,
+    /// The role's database once opened: the server serves its dead letters.
+    db: std::sync::OnceLock<crate::db::Db>,
 }
 
 impl Service {
@@ -82,6 +84,7 @@ impl Service {
             config,
             metrics,
             readiness: Readiness::default(),
+            db: std::sync::OnceLock::new(),
         })
     }
 
@@ -106,6 +109,8 @@ impl Service {
         crate::outbox::import_legacy_queues(&db, &self.config.state_dir, &self.config.role)
             .await
             .map_err(unusable)?;
+        // A role opens its database once; a second open (tests) serves the first's letters.
+        let _ = self.db.set(db.clone());
         Ok(db)
     }
 
@@ -154,6 +159,10 @@ impl Service {
         };
 
         let app_role = role.clone();
+        let dead_letters = self
+            .db
+            .get()
+            .map(|db| crate::dead_letters::routes(db.clone(), config.role.clone()));
         let limits = config.connections;
         let workers = config.workers.unwrap_or_else(default_workers);
         let server = HttpServer::new(move || {
@@ -167,6 +176,11 @@ impl Service {
                 .configure(crate::probes::routes)
                 .configure(crate::docs::routes(openapi.clone()))
                 .configure(|cfg| app_role.routes(cfg))
+                .configure(|cfg| {
+                    if let Some(routes) = &dead_letters {
+                        routes(cfg);
+                    }
+                })
                 .default_service(web::to(not_found))
         })
         .shutdown_timeout(config.shutdown_grace_seconds)

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 enum Mode {
     Accept,
     Unavailable,
+    /// Accepts what `Accept` refuses (a receiver fixed to take it).
+    Lenient,
 }
 
 #[derive(Default)]
@@ -49,7 +51,8 @@ impl Receiver {
                         if *mode.lock().unwrap() == Mode::Unavailable {
                             return HttpResponse::ServiceUnavailable().finish();
                         }
-                        if batch.iter().any(|r| r["poison"] == true) {
+                        let lenient = *mode.lock().unwrap() == Mode::Lenient;
+                        if !lenient && batch.iter().any(|r| r["poison"] == true) {
                             return HttpResponse::BadRequest()
                                 .json(json!({"error": "invalid_field", "message": "poison"}));
                         }
@@ -647,4 +650,123 @@ async fn an_old_queue_whose_cursor_is_past_its_end_stops_the_role() {
             && line.contains("past the end"),
         "{line}"
     );
+}
+
+/// GET with the bearer token `token`, as JSON.
+async fn get_with(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = app.client.get(app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn replay(app: &TestApp, body: &str, token: Option<&str>) -> (u16, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/v1/dead-letters/replay"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[actix_web::test]
+async fn a_rejected_record_is_listed_and_replayed_once_the_receiver_takes_it() {
+    const TOKEN: &str = "t0ken";
+    let receiver = Receiver::start(0, Mode::Accept);
+    let (mut config, _state) = obs_testkit::test_config("sender");
+    config.api_token = Some(TOKEN.into());
+    fast_retries(&mut config);
+    let (app, outbox) = start_sender(config, &receiver.url()).await;
+    let mut batch = records(0..5);
+    batch[2]["poison"] = json!(true);
+    batch[2]["password"] = json!("hunter2");
+    outbox.push(&batch).await.unwrap();
+    wait_delivered(&receiver, &[0, 1, 3, 4]).await;
+
+    let page = eventually(
+        "the refused record listed",
+        Duration::from_secs(10),
+        || async {
+            let (status, page) = get_with(&app, "/v1/dead-letters", Some(TOKEN)).await;
+            assert_eq!(status, 200, "{page}");
+            (page["dead_letters"].as_array().unwrap().len() == 1).then_some(page)
+        },
+    )
+    .await;
+    let letter = &page["dead_letters"][0];
+    assert_eq!(letter["destination"], "archivist");
+    assert_eq!(letter["record"]["n"], 2);
+    assert!(
+        letter["reason"].as_str().unwrap().starts_with("400"),
+        "{letter}"
+    );
+    assert!(letter["failed_at"].is_string());
+    assert_eq!(page["next"], Value::Null);
+    // A record may hold secrets: reading it needs the token, and so does replaying.
+    let (status, error) = get_with(&app, "/v1/dead-letters", None).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = replay(&app, "{}", None).await;
+    assert_eq!(status, 401);
+    // Bad input: a clear JSON error naming the field, nothing replayed.
+    for (path, field) in [
+        ("/v1/dead-letters?limit=0", "limit"),
+        ("/v1/dead-letters?limit=1001", "limit"),
+        ("/v1/dead-letters?after=x", "after"),
+        ("/v1/dead-letters?destination=a%20b", "destination"),
+    ] {
+        let (status, error) = get_with(&app, path, Some(TOKEN)).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().starts_with(field),
+            "{path}: {error}"
+        );
+    }
+    for body in [
+        r#"{"seq": []}"#,
+        r#"{"other": 1}"#,
+        "not json",
+        r#"{"seq": ["x"]}"#,
+    ] {
+        let (status, error) = replay(&app, body, Some(TOKEN)).await;
+        assert_eq!(status, 400, "{body}: {error}");
+    }
+
+    // Replayed while the receiver still refuses it: it comes back to the dead letters.
+    let (status, replayed) = replay(&app, r#"{"destination": "archivist"}"#, Some(TOKEN)).await;
+    assert_eq!(
+        (status, replayed["replayed"].as_u64()),
+        (200, Some(1)),
+        "{replayed}"
+    );
+    let again = eventually("refused again", Duration::from_secs(10), || async {
+        let (_, page) = get_with(&app, "/v1/dead-letters", Some(TOKEN)).await;
+        (page["dead_letters"].as_array().unwrap().len() == 1).then_some(page)
+    })
+    .await;
+    let seq = again["dead_letters"][0]["seq"].as_i64().unwrap();
+
+    // Fixed: replayed by its seq, delivered, and no longer a dead letter.
+    receiver.set(Mode::Lenient);
+    let (status, replayed) = replay(&app, &format!(r#"{{"seq": [{seq}]}}"#), Some(TOKEN)).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(
+        (
+            replayed["replayed"].as_u64(),
+            replayed["remaining"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    wait_delivered(&receiver, &[0, 1, 2, 3, 4]).await;
+    let (_, page) = get_with(&app, "/v1/dead-letters", Some(TOKEN)).await;
+    assert_eq!(page["dead_letters"], json!([]));
+    assert_eq!(outbox.count_pending().await.unwrap(), 0);
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+pub mod dead_letters;
 pub mod limits;
 pub mod units;
 

@@ -169,12 +169,60 @@ pub enum Command {
         #[arg(long, value_enum)]
         format: Option<ReportFormat>,
     },
+    /// Records a receiver refused, kept by the role that sent them: list them, or put them
+    /// back in its outbox once the receiver takes them.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
     /// A live view refreshed every few seconds; q or Esc quits.
     Tui {
         /// Seconds between refreshes.
         #[arg(long, default_value = "5", value_parser = parse_seconds, value_name = "SECONDS")]
         interval: Duration,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List them, oldest first: every sending role's, or --role's.
+    List {
+        #[arg(long, value_enum)]
+        role: Option<SendingRole>,
+        /// Only those going to this destination (`planner`, `archivist`, `webhook-…`).
+        #[arg(long)]
+        destination: Option<String>,
+        /// At most this many per role (1 to 1000).
+        #[arg(short = 'n', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+    /// Put them back in the role's outbox, to be delivered again: all of the role's, or only
+    /// --destination's, or only the --seq listed.
+    Replay {
+        #[arg(long, value_enum)]
+        role: SendingRole,
+        #[arg(long)]
+        destination: Option<String>,
+        /// Their seq, from the listing (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        seq: Vec<i64>,
+    },
+}
+
+/// The roles that send records onwards (and so may hold dead letters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SendingRole {
+    Watcher,
+    Curator,
+    Planner,
+    Synthesizer,
+}
+
+impl SendingRole {
+    pub const ALL: [SendingRole; 4] = [
+        SendingRole::Watcher,
+        SendingRole::Curator,
+        SendingRole::Planner,
+        SendingRole::Synthesizer,
+    ];
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! The watcher's commands are here; the other roles' in [`curator`] and [`planner`].
 
 pub mod curator;
+pub mod dead_letters;
 mod ids;
 pub mod planner;
 

@@ -98,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 });
                 commands::planner::report(&context, format).await
             }
+            Command::DeadLetters(command) => commands::dead_letters::run(&context, command).await,
             Command::Tui { interval } => tui::run(context.watcher.clone(), *interval).await,
         }
     })

@@ -5,6 +5,7 @@
 //! [`curator`], [`planner`], [`synthesizer`]) with its own URL.
 
 pub mod curator;
+mod dead_letters;
 pub mod planner;
 pub mod synthesizer;
 pub mod watcher;

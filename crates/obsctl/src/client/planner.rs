@@ -18,6 +18,11 @@ impl PlannerClient {
         PlannerClient { api }
     }
 
+    /// The role's API as such (what every role serves alike: dead letters).
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
     /// Plans, most urgent first (see [`sort_plans`]).
     pub async fn plans(
         &self,

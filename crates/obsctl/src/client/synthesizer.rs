@@ -13,6 +13,11 @@ impl SynthesizerClient {
         SynthesizerClient { api }
     }
 
+    /// The role's API as such (what every role serves alike: dead letters).
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
     /// The report as the synthesizer writes it, in `format`, unchanged.
     pub async fn report(&self, format: ReportFormat) -> Result<String, ClientError> {
         let query = [("format", format.query_value().to_string())];

@@ -20,6 +20,11 @@ impl WatcherClient {
         WatcherClient { api }
     }
 
+    /// The role's API as such (what every role serves alike: dead letters).
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
     pub fn base_url(&self) -> &str {
         self.api.base_url()
     }

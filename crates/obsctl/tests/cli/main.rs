@@ -3,6 +3,7 @@
 //! the live view, a real Docker container for `logs`.
 
 mod commands;
+mod dead_letters;
 mod errors;
 mod follow;
 mod incidents;
