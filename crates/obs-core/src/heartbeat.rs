@@ -50,12 +50,12 @@ impl HeartbeatClient {
             match self.beat().await {
                 Ok(()) if failing => {
                     failing = false;
-                    tracing::info!(url = %self.url, "heartbeats reach the watcher again");
+                    tracing::info!(url = %crate::redact::url(&self.url), "heartbeats reach the watcher again");
                 }
                 Ok(()) => {}
                 Err(error) if !failing => {
                     failing = true;
-                    tracing::warn!(url = %self.url, error = %error, "heartbeat not delivered; will keep trying");
+                    tracing::warn!(url = %crate::redact::url(&self.url), error = %error, "heartbeat not delivered; will keep trying");
                 }
                 Err(_) => {}
             }
@@ -73,7 +73,8 @@ impl HeartbeatClient {
         if let Some(token) = &self.api_token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await?;
+        // Without the URL: reqwest's text names it, and it is logged (shown redacted above).
+        let response = request.send().await.map_err(reqwest::Error::without_url)?;
         anyhow::ensure!(
             response.status().is_success(),
             "watcher answered {}",
