@@ -100,14 +100,20 @@ fn long_running(containers: &mut Containers, image: &Image) -> String {
 }
 
 /// The watcher answers for a container once it has seen it, as it had before it raised the
-/// incident in the first place.
+/// incident in the first place. `/container` may show secrets: with the fleet's token.
 async fn wait_known(watcher: &TestApp, container: &str) {
     eventually(
         &format!("the watcher to know {container}"),
         Duration::from_secs(20),
         || async {
-            let (status, _) = get(watcher, &format!("/container?name={container}")).await;
-            (status == 200).then_some(())
+            let response = watcher
+                .client
+                .get(watcher.url(&format!("/container?name={container}")))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?;
+            (response.status() == 200).then_some(())
         },
     )
     .await;
