@@ -200,6 +200,38 @@ impl Issue {
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.service, self.kind, &self.subject)
     }
+
+    /// This issue as the curator takes it ([`limits`]): names, subject and texts fitted, facts
+    /// bounded. A sender applies it so that nothing it produces is refused for shape; what
+    /// fits is unchanged, and a cut value is the same at every update of the issue.
+    pub fn fit_limits(mut self) -> Issue {
+        use limits::{
+            fit_name, fit_text, MAX_FACTS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TEXT_CHARS,
+        };
+        self.service = fit_name(&self.service);
+        self.subject = fit_text(&self.subject, MAX_SUBJECT_CHARS);
+        self.message = fit_text(&self.message, MAX_TEXT_CHARS);
+        self.recommendation = fit_text(&self.recommendation, MAX_TEXT_CHARS);
+        let too_long = |key: &String| key.is_empty() || key.len() > MAX_NAME_CHARS;
+        if self.facts.len() > MAX_FACTS || self.facts.keys().any(too_long) {
+            let total = self.facts.len();
+            let mut kept: BTreeMap<String, serde_json::Value> = self
+                .facts
+                .into_iter()
+                .filter(|(key, _)| !too_long(key))
+                .take(MAX_FACTS - 1)
+                .collect();
+            let omitted = total - kept.len();
+            if omitted > 0 {
+                kept.insert("facts_omitted".into(), serde_json::json!(omitted));
+            }
+            self.facts = kept;
+        }
+        if self.count == 0 {
+            self.count = 1;
+        }
+        self
+    }
 }
 
 /// service + kind (its [`IssueKind::family`]) + subject: the same trouble in the same place.

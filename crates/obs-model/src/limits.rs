@@ -40,3 +40,102 @@ pub const MAX_SILENCE_REGEX_BYTES: usize = 1024 * 1024;
 /// The lazy DFA cache of one compiled regular expression (per thread that matches with it);
 /// past it the matcher falls back to a slower engine rather than growing.
 pub const MAX_REGEX_CACHE_BYTES: usize = 64 * 1024;
+
+/// Marks where a sender cut a text to fit a receiver's limit.
+pub const CUT_MARKER: &str = "…";
+
+/// A short, stable tag of a whole value (FNV-1a, 32 bits, 8 hex digits): kept at the end of a
+/// cut value so that two values that differ only past the cut stay apart.
+fn tag(value: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in value.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{hash:08x}")
+}
+
+/// `value` as a receiver takes it in a text field of at most `max` characters: control
+/// characters other than newline and tab become spaces, and a longer value is cut, ending
+/// with `…` and the whole value's [`tag`]. What fits is returned unchanged.
+pub fn fit_text(value: &str, max: usize) -> String {
+    let clean: String = value
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    if clean.chars().count() <= max {
+        return clean;
+    }
+    let suffix = format!("{CUT_MARKER}{}", tag(value));
+    let keep = max.saturating_sub(suffix.chars().count());
+    clean.chars().take(keep).chain(suffix.chars()).collect()
+}
+
+/// Whether `c` may appear in a name (service names, label names).
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@')
+}
+
+/// `value` as a receiver takes it as a name: other characters become `_`, an empty name is
+/// `unnamed`, and a name longer than [`MAX_NAME_CHARS`] is cut, ending with `@` and the whole
+/// value's [`tag`] (names allow no `…`).
+pub fn fit_name(value: &str) -> String {
+    let clean: String = value
+        .chars()
+        .map(|c| if is_name_char(c) { c } else { '_' })
+        .collect();
+    if clean.is_empty() {
+        return "unnamed".into();
+    }
+    if clean.chars().count() <= MAX_NAME_CHARS {
+        return clean;
+    }
+    let suffix = format!("@{}", tag(value));
+    let keep = MAX_NAME_CHARS - suffix.len();
+    clean.chars().take(keep).chain(suffix.chars()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_fits_is_unchanged() {
+        assert_eq!(fit_text("db down\n\tsince 3", 100), "db down\n\tsince 3");
+        assert_eq!(fit_name("web-1.prod:8080"), "web-1.prod:8080");
+    }
+
+    #[test]
+    fn long_values_are_cut_with_a_marker_and_stay_apart() {
+        let url = format!("http://probe.example/{}", "x".repeat(300));
+        let fitted = fit_text(&url, MAX_SUBJECT_CHARS);
+        assert_eq!(fitted.chars().count(), MAX_SUBJECT_CHARS);
+        assert!(fitted.starts_with("http://probe.example/xxx"));
+        assert!(fitted.contains(CUT_MARKER));
+        let other = fit_text(&format!("{url}y"), MAX_SUBJECT_CHARS);
+        assert_ne!(fitted, other, "values differing past the cut stay apart");
+        assert_eq!(
+            fitted,
+            fit_text(&url, MAX_SUBJECT_CHARS),
+            "the same value, the same cut"
+        );
+
+        let container = "c".repeat(157);
+        let name = fit_name(&container);
+        assert_eq!(name.chars().count(), MAX_NAME_CHARS);
+        assert!(name.chars().all(is_name_char), "{name}");
+    }
+
+    #[test]
+    fn what_receivers_refuse_is_replaced() {
+        assert_eq!(fit_text("a\u{1b}[31mred\r", 100), "a [31mred ");
+        assert_eq!(fit_name("my app/1"), "my_app_1");
+        assert_eq!(fit_name(""), "unnamed");
+    }
+}

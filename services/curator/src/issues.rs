@@ -139,6 +139,30 @@ mod tests {
 
     const ISSUE: &str = r#"{"id":"01JC0000000000000000000001","kind":"oom_killed","service":"api","subject":"api-1","severity":"critical","state":"open","message":"killed","recommendation":"raise the limit","first_seen":"2026-01-02T03:04:05Z","last_seen":"2026-01-02T03:04:05Z","count":1,"facts":{"memory_limit_bytes":268435456}}"#;
 
+    /// What the watcher makes of a container with a 157-character name probed at a
+    /// 303-character URL, with a message full of terminal escapes and too many facts.
+    fn oversized_issue() -> Issue {
+        let mut issue: Issue = serde_json::from_str(ISSUE).unwrap();
+        issue.service = "c".repeat(157);
+        issue.subject = format!("http://probe.example/{}", "p".repeat(282));
+        issue.message = format!("\u{1b}[31m{}", "m".repeat(5000));
+        issue.facts = (0..100)
+            .map(|n| (format!("fact_{n}"), serde_json::json!(n)))
+            .collect();
+        issue
+    }
+
+    #[test]
+    fn an_issue_past_every_limit_is_refused_as_is_and_taken_once_the_sender_fits_it() {
+        let issue = oversized_issue();
+        assert!(check(&issue).is_err());
+        let fitted = issue.clone().fit_limits();
+        check(&fitted).unwrap_or_else(|error| panic!("the fitted issue is refused: {error:?}"));
+        // The same cut at every update: one incident, not one per sighting.
+        assert_eq!(fitted.fingerprint(), issue.fit_limits().fingerprint());
+        assert_eq!(fitted.facts["facts_omitted"], 37);
+    }
+
     fn batch(items: &[&str]) -> Vec<Box<RawValue>> {
         items
             .iter()

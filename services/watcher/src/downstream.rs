@@ -90,10 +90,12 @@ impl Downstream {
             archive.stage(tx, &records)?;
         }
         if let Some(curator) = &self.curator {
-            let issues: Vec<&Issue> = items
+            // Fitted to the curator's limits (a 157-character container name, a 300-character
+            // probe URL): refused for shape, an issue would never become an incident.
+            let issues: Vec<Issue> = items
                 .iter()
                 .filter_map(|item| match item {
-                    Published::Issue(_, issue) => Some(issue),
+                    Published::Issue(_, issue) => Some(issue.clone().fit_limits()),
                     Published::Event(_) => None,
                 })
                 .collect();

@@ -210,3 +210,33 @@ async fn credentials_in_a_target_are_never_shown() {
         );
     }
 }
+
+#[actix_web::test]
+async fn an_issue_about_a_very_long_probe_url_reaches_the_curator_fitted_to_its_limits() {
+    let curator = obs_testkit::receiver::Receiver::start().await;
+    let closed = obs_testkit::free_port();
+    let url = format!("http://127.0.0.1:{closed}/{}", "p".repeat(280));
+    assert!(url.len() > obs_model::limits::MAX_SUBJECT_CHARS);
+    let mut settings = WatcherConfig::for_tests();
+    settings.probes.targets = vec![("long".into(), url.clone())];
+    settings.probes.interval = Duration::from_millis(100);
+    settings.probes.failure_threshold = 1;
+    let (mut config, _state) = obs_testkit::test_config("watcher");
+    config.peers.curator = Some(curator.url.clone());
+    let app = crate::helpers::spawn_with(config, settings).await;
+
+    let raised = wait_for_issue(&app, "open", "probe_failed", "long").await;
+    assert_eq!(
+        raised["subject"],
+        url.as_str(),
+        "the watcher keeps the whole URL"
+    );
+    let sent = curator.wait_for("/v1/issues", 1).await;
+    let subject = sent[0]["subject"].as_str().unwrap();
+    assert_eq!(
+        subject.chars().count(),
+        obs_model::limits::MAX_SUBJECT_CHARS
+    );
+    assert!(subject.contains(obs_model::limits::CUT_MARKER), "{subject}");
+    assert!(url.starts_with(subject.split(obs_model::limits::CUT_MARKER).next().unwrap()));
+}
