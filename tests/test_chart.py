@@ -514,8 +514,8 @@ def test_prometheus_rule_has_the_seed_alerts_per_role_plus_heartbeat_and_inciden
     fleet = {r["alert"]: r for r in groups["obs-fleet.fleet"]}
     assert sorted(fleet) == ["CriticalIncidentOpen", "HeartbeatLost", "WatcherCriticalIssuesOpen"]
     assert fleet["HeartbeatLost"]["expr"].startswith("monitoring_service_status{") and fleet["HeartbeatLost"]["expr"].endswith("== 0")
-    assert 'obs_curator_incidents_open{job="obs-fleet-curator-metrics",namespace="monitoring",severity="critical"}' in fleet["CriticalIncidentOpen"]["expr"]
-    assert "obs_watcher_issues_open" in fleet["WatcherCriticalIssuesOpen"]["expr"]
+    assert 'curator_incidents_open{job="obs-fleet-curator-metrics",namespace="monitoring",severity="critical"}' in fleet["CriticalIncidentOpen"]["expr"]
+    assert "watcher_issues_open" in fleet["WatcherCriticalIssuesOpen"]["expr"]
 
 
 def test_prometheus_rule_and_bundled_prometheus_load_the_same_rules():

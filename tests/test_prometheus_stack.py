@@ -7,6 +7,7 @@ is well, and every dashboard query valid PromQL.
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -209,3 +210,62 @@ def test_every_dashboard_query_is_valid_promql(prometheus):
             assert api(prometheus, "series", **{"match[]": metric}), expression
     # The fleet-wide panels are live data, not just valid syntax.
     assert answered >= 6
+
+
+# PromQL's own words: functions and aggregations are told apart by the "(" after them.
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan"}
+
+
+def metric_names(expression: str) -> set[str]:
+    """The metric names an expression selects (label matchers, groupings, ranges and
+    function names left out)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expression)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        if text[match.end():].lstrip().startswith("(") or word.lower() in PROMQL_WORDS:
+            continue
+        names.add(word)
+    return names
+
+
+def exported_names(port: int) -> set[str]:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_every_metric_the_rules_and_dashboard_query_is_exported_by_a_role(stack):
+    """Rules and panels that query a name no role exports never fire and never draw: the
+    names are taken from the rendered chart and looked up in what the running roles export,
+    after a service stopped heartbeating (so the issue and incident gauges have series)."""
+    watcher_port = stack["watcher"][0]
+    beat = requests.post(
+        f"http://127.0.0.1:{watcher_port}/heartbeat",
+        json={"service": "metrics-check", "timeout_seconds": 0.5},
+        timeout=5,
+    )
+    assert beat.status_code == 200, beat.text
+    wait_until(
+        lambda: "watcher_issues_open" in exported_names(stack["watcher"][1]),
+        30,
+        "the missed heartbeat to be an open issue",
+        interval=0.5,
+    )
+    exported = set().union(*(exported_names(metrics_port) for _, metrics_port in stack.values()))
+
+    objects = render(CHART_VALUES)
+    rules = yaml.safe_load(rules_file(objects))
+    used = {name: f"rule {rule.get('alert') or rule.get('record')}"
+            for group in rules["groups"] for rule in group["rules"] for name in metric_names(rule["expr"])}
+    dashboard = json.loads(one(objects, "ConfigMap", f"{RELEASE}-dashboard")["data"]["obs-fleet.json"])
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            query = target["expr"].replace("$__rate_interval", "1m")
+            used.update({name: f"panel {panel['title']}" for name in metric_names(query)})
+    assert "curator_incidents_open" in used and "watcher_issues_open" in used, sorted(used)
+    # `up` is Prometheus' own, per target.
+    missing = {name: where for name, where in used.items() if name not in exported and name != "up"}
+    assert missing == {}, f"queried but exported by no role: {missing}"
