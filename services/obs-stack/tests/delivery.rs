@@ -79,9 +79,11 @@ async fn archived_events(port: u16) -> (Vec<String>, Vec<String>) {
 }
 
 async fn wait_archived(port: u16, want: usize) -> (Vec<String>, Vec<String>) {
+    // On PostgreSQL a batch the killed watcher had claimed is another replica's to take only
+    // once its claim expires (the outbox's 30 s claim): wait past that, not just up to it.
     eventually(
         "every event in the archive",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || async {
             let (details, ids) = archived_events(port).await;
             (details.iter().collect::<BTreeSet<_>>().len() >= want).then_some((details, ids))
