@@ -150,6 +150,90 @@ async fn migrations_apply_once_and_a_newer_schema_is_refused() {
     }
 }
 
+/// Files in `folder` whose name says a creation was under way.
+fn staging_leftovers(folder: &Path) -> Vec<String> {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".creating-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_sqlite_database_appears_whole_or_not_at_all() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("state").join("test.db");
+    let location = Location::Sqlite(path.clone());
+
+    // A creation that fails halfway (its second step is not SQL) leaves nothing behind: the
+    // next start creates the database afresh instead of refusing a half-made one.
+    const BROKEN: Schema = Schema {
+        component: "items",
+        migrations: &[
+            Migration::portable(1, "items", "CREATE TABLE items (id TEXT PRIMARY KEY)"),
+            Migration::portable(2, "broken", "CREATE NONSENSE"),
+        ],
+    };
+    let refused = Db::open(&location, BROKEN).await.unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("applying items migration 2 (broken)"),
+        "{refused:#}"
+    );
+    assert!(!path.exists());
+    assert_eq!(
+        staging_leftovers(path.parent().unwrap()),
+        Vec::<String>::new()
+    );
+
+    // A crash's leftover (its process gone) is cleared by the next creation.
+    let stale = path.with_file_name("test.db.creating-999999999-0");
+    std::fs::write(&stale, b"half").unwrap();
+
+    let db = Db::open(&location, ITEMS).await.unwrap();
+    insert(&db, "kept", 1).await.unwrap();
+    drop(db);
+    assert_eq!(
+        staging_leftovers(path.parent().unwrap()),
+        Vec::<String>::new()
+    );
+    // Created in WAL mode (the header's read and write versions are 2), with every step.
+    let header = std::fs::read(&path).unwrap();
+    assert_eq!(&header[18..20], &[2, 2], "WAL mode");
+    let db = Db::open(&location, ITEMS).await.unwrap();
+    assert_eq!(count(&db).await, 1);
+    let steps = db
+        .read(|tx| {
+            tx.query_opt("SELECT COUNT(*) FROM schema_migrations", &[])?
+                .unwrap()
+                .int(0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(steps, 3, "core 1 and items 1, 2");
+}
+
+#[tokio::test]
+async fn concurrent_openers_of_a_new_sqlite_file_share_one_database() {
+    let folder = tempfile::tempdir().unwrap();
+    let location = Location::Sqlite(folder.path().join("test.db"));
+    let opens = (0..4).map(|_| {
+        let location = location.clone();
+        tokio::spawn(async move { Db::open(&location, ITEMS).await })
+    });
+    let handles: Vec<Db> = futures_util::future::join_all(opens)
+        .await
+        .into_iter()
+        .map(|opened| opened.unwrap().unwrap())
+        .collect();
+    for (index, db) in handles.iter().enumerate() {
+        insert(db, &format!("item-{index}"), 1).await.unwrap();
+    }
+    for db in &handles {
+        assert_eq!(count(db).await, 4, "every handle sees every write");
+    }
+    assert_eq!(staging_leftovers(folder.path()), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn concurrent_migrators_apply_each_step_once() {
     let url = obs_testkit::postgres::shared().create_database().unwrap();

@@ -423,6 +423,13 @@ impl Db {
     /// caller stops (never starting empty over data it could not read).
     pub async fn open(location: &Location, schema: Schema) -> anyhow::Result<Db> {
         let described = location.describe();
+        if let Location::Sqlite(path) = location {
+            if !path.exists() {
+                create_sqlite(path, schema)
+                    .await
+                    .with_context(|| format!("creating the database {described}"))?;
+            }
+        }
         let location_owned = location.clone();
         let backend = blocking(move || -> anyhow::Result<Backend> {
             Ok(match &location_owned {
@@ -553,6 +560,44 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Create a SQLite database whole or not at all: built under a staging name with durability
+/// off, then synced once and linked into place. A crash leaves either no database or a
+/// complete one (never a half-made file the next start would refuse as damaged), and a start
+/// on an empty folder pays two syncs instead of one per migration step.
+async fn create_sqlite(path: &std::path::Path, schema: Schema) -> anyhow::Result<()> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+    }
+    sqlite::remove_stale_staging(path);
+    let staging = sqlite::staging_path(path);
+    let built = async {
+        let opened = staging.clone();
+        let backend = blocking(move || sqlite::SqliteDb::create_staging(&opened)).await?;
+        let db = Db {
+            inner: Arc::new(Backend::Sqlite(backend)),
+            location: Arc::new(Location::Sqlite(staging.clone())),
+        };
+        for schema in [CORE_SCHEMA, schema] {
+            db.migrate(schema).await?;
+        }
+        let Ok(Backend::Sqlite(backend)) = Arc::try_unwrap(db.inner) else {
+            anyhow::bail!("the new database is still in use");
+        };
+        let (staging, path) = (staging.clone(), path.to_path_buf());
+        blocking(move || {
+            backend.close()?;
+            sqlite::publish(&staging, &path)
+        })
+        .await
+    }
+    .await;
+    if built.is_err() {
+        sqlite::remove_with_sidecars(&staging);
+    }
+    built
 }
 
 impl Tx<'_> {

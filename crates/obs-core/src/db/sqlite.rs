@@ -78,6 +78,46 @@ impl SqliteDb {
         })
     }
 
+    /// A database under construction at `staging` (see [`super::create_sqlite`]): WAL like
+    /// every database here, but with durability off. Nothing in it is worth a sync until it is
+    /// whole; [`publish`] then syncs it once.
+    pub(crate) fn create_staging(staging: &Path) -> anyhow::Result<SqliteDb> {
+        let writer = Connection::open_with_flags(
+            staging,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(storage_error)?;
+        // Before the switch to WAL, which would otherwise sync the rollback journal it leaves.
+        writer
+            .execute_batch("PRAGMA synchronous=OFF;")
+            .map_err(storage_error)?;
+        configure(&writer)?;
+        writer
+            .execute_batch("PRAGMA synchronous=OFF;")
+            .map_err(storage_error)?;
+        Ok(SqliteDb {
+            path: staging.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Checkpoint everything into the main file and close: after this the file alone holds
+    /// the database.
+    pub(crate) fn close(self) -> anyhow::Result<()> {
+        drop(self.readers);
+        let writer = self
+            .writer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        writer
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(storage_error)?;
+        writer.close().map_err(|(_, error)| storage_error(error))
+    }
+
     pub(crate) fn write<T>(
         &self,
         work: impl FnOnce(&mut Tx<'_>) -> anyhow::Result<T>,
@@ -127,6 +167,79 @@ impl SqliteDb {
             idle.push(connection);
         }
         result
+    }
+}
+
+/// A name beside `path` for building it: unique per process and attempt, and recognisably
+/// ours (`<file>.creating-<pid>-<n>`) so a crash's leftover can be cleared.
+pub(crate) fn staging_path(path: &Path) -> PathBuf {
+    static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let attempt = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".creating-{}-{attempt}", std::process::id()));
+    PathBuf::from(name)
+}
+
+/// Leftovers of a creation that a crash interrupted (its process is gone): removed, so they
+/// neither pile up nor get mistaken for state.
+pub(crate) fn remove_stale_staging(path: &Path) {
+    let (Some(folder), Some(file)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    let prefix = format!("{}.creating-", file.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        let alive = pid == std::process::id().to_string()
+            || Path::new("/proc").join(pid).exists()
+            || !Path::new("/proc/self").exists();
+        if !alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Put the finished staging database at `path`: synced, then linked into place (never over
+/// an existing file: if another opener got there first, its database is the one), then the
+/// folder synced so the new name survives a crash.
+pub(crate) fn publish(staging: &Path, path: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(staging)
+        .and_then(|file| file.sync_all())
+        .with_context(|| format!("syncing {}", staging.display()))?;
+    match std::fs::hard_link(staging, path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // A file system without hard links: a rename, which may replace a file that appeared
+        // since the check (only a second process creating the same database at once).
+        Err(_) => std::fs::rename(staging, path)
+            .with_context(|| format!("moving {} into place", staging.display()))?,
+    }
+    remove_with_sidecars(staging);
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(folder)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("syncing the folder {}", folder.display()))?;
+    }
+    Ok(())
+}
+
+/// Remove a database file and its WAL and shared-memory files, if present.
+pub(crate) fn remove_with_sidecars(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(name));
     }
 }
 
