@@ -13,6 +13,7 @@
 
 pub(crate) mod detect;
 pub mod pod;
+pub mod remediate;
 pub mod table;
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +39,7 @@ use crate::config::{KubernetesMode, KubernetesSettings};
 use crate::store;
 use crate::{Changes, Shared};
 
+pub use remediate::KubeLink;
 use table::{Outcome, PodTable, Settings};
 
 /// The lease the Kubernetes follower runs under.
@@ -177,6 +179,7 @@ async fn follow_while_held(shared: Arc<Shared>, shutdown: CancellationToken) {
         pending: HashMap::new(),
         healthy: HashMap::new(),
     };
+    shared.kubernetes.set_client(Some(client.clone()));
     let mut events = watch(&client, &settings);
     let smallest = settings
         .not_ready_after
@@ -197,6 +200,7 @@ async fn follow_while_held(shared: Arc<Shared>, shutdown: CancellationToken) {
         }
     }
     shared.metrics.kubernetes_connected.set(0);
+    shared.kubernetes.set_client(None);
 }
 
 struct Follower {
@@ -249,28 +253,41 @@ impl Follower {
                 self.pending.insert(scope, Vec::new());
             }
             watcher::Event::InitApply(pod) => {
+                self.link(&pod);
                 let outcomes = self.table.observe(Some(&scope), pod, now, &self.settings);
                 self.pending.entry(scope).or_default().extend(outcomes);
             }
             watcher::Event::InitDone => {
                 let mut outcomes = self.pending.remove(&scope).unwrap_or_default();
                 outcomes.extend(self.table.end_listing(&scope));
+                self.shared.kubernetes.retain(&self.table.keys());
                 self.commit(outcomes, Some(scope.clone()), "a pod listing")
                     .await;
                 self.set_health(&scope, true);
             }
             watcher::Event::Apply(pod) => {
                 self.set_health(&scope, true);
+                self.link(&pod);
                 let outcomes = self.table.observe(None, pod, now, &self.settings);
                 self.commit(outcomes, None, "a pod change").await;
             }
             watcher::Event::Delete(pod) => {
                 self.set_health(&scope, true);
                 let outcomes = pod::key(&pod)
-                    .map(|key| self.table.remove(&key, "pod deleted"))
+                    .map(|key| {
+                        self.shared.kubernetes.gone(&key);
+                        self.table.remove(&key, "pod deleted")
+                    })
                     .unwrap_or_default();
                 self.commit(outcomes, None, "a pod deletion").await;
             }
+        }
+    }
+
+    /// The pod as the restart endpoint may act on it.
+    fn link(&self, pod: &Pod) {
+        if let Some(key) = pod::key(pod) {
+            self.shared.kubernetes.seen(key, pod::owner(pod));
         }
     }
 

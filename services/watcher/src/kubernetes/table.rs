@@ -383,7 +383,10 @@ fn container(
             Outcome::Raise(detection)
         }
     };
-    if let Some(terminated) = current.or(last) {
+    // Containers stopped because their pod is being deleted (a rollout, a scale-down, a
+    // restart asked for) were asked to stop: not crashes.
+    let stopping = place.pod.metadata.deletion_timestamp.is_some();
+    if let Some(terminated) = current.or(last).filter(|_| !stopping) {
         let identity = termination_identity(terminated);
         if track.last_termination.as_ref() != Some(&identity) {
             track.last_termination = Some(identity);

@@ -20,7 +20,7 @@ use futures_util::stream;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, Status, WatchEvent};
 use obs_core::actix_web::{self, web, App, HttpRequest, HttpResponse, HttpServer};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -48,6 +48,8 @@ struct State {
     /// What was asked: (watch?, namespace, query).
     requests: Vec<(bool, Option<String>, HashMap<String, String>)>,
     authorizations: Vec<String>,
+    /// Merge patches received: (path, content type, body).
+    patches: Vec<(String, String, Value)>,
 }
 
 pub struct KubeApi {
@@ -69,9 +71,15 @@ impl KubeApi {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let state = app_state.clone();
-            App::new().default_service(web::to(move |request: HttpRequest| {
+            App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
                 let state = state.clone();
-                async move { answer(&state, &request) }
+                async move {
+                    match *request.method() {
+                        actix_web::http::Method::DELETE => delete_pod(&state, &request),
+                        actix_web::http::Method::PATCH => patch(&state, &request, &body),
+                        _ => answer(&state, &request),
+                    }
+                }
             }))
         })
         .workers(1)
@@ -202,6 +210,17 @@ impl KubeApi {
 
     pub fn authorizations(&self) -> Vec<String> {
         lock(&self.state).authorizations.clone()
+    }
+
+    /// Merge patches received: (path, content type, body).
+    pub fn patches(&self) -> Vec<(String, String, Value)> {
+        lock(&self.state).patches.clone()
+    }
+
+    pub fn has_pod(&self, namespace: &str, name: &str) -> bool {
+        lock(&self.state)
+            .pods
+            .contains_key(&format!("{namespace}/{name}"))
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -413,4 +432,78 @@ fn answer(state: &Arc<Mutex<State>>, request: &HttpRequest) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .streaming(body)
+}
+
+fn forbidden(verb: &str, resource: &str) -> HttpResponse {
+    json_response(
+        403,
+        &status(
+            403,
+            "Forbidden",
+            format!("{resource} is forbidden: User \"system:serviceaccount:obs:watcher\" cannot {verb} resource \"{resource}\""),
+        ),
+    )
+}
+
+/// `DELETE /api/v1/namespaces/{ns}/pods/{name}`: the pod goes (DELETED to the watches), and
+/// the answer is the pod, as the API server gives it.
+fn delete_pod(state: &Arc<Mutex<State>>, request: &HttpRequest) -> HttpResponse {
+    let path = request.path().to_string();
+    let Some((namespace, name)) = path
+        .strip_prefix("/api/v1/namespaces/")
+        .and_then(|rest| rest.split_once("/pods/"))
+    else {
+        return json_response(404, &status(404, "NotFound", format!("no {path}")));
+    };
+    let mut state = lock(state);
+    if state.forbidden {
+        return forbidden("delete", "pods");
+    }
+    let Some(mut pod) = state.pods.remove(&format!("{namespace}/{name}")) else {
+        return json_response(
+            404,
+            &status(404, "NotFound", format!("pods \"{name}\" not found")),
+        );
+    };
+    state.resource_version += 1;
+    let version = state.resource_version;
+    pod.metadata.resource_version = Some(version.to_string());
+    state.history.push((version, pod.clone(), "DELETED"));
+    broadcast(&mut state, &pod, "DELETED");
+    json_response(200, &pod)
+}
+
+/// `PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}` (or statefulsets, daemonsets): the
+/// patch is kept for the test to read; the answer is the object it makes.
+fn patch(state: &Arc<Mutex<State>>, request: &HttpRequest, body: &[u8]) -> HttpResponse {
+    let path = request.path().to_string();
+    let mut state = lock(state);
+    if state.forbidden {
+        return forbidden("patch", "deployments");
+    }
+    let Some((namespace, name)) = path
+        .strip_prefix("/apis/apps/v1/namespaces/")
+        .and_then(|rest| rest.split_once("/deployments/"))
+    else {
+        return json_response(404, &status(404, "NotFound", format!("no {path}")));
+    };
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let patch: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    state
+        .patches
+        .push((path.clone(), content_type, patch.clone()));
+    let deployment = k8s_openapi::api::apps::v1::Deployment {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    json_response(200, &deployment)
 }

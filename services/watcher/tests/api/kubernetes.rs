@@ -20,7 +20,7 @@ use serde_json::Value;
 use watcher::config::{KubernetesMode, KubernetesSettings};
 use watcher::{Watcher, WatcherConfig};
 
-use crate::helpers::{get, metrics, sample, spawn, spawn_in, wait_for_issue};
+use crate::helpers::{events_of, get, metrics, post, sample, spawn, spawn_in, wait_for_issue};
 use crate::kube_api::{KubeApi, TOKEN};
 
 // --- pods, as the kubelet reports them ------------------------------------------------------
@@ -549,4 +549,95 @@ async fn kubernetes_watch_on_without_a_usable_configuration_refuses_to_start() {
         text.contains("KUBERNETES_WATCH=on") && text.contains("/nonexistent/kubeconfig"),
         "{text}"
     );
+}
+
+#[actix_web::test]
+async fn a_watched_pod_is_restarted_by_deleting_it_or_rolling_out_its_workload() {
+    let api = KubeApi::start().await;
+    api.apply(oom_killed_pod("prod", "api-7d9f-rrrrr"));
+    api.apply(image_pull_pod("prod", "batch-r"));
+    api.apply(pod("prod", "bare"));
+    let app = spawn(settings(&api)).await;
+    wait_for_issue(&app, "open", "image_pull_failed", "batch").await;
+    wait_connected(&app, 1.0).await;
+
+    // Bad input: a clear error, nothing done.
+    for (path, field) in [
+        ("/pods/prod/batch-r/restart?how=reboot", "how"),
+        ("/pods/Prod/batch-r/restart", "namespace"),
+        ("/pods/prod/batch_r/restart", "pod"),
+        ("/pods/prod/bare/restart?how=rollout", "how"),
+    ] {
+        let (status, body) = post(&app, path, &serde_json::json!({})).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.to_string().contains(field), "{path}: {body}");
+    }
+    let (status, body) = post(&app, "/pods/prod/nobody/restart", &serde_json::json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(api.has_pod("prod", "batch-r") && api.patches().is_empty());
+
+    // Delete: the pod goes, and its issue with it.
+    let (status, body) = post(&app, "/pods/prod/batch-r/restart", &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["done"], "pod prod/batch-r deleted");
+    assert!(!api.has_pod("prod", "batch-r"));
+    let gone = wait_for_issue(&app, "resolved", "image_pull_failed", "batch").await;
+    assert_eq!(gone["facts"]["resolution"], "pod deleted");
+    assert!(events_of(&app, "batch")
+        .await
+        .iter()
+        .any(|event| event["event_type"] == "restart_requested"));
+
+    // Rollout: the Deployment's pod template gets kubectl's restartedAt annotation.
+    let (status, body) = post(
+        &app,
+        "/pods/prod/api-7d9f-rrrrr/restart?how=rollout",
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["done"], "Deployment prod/api restarted");
+    let patches = api.patches();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    let (path, content_type, patch) = &patches[0];
+    assert_eq!(path, "/apis/apps/v1/namespaces/prod/deployments/api");
+    assert_eq!(content_type, "application/merge-patch+json");
+    let restarted_at = patch["spec"]["template"]["metadata"]["annotations"]
+        ["kubectl.kubernetes.io/restartedAt"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(restarted_at).is_ok(),
+        "{patch}"
+    );
+
+    // RBAC refusing: a 403 that says so.
+    api.forbid(true);
+    let (status, body) = post(&app, "/pods/prod/bare/restart", &serde_json::json!({})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("RBAC"), "{body}");
+    api.stop().await;
+}
+
+#[actix_web::test]
+async fn a_pod_restart_needs_the_token_when_one_is_set() {
+    let api = KubeApi::start().await;
+    api.apply(pod("prod", "bare"));
+    let (mut core, _state) = obs_testkit::test_config("watcher");
+    core.api_token = Some("fleet-secret".into());
+    let app = crate::helpers::spawn_with(core, settings(&api)).await;
+    wait_connected(&app, 1.0).await;
+    let (status, body) = post(&app, "/pods/prod/bare/restart", &serde_json::json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(api.has_pod("prod", "bare"), "nothing done");
+    let response = app
+        .client
+        .post(app.url("/pods/prod/bare/restart"))
+        .bearer_auth("fleet-secret")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(!api.has_pod("prod", "bare"));
+    api.stop().await;
 }

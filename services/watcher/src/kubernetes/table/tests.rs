@@ -118,3 +118,27 @@ fn a_listing_that_no_longer_shows_a_pod_resolves_its_issues() {
     )));
     assert!(table.is_empty());
 }
+
+#[test]
+fn containers_stopped_with_their_deleted_pod_are_not_crashes() {
+    let mut table = PodTable::default();
+    let now = Utc::now();
+    let running = serde_json::json!({
+        "name": "app", "image": "app:1", "imageID": "", "ready": true, "restartCount": 0,
+        "state": {"running": {"startedAt": now.to_rfc3339()}}
+    });
+    table.observe(None, pod(running), now, &settings());
+    let mut stopping = pod(serde_json::json!({
+        "name": "app", "image": "app:1", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 143, "reason": "Error", "finishedAt": now.to_rfc3339()}}
+    }));
+    stopping.metadata.deletion_timestamp = stopping
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c[0].state.as_ref())
+        .and_then(|s| s.terminated.as_ref())
+        .and_then(|t| t.finished_at.clone());
+    let outcomes = table.observe(None, stopping, now, &settings());
+    assert!(kinds(&outcomes).is_empty(), "{outcomes:?}");
+}
