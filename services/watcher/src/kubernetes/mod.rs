@@ -142,6 +142,8 @@ fn watch(
 async fn follow_while_held(shared: Arc<Shared>, shutdown: CancellationToken) {
     let settings = shared.config.kubernetes.clone();
     let mut retry = Retry { next: FIRST_RETRY };
+    // Said once, not per try.
+    let mut absence_logged = false;
     let client = loop {
         let attempt = client_config(&settings)
             .await
@@ -150,10 +152,14 @@ async fn follow_while_held(shared: Arc<Shared>, shutdown: CancellationToken) {
             Ok(client) => break client,
             Err(error) => {
                 shared.metrics.kubernetes_failures.inc();
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "no usable Kubernetes configuration; trying again"
-                );
+                if !absence_logged {
+                    absence_logged = true;
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "no usable Kubernetes configuration; running without the pod watch and \
+                         trying again"
+                    );
+                }
             }
         }
         tokio::select! {

@@ -519,7 +519,14 @@ async fn namespaces_and_the_label_selector_scope_the_watch() {
             .collect::<Vec<_>>(),
         vec!["prod/batch-p/app"]
     );
-    for (_, namespace, query) in api.requests() {
+    for (watch, namespace, query) in api.requests() {
+        if watch {
+            assert_eq!(
+                query.get("allowWatchBookmarks").map(String::as_str),
+                Some("true"),
+                "{query:?}"
+            );
+        }
         assert_eq!(namespace.as_deref(), Some("prod"));
         assert_eq!(
             query.get("labelSelector").map(String::as_str),
