@@ -648,3 +648,56 @@ async fn a_pod_restart_needs_the_token_when_one_is_set() {
     assert!(!api.has_pod("prod", "bare"));
     api.stop().await;
 }
+
+/// The binary, configured by the environment alone: KUBERNETES_WATCH=auto in a pod
+/// (KUBERNETES_SERVICE_HOST set) watches, with the kubeconfig KUBECONFIG names.
+#[actix_web::test]
+async fn the_binary_watches_pods_as_its_environment_says() {
+    use std::process::{Command, Stdio};
+
+    let api = KubeApi::start().await;
+    api.apply(label(image_pull_pod("prod", "batch-e"), "team", "obs"));
+    api.apply(image_pull_pod("prod", "batch-not-selected"));
+    let state = tempfile::tempdir().expect("a state folder");
+    let port = obs_testkit::free_port();
+    let mut command = Command::new(obs_testkit::binary("watcher"));
+    command
+        .env_clear()
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("STATE_DIR", state.path())
+        .env("DOCKER_WATCH", "off")
+        .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+        .env("KUBECONFIG", &api.kubeconfig)
+        .env("KUBERNETES_NAMESPACES", "prod")
+        .env("KUBERNETES_LABEL_SELECTOR", "team=obs")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _watcher = obs_testkit::ChildGuard(Some(command.spawn().expect("the watcher starts")));
+    let http = obs_testkit::client();
+    let issues = eventually(
+        "the pod's issue over HTTP",
+        Duration::from_secs(30),
+        || async {
+            let body: Value = http
+                .get(format!("http://127.0.0.1:{port}/issues?state=open"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let issues = body["issues"].as_array()?.clone();
+            (!issues.is_empty()).then_some(issues)
+        },
+    )
+    .await;
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0]["subject"], "prod/batch-e/app");
+    assert!(api.requests().iter().all(|(_, namespace, query)| {
+        namespace.as_deref() == Some("prod")
+            && query.get("labelSelector").map(String::as_str) == Some("team=obs")
+    }));
+    api.stop().await;
+}
