@@ -126,6 +126,12 @@ pub enum IssueKind {
     Missing,
     /// From a Prometheus alert via Alertmanager.
     Alert,
+    /// Kubernetes: a container's image cannot be pulled (ErrImagePull, ImagePullBackOff).
+    ImagePullFailed,
+    /// Kubernetes: the kubelet evicted the pod (its node ran short of a resource).
+    Evicted,
+    /// Kubernetes: the scheduler finds no node for the pod.
+    Unschedulable,
 }
 
 impl IssueKind {
@@ -156,6 +162,9 @@ impl IssueKind {
             IssueKind::ProbeFailed => "probe_failed",
             IssueKind::Missing => "missing",
             IssueKind::Alert => "alert",
+            IssueKind::ImagePullFailed => "image_pull_failed",
+            IssueKind::Evicted => "evicted",
+            IssueKind::Unschedulable => "unschedulable",
         }
     }
 }
@@ -794,6 +803,9 @@ mod tests {
             IssueKind::HeartbeatMissed,
             IssueKind::OomKilled,
             IssueKind::ProbeFailed,
+            IssueKind::ImagePullFailed,
+            IssueKind::Evicted,
+            IssueKind::Unschedulable,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }

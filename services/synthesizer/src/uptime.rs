@@ -65,9 +65,12 @@ pub fn counts_as(kind: IssueKind) -> Option<Slot> {
         | IssueKind::Crashed
         | IssueKind::ProbeFailed
         | IssueKind::Missing => Some(Slot::Down),
-        IssueKind::OomKilled | IssueKind::RestartLoop | IssueKind::Unhealthy => {
-            Some(Slot::Degraded)
-        }
+        IssueKind::OomKilled
+        | IssueKind::RestartLoop
+        | IssueKind::Unhealthy
+        | IssueKind::ImagePullFailed
+        | IssueKind::Evicted
+        | IssueKind::Unschedulable => Some(Slot::Degraded),
         IssueKind::Alert => None,
     }
 }

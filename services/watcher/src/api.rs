@@ -59,14 +59,17 @@ pub fn routes(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
         .service(web::resource("/containers").route(web::get().to(list_containers)))
         .service(web::resource("/container").route(web::get().to(container)))
         .service(web::resource("/logs").route(web::get().to(logs)))
-        .service(web::resource("/containers/{name}/restart").route(web::post().to(restart)));
+        .service(web::resource("/containers/{name}/restart").route(web::post().to(restart)))
+        .service(
+            web::resource("/pods/{namespace}/{pod}/restart").route(web::post().to(restart_pod)),
+        );
 }
 
 #[derive(OpenApi)]
 #[openapi(
     paths(
         heartbeat, ping, ping_fail, post_event, list_events, status, list_issues,
-        list_containers, container, logs, restart
+        list_containers, container, logs, restart, restart_pod
     ),
     tags(
         (name = "heartbeats", description = "Services saying they are alive (or failed)"),
@@ -449,4 +452,48 @@ async fn restart(
     };
     docker::restart(&shared.into_inner(), &name, grace as i32).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "restarted", "container": name})))
+}
+
+#[derive(Deserialize)]
+struct RestartPodQuery {
+    how: Option<String>,
+}
+
+/// Restart a watched Kubernetes pod: `how=delete` (default; its controller starts a new one) or
+/// `how=rollout` (its Deployment, StatefulSet or DaemonSet, as `kubectl rollout restart`).
+/// Guarded like the container restart.
+#[utoipa::path(post, path = "/pods/{namespace}/{pod}/restart", tag = "containers",
+    params(("namespace" = String, Path, description = "the pod's namespace"),
+        ("pod" = String, Path, description = "the pod's name"),
+        ("how" = Option<String>, Query, description = "delete (default) or rollout")),
+    responses((status = 200, description = "done", example = json!({"status": "restarted", "pod": "prod/api-7d9f-x1", "done": "pod prod/api-7d9f-x1 deleted"})),
+        (status = 400, body = obs_core::error::ErrorBody),
+        (status = 401, body = obs_core::error::ErrorBody), (status = 403, description = "no API_TOKEN on a listener reachable from the network, or RBAC refused", body = obs_core::error::ErrorBody),
+        (status = 404, description = "not a watched pod", body = obs_core::error::ErrorBody),
+        (status = 503, description = "Kubernetes not watched", body = obs_core::error::ErrorBody)))]
+async fn restart_pod(
+    _: obs_core::ActsOnHost,
+    shared: web::Data<Shared>,
+    path: web::Path<(String, String)>,
+    query: web::Query<RestartPodQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (namespace, pod) = path.into_inner();
+    for (field, value) in [("namespace", &namespace), ("pod", &pod)] {
+        let valid = !value.is_empty()
+            && value.len() <= 253
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("'{value}' is not a Kubernetes name (lowercase letters, digits, '-', '.')"),
+            ));
+        }
+    }
+    let how = crate::kubernetes::remediate::How::parse(query.how.as_deref())?;
+    let done = crate::kubernetes::remediate::restart(&shared, &namespace, &pod, how).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": "restarted", "pod": format!("{namespace}/{pod}"), "done": done
+    })))
 }

@@ -33,12 +33,15 @@ pub mod bounds {
     pub const HOST_METRICS_INTERVAL: Seconds = Seconds::new(1.0, 86_400.0);
     pub const STATE_SAVE_INTERVAL: Seconds = Seconds::new(0.001, 60.0);
     pub const LEASE_TTL: Seconds = Seconds::new(0.5, 3600.0);
+    /// KUBERNETES_NOT_READY_AFTER and KUBERNETES_UNSCHEDULABLE_AFTER.
+    pub const KUBERNETES_GRACE: Seconds = Seconds::new(0.01, 86_400.0);
 }
 
 #[derive(Debug, Clone)]
 pub struct WatcherConfig {
     pub heartbeat: HeartbeatSettings,
     pub docker: DockerSettings,
+    pub kubernetes: KubernetesSettings,
     pub probes: ProbeSettings,
     /// HOST_METRICS_INTERVAL; 0 turns the host gauges off.
     pub host_metrics_interval: Option<Duration>,
@@ -98,6 +101,47 @@ pub struct DockerSettings {
     pub filter: ContainerFilter,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubernetesMode {
+    /// Watch the API server the configuration points at; keep trying while it does not answer.
+    Watch,
+    /// KUBERNETES_WATCH=on: as `Watch`, but refuse to start without a usable configuration.
+    Required,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct KubernetesSettings {
+    /// KUBERNETES_WATCH=auto|on|off; auto watches when KUBERNETES_SERVICE_HOST is set (in a
+    /// pod), so the same image runs in and out of a cluster.
+    pub mode: KubernetesMode,
+    /// KUBERNETES_NAMESPACES: the namespaces watched; empty watches all.
+    pub namespaces: Vec<String>,
+    /// KUBERNETES_LABEL_SELECTOR: only pods it selects (the API server filters).
+    pub label_selector: Option<String>,
+    /// KUBECONFIG: outside a cluster, the kubeconfig file (its current context); unset, the
+    /// in-cluster service account, then ~/.kube/config.
+    pub kubeconfig: Option<PathBuf>,
+    /// KUBERNETES_NOT_READY_AFTER: a running container not ready this long is `unhealthy`.
+    pub not_ready_after: Duration,
+    /// KUBERNETES_UNSCHEDULABLE_AFTER: a pod the scheduler cannot place this long is
+    /// `unschedulable` (a pod waits a moment for a node to scale up without being trouble).
+    pub unschedulable_after: Duration,
+}
+
+impl KubernetesSettings {
+    pub fn off() -> Self {
+        KubernetesSettings {
+            mode: KubernetesMode::Off,
+            namespaces: Vec::new(),
+            label_selector: None,
+            kubeconfig: None,
+            not_ready_after: Duration::from_secs(default_kubernetes_grace() as u64),
+            unschedulable_after: Duration::from_secs(default_kubernetes_grace() as u64),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
     pub targets: Vec<(String, String)>,
@@ -131,6 +175,18 @@ struct RawWatcherEnv {
     docker_include_names: String,
     #[serde(default)]
     docker_exclude_names: String,
+    #[serde(default = "default_kubernetes_watch")]
+    kubernetes_watch: String,
+    kubernetes_service_host: Option<String>,
+    #[serde(default)]
+    kubernetes_namespaces: String,
+    #[serde(default)]
+    kubernetes_label_selector: String,
+    kubeconfig: Option<PathBuf>,
+    #[serde(default = "default_kubernetes_grace")]
+    kubernetes_not_ready_after: f64,
+    #[serde(default = "default_kubernetes_grace")]
+    kubernetes_unschedulable_after: f64,
     #[serde(default = "default_restart_loop_threshold")]
     restart_loop_threshold: usize,
     #[serde(default = "default_restart_loop_window")]
@@ -175,6 +231,12 @@ fn default_max_services() -> usize {
 }
 fn default_docker_watch() -> String {
     "auto".into()
+}
+fn default_kubernetes_watch() -> String {
+    "auto".into()
+}
+fn default_kubernetes_grace() -> f64 {
+    60.0
 }
 fn default_restart_loop_threshold() -> usize {
     3
@@ -244,6 +306,23 @@ impl WatcherConfig {
                     &raw.docker_exclude_names,
                 )?,
             },
+            kubernetes: KubernetesSettings {
+                mode: kubernetes_mode(
+                    &raw.kubernetes_watch,
+                    raw.kubernetes_service_host
+                        .as_deref()
+                        .is_some_and(|host| !host.trim().is_empty()),
+                )?,
+                namespaces: kubernetes_namespaces(&raw.kubernetes_namespaces)?,
+                label_selector: label_selector(&raw.kubernetes_label_selector)?,
+                kubeconfig: raw.kubeconfig.filter(|path| !path.as_os_str().is_empty()),
+                not_ready_after: bounds::KUBERNETES_GRACE
+                    .setting("KUBERNETES_NOT_READY_AFTER", raw.kubernetes_not_ready_after)?,
+                unschedulable_after: bounds::KUBERNETES_GRACE.setting(
+                    "KUBERNETES_UNSCHEDULABLE_AFTER",
+                    raw.kubernetes_unschedulable_after,
+                )?,
+            },
             probes: ProbeSettings {
                 targets: probe_targets(&raw.probe_targets)?,
                 interval,
@@ -290,6 +369,7 @@ impl WatcherConfig {
                 restart_loop_window: Duration::from_secs(300),
                 filter: ContainerFilter::default(),
             },
+            kubernetes: KubernetesSettings::off(),
             probes: ProbeSettings {
                 targets: Vec::new(),
                 interval: Duration::from_secs(10),
@@ -335,6 +415,104 @@ fn docker_mode(value: &str) -> Result<DockerMode, ConfigError> {
             "DOCKER_WATCH: '{value}' is not one of auto, on, off"
         ))),
     }
+}
+
+fn kubernetes_mode(value: &str, in_cluster: bool) -> Result<KubernetesMode, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "auto" if in_cluster => Ok(KubernetesMode::Watch),
+        "auto" => Ok(KubernetesMode::Off),
+        "on" | "1" | "true" => Ok(KubernetesMode::Required),
+        "off" | "0" | "false" => Ok(KubernetesMode::Off),
+        _ => Err(ConfigError::new(format!(
+            "KUBERNETES_WATCH: '{value}' is not one of auto, on, off"
+        ))),
+    }
+}
+
+/// `a,b`: namespace names (DNS-1123 labels), each once.
+fn kubernetes_namespaces(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut namespaces: Vec<String> = Vec::new();
+    for name in value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let valid = name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if !valid {
+            return Err(ConfigError::new(format!(
+                "KUBERNETES_NAMESPACES: '{name}' is not a namespace name (lowercase letters, \
+                 digits and '-', at most 63)"
+            )));
+        }
+        if namespaces.iter().any(|known| known == name) {
+            return Err(ConfigError::new(format!(
+                "KUBERNETES_NAMESPACES: '{name}' appears twice"
+            )));
+        }
+        namespaces.push(name.to_string());
+    }
+    Ok(namespaces)
+}
+
+/// A label selector as `kubectl -l` takes it (`app=api,tier!=db,env in (a,b),!canary`): checked
+/// for its shape here, so a typo stops the start instead of failing every list later.
+fn label_selector(value: &str) -> Result<Option<String>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: &str| {
+        ConfigError::new(format!(
+            "KUBERNETES_LABEL_SELECTOR: '{value}' is not a label selector ({why})"
+        ))
+    };
+    if value.len() > 4096 {
+        return Err(bad("longer than 4096 characters"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_./=!(), ".contains(c);
+    if let Some(c) = value.chars().find(|c| !allowed(*c)) {
+        return Err(bad(&format!("'{c}' is not allowed")));
+    }
+    // Commas inside `in (a,b)` do not separate requirements.
+    let mut depth = 0i32;
+    let mut requirement = String::new();
+    let mut requirements = Vec::new();
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if !(0..=1).contains(&depth) {
+            return Err(bad("unbalanced parentheses"));
+        }
+        if c == ',' && depth == 0 {
+            requirements.push(std::mem::take(&mut requirement));
+        } else {
+            requirement.push(c);
+        }
+    }
+    if depth != 0 {
+        return Err(bad("unbalanced parentheses"));
+    }
+    requirements.push(requirement);
+    for requirement in &requirements {
+        let requirement = requirement.trim();
+        let key = requirement
+            .trim_start_matches('!')
+            .split(['=', '!', ' '])
+            .next()
+            .unwrap_or_default();
+        if key.is_empty() {
+            return Err(bad("a requirement without a label key"));
+        }
+    }
+    Ok(Some(value.to_string()))
 }
 
 fn docker_host(value: Option<String>) -> Result<String, ConfigError> {
@@ -401,6 +579,36 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_namespaces_and_selectors_name_their_mistakes() {
+        assert_eq!(
+            kubernetes_namespaces(" default, prod-1 ").unwrap(),
+            vec!["default".to_string(), "prod-1".to_string()]
+        );
+        assert!(kubernetes_namespaces("").unwrap().is_empty());
+        for bad in ["Prod", "a_b", "-x", "a,a", &"n".repeat(64)] {
+            let error = kubernetes_namespaces(bad).expect_err(bad).to_string();
+            assert!(error.contains("KUBERNETES_NAMESPACES"), "{error}");
+        }
+        assert_eq!(label_selector("  ").unwrap(), None);
+        for good in [
+            "app=api",
+            "app=api,tier!=db",
+            "env in (a,b),!canary",
+            "app.kubernetes.io/name==x",
+        ] {
+            assert_eq!(
+                label_selector(good).unwrap().as_deref(),
+                Some(good),
+                "{good}"
+            );
+        }
+        for bad in ["app=api;rm", "env in (a,b", ",app", "=x", "a)(b"] {
+            let error = label_selector(bad).expect_err(bad).to_string();
+            assert!(error.contains("KUBERNETES_LABEL_SELECTOR"), "{error}");
+        }
+    }
+
+    #[test]
     fn durations_and_flags_are_checked() {
         let every = [
             bounds::HEARTBEAT_TIMEOUT,
@@ -411,6 +619,7 @@ mod tests {
             bounds::HOST_METRICS_INTERVAL,
             bounds::STATE_SAVE_INTERVAL,
             bounds::LEASE_TTL,
+            bounds::KUBERNETES_GRACE,
         ];
         for range in every {
             // Nothing that rounds to zero (a timer's period) or overflows a deadline.
@@ -430,6 +639,19 @@ mod tests {
         assert!(!flag("X", "0").unwrap());
         assert!(flag("X", "maybe").unwrap_err().to_string().contains("X:"));
         assert!(docker_mode("sometimes").is_err());
+        assert_eq!(
+            kubernetes_mode("auto", true).unwrap(),
+            KubernetesMode::Watch
+        );
+        assert_eq!(kubernetes_mode("auto", false).unwrap(), KubernetesMode::Off);
+        assert_eq!(
+            kubernetes_mode("on", false).unwrap(),
+            KubernetesMode::Required
+        );
+        assert!(kubernetes_mode("yes please", true)
+            .unwrap_err()
+            .to_string()
+            .contains("KUBERNETES_WATCH"));
         assert!(docker_host(Some("ssh://x".into())).is_err());
         assert_eq!(docker_host(None).unwrap(), DEFAULT_DOCKER_HOST);
     }

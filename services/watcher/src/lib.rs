@@ -3,6 +3,8 @@
 //!
 //! - [`heartbeats`] + [`checker`]: services and their deadlines; down and recovery.
 //! - [`docker`]: the engine's event stream → OOM kills, restart loops, unhealthy, crashes.
+//! - [`kubernetes`]: pods through the API server → the same, plus image pulls, evictions and
+//!   unschedulable pods.
 //! - [`probes`]: HTTP probes of PROBE_TARGETS (and, in obs-stack, of the other roles).
 //! - [`host`]: load, memory and disk gauges.
 //! - [`events`], [`issues`]: what the read API serves; [`downstream`]: the one way out.
@@ -33,6 +35,7 @@ pub mod events;
 pub mod heartbeats;
 pub mod host;
 pub mod issues;
+pub mod kubernetes;
 pub mod legacy;
 pub mod metrics;
 pub mod probes;
@@ -87,6 +90,7 @@ pub struct Shared {
     containers: Mutex<ContainerTable>,
     pub probes: ProbeTargets,
     pub docker: DockerLink,
+    pub kubernetes: kubernetes::KubeLink,
     pub metrics: WatcherMetrics,
     pub db: Db,
     downstream: Downstream,
@@ -536,6 +540,11 @@ impl Watcher {
                     )
                 })?;
         }
+        if config.kubernetes.mode == config::KubernetesMode::Required {
+            kubernetes::check_configuration(&config.kubernetes)
+                .await
+                .context("KUBERNETES_WATCH=on but no usable Kubernetes configuration")?;
+        }
         let db = service
             .open_db(store::SCHEMA)
             .await
@@ -562,6 +571,7 @@ impl Watcher {
             containers: Mutex::new(ContainerTable::default()),
             probes,
             docker: DockerLink::default(),
+            kubernetes: kubernetes::KubeLink::default(),
             metrics,
             downstream: Downstream::new(&db, service).context("opening the watcher's outboxes")?,
             db,
@@ -612,6 +622,7 @@ impl Role for Watcher {
         ));
         context.spawn(checker::run(shared.clone(), context.shutdown.clone()));
         context.spawn(docker::follow(shared.clone(), context.shutdown.clone()));
+        context.spawn(kubernetes::follow(shared.clone(), context.shutdown.clone()));
         context.spawn(probes::run(shared.clone(), context.shutdown.clone()));
         context.spawn(host::run(shared.clone(), context.shutdown.clone()));
     }

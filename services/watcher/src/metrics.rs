@@ -30,6 +30,8 @@ pub struct WatcherMetrics {
     pub container_oom_kills: IntCounterVec,
     pub docker_connected: IntGauge,
     pub docker_connect_failures: IntCounter,
+    pub kubernetes_connected: IntGauge,
+    pub kubernetes_failures: IntCounter,
     pub probe_success: IntGaugeVec,
     pub probe_duration: GaugeVec,
     pub probes: IntCounterVec,
@@ -98,6 +100,14 @@ impl WatcherMetrics {
             docker_connect_failures: metrics.register(IntCounter::new(
                 "watcher_docker_connect_failures_total",
                 "Attempts to reach the Docker engine that failed (DOCKER_HOST).",
+            )?)?,
+            kubernetes_connected: metrics.register(IntGauge::new(
+                "watcher_kubernetes_connected",
+                "1 while every Kubernetes pod watch is listed and following its stream.",
+            )?)?,
+            kubernetes_failures: metrics.register(IntCounter::new(
+                "watcher_kubernetes_failures_total",
+                "Failed Kubernetes lists and watches (refused, cut, 410 Gone, 403) and unusable configurations; each is retried with backoff.",
             )?)?,
             probe_success: metrics.register(IntGaugeVec::new(
                 Opts::new(

@@ -7,7 +7,7 @@ use ulid::Ulid;
 
 use super::*;
 
-const ALL_KINDS: [IssueKind; 9] = [
+const ALL_KINDS: [IssueKind; 12] = [
     IssueKind::HeartbeatMissed,
     IssueKind::ServiceFailed,
     IssueKind::OomKilled,
@@ -17,6 +17,9 @@ const ALL_KINDS: [IssueKind; 9] = [
     IssueKind::ProbeFailed,
     IssueKind::Missing,
     IssueKind::Alert,
+    IssueKind::ImagePullFailed,
+    IssueKind::Evicted,
+    IssueKind::Unschedulable,
 ];
 
 pub fn incident(kind: IssueKind, facts: Value) -> Incident {
@@ -74,6 +77,51 @@ fn every_kind_has_a_builtin_rule() {
         assert_ne!(rendered.rule, "fallback", "{kind:?} has no rule");
         assert!(!rendered.steps.is_empty());
     }
+}
+
+#[test]
+fn a_kubernetes_oom_plan_speaks_kubectl() {
+    let rules = Rules::builtin().unwrap();
+    let oom = incident(
+        IssueKind::OomKilled,
+        json!({"platform": "kubernetes", "namespace": "prod", "pod": "api-7d9f-x1",
+               "container": "app", "workload": "deployment/api",
+               "memory_limit_bytes": 268435456, "suggested_memory_limit": "512Mi",
+               "restarts": 2}),
+    );
+    let rendered = rules.render(&oom, at(10));
+    assert_eq!(rendered.rule, "oom_killed_kubernetes");
+    let text: Vec<String> = rendered
+        .steps
+        .iter()
+        .map(|step| format!("{} | {}", step.title, step.reason))
+        .collect();
+    let all = text.join("\n");
+    assert!(
+        all.contains("kubectl set resources deployment/api -n prod -c app --limits=memory=512Mi"),
+        "{all}"
+    );
+    assert!(
+        all.contains("kubectl logs api-7d9f-x1 -n prod -c app --previous"),
+        "{all}"
+    );
+    assert!(
+        rendered.steps.iter().all(|step| !step.safe),
+        "nothing runs by itself"
+    );
+    let crash = incident(
+        IssueKind::Crashed,
+        json!({"platform": "kubernetes", "namespace": "prod", "pod": "api-7d9f-x1",
+               "container": "app", "workload": "deployment/api", "exit_code": 1}),
+    );
+    let rendered = rules.render(&crash, at(10));
+    assert_eq!(rendered.rule, "crashed_kubernetes");
+    assert!(rendered.steps.iter().any(|step| step
+        .title
+        .contains("kubectl rollout undo deployment/api -n prod")));
+    // A Docker crash keeps its own rule.
+    let docker = incident(IssueKind::Crashed, json!({"exit_code": 1}));
+    assert_eq!(rules.render(&docker, at(10)).rule, "crashed");
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! Each container event commits in one transaction: the event, the issues it opens, updates
 //! or resolves, the container's row and its counts, and the records for downstream.
 
-mod detect;
+pub(crate) mod detect;
 pub(crate) mod filter;
 mod table;
 

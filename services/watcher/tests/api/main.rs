@@ -7,6 +7,8 @@ mod docker;
 mod events;
 mod heartbeats;
 mod helpers;
+mod kube_api;
+mod kubernetes;
 mod metrics;
 mod probes;
 mod process;
