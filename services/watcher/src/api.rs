@@ -450,3 +450,43 @@ async fn restart(
     docker::restart(&shared.into_inner(), &name, grace as i32).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "restarted", "container": name})))
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `timeout_seconds` as a query string carries it: any text is a timeout within
+        /// bounds or a 400 naming the field.
+        #[test]
+        fn ping_timeouts_are_within_bounds_or_refused_by_name(
+            text in prop_oneof![any::<String>(), "[-+ ]?[0-9]{0,4}(\\.[0-9]{0,3})?(e[-+]?[0-9]{1,3})?", "(NaN|inf|-inf|infinity|1e-300|0x10)"],
+        ) {
+            let query = PingQuery { timeout_seconds: Some(text.clone()), detail: None };
+            match ping_timeout(&query) {
+                Ok(Some(timeout)) => {
+                    let bounds = crate::config::bounds::HEARTBEAT_TIMEOUT;
+                    prop_assert!(timeout.as_secs_f64() >= bounds.min * (1.0 - 1e-12));
+                    prop_assert!(timeout.as_secs_f64() <= bounds.max);
+                }
+                Ok(None) => prop_assert!(false, "a value was given"),
+                Err(error) => {
+                    prop_assert_eq!(error.code(), "invalid_field");
+                    prop_assert!(error.to_string().starts_with("timeout_seconds: "), "{error}");
+                }
+            }
+        }
+
+        /// A name is accepted exactly when it is 1 to MAX_NAME_CHARS of `[A-Za-z0-9._:@-]`.
+        #[test]
+        fn names_are_accepted_exactly_by_their_grammar(value in prop_oneof![any::<String>(), "[a-zA-Z0-9_.:@/ -]{0,130}"]) {
+            let grammar = !value.is_empty()
+                && value.chars().count() <= validate::MAX_NAME_CHARS
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+            prop_assert_eq!(check_name("service", &value).is_ok(), grammar);
+        }
+    }
+}
