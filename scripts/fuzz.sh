@@ -25,16 +25,19 @@ targets="${FUZZ_TARGETS:-$all_targets}"
 flags=(--sanitizer none --debug-assertions)
 cargo fuzz build "${flags[@]}"
 
+host=$(rustc -vV | sed -n 's/^host: //p')
 failed=()
 for target in $targets; do
-    mkdir -p "fuzz/corpus/$target"
+    mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
     dirs=("fuzz/corpus/$target")
     for extra in "fuzz/seeds/$target" "fuzz/regressions/$target"; do
         [ -d "$extra" ] && dirs+=("$extra")
     done
     echo "== $target: ${FUZZ_SECONDS} s"
-    if ! cargo fuzz run "${flags[@]}" "$target" "${dirs[@]}" -- \
-        -max_total_time="$FUZZ_SECONDS" -max_len="$FUZZ_MAX_LEN" -timeout=10 \
+    # The binary cargo-fuzz built, run as it is: `cargo fuzz run` would check the build
+    # again for every target (obs-core's build script reruns when the git HEAD moves).
+    if ! "fuzz/target/$host/release/$target" "${dirs[@]}" \
+        -artifact_prefix="fuzz/artifacts/$target/" -max_total_time="$FUZZ_SECONDS" -max_len="$FUZZ_MAX_LEN" -timeout=10 \
         -rss_limit_mb=2048 -dict=fuzz/json.dict -print_final_stats=1; then
         failed+=("$target")
     fi
