@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(beat) = obs_core::json::from_slice::<HeartbeatIn>(data) {
         let _ = validate::name(&beat.service);
         if let Some(phase) = &beat.phase {
-            let _ = validate::text(phase, MAX_PHASE_CHARS);
+            let _ = validate::text(phase, (MAX_PHASE_CHARS, "MAX_PHASE_CHARS"));
         }
         if let Some(seconds) = beat.timeout_seconds {
             match HEARTBEAT_TIMEOUT.field("timeout_seconds", seconds) {
@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if let Some(detail) = &event.detail {
-            if validate::text(detail, MAX_DETAIL_CHARS).is_ok() {
+            if validate::text(detail, (MAX_DETAIL_CHARS, "MAX_DETAIL_CHARS")).is_ok() {
                 assert!(detail.chars().count() <= MAX_DETAIL_CHARS);
             }
         }

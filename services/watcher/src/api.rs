@@ -89,8 +89,8 @@ fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
     validate::name(value).map_err(|why| ApiError::invalid_field(field, why))
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    validate::text(value, max).map_err(|why| ApiError::invalid_field(field, why))
+fn check_text(field: &str, value: &str, limit: (usize, &str)) -> Result<(), ApiError> {
+    validate::text(value, limit).map_err(|why| ApiError::invalid_field(field, why))
 }
 
 /// A per-service timeout: finite, from 10 ms to a month (`bounds::HEARTBEAT_TIMEOUT`).
@@ -160,7 +160,7 @@ async fn heartbeat(
     let beat = body.into_inner();
     check_name("service", &beat.service)?;
     if let Some(phase) = &beat.phase {
-        check_text("phase", phase, MAX_PHASE_CHARS)?;
+        check_text("phase", phase, (MAX_PHASE_CHARS, "MAX_PHASE_CHARS"))?;
     }
     let timeout = timeout("timeout_seconds", beat.timeout_seconds)?;
     self::beat(&shared, &beat.service, beat.phase.as_deref(), timeout).await?;
@@ -218,7 +218,7 @@ async fn ping_fail(
     check_name("service", &service)?;
     let timeout = ping_timeout(&query)?;
     if let Some(detail) = &query.detail {
-        check_text("detail", detail, MAX_DETAIL_CHARS)?;
+        check_text("detail", detail, (MAX_DETAIL_CHARS, "MAX_DETAIL_CHARS"))?;
     }
     shared
         .tracker()
@@ -247,7 +247,7 @@ async fn post_event(
     check_name("service", &input.service)?;
     check_name("event_type", &input.event_type)?;
     if let Some(detail) = &input.detail {
-        check_text("detail", detail, MAX_DETAIL_CHARS)?;
+        check_text("detail", detail, (MAX_DETAIL_CHARS, "MAX_DETAIL_CHARS"))?;
     }
     if let Some(component) = &input.component {
         check_name("component", component)?;
