@@ -5,7 +5,7 @@ CARGO ?= cargo
 PYTHON := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: all build release run test test-deps test-rust test-python lint fmt bench image chart-test clean
+.PHONY: all build release run test test-deps test-rust test-python lint fmt bench fuzz image chart-test clean
 .PHONY: image-context images chart-render lint-shipping
 
 all: build
@@ -55,6 +55,11 @@ fmt:
 ## Benchmarks: ratios against baselines measured in the same run -> docs/BENCHMARKS.md
 bench: test-deps
 	./bench/run.sh
+
+## Fuzz every parser a client reaches (fuzz/, cargo-fuzz with RUSTC_BOOTSTRAP=1), each target
+## for FUZZ_SECONDS (default 60); FUZZ_TARGETS="issues silences" picks some. Not in `make test`.
+fuzz:
+	./scripts/fuzz.sh
 
 ## Images: FROM scratch + one static release binary, no base image pulled (docs/deploy.md).
 ## `make images` builds all five roles; `make image SERVICE=watcher` one of them.

@@ -712,4 +712,56 @@ mod tests {
         assert!(!is_metric_name("a-b"));
         assert!(!is_metric_name(""));
     }
+
+    mod props {
+        use super::super::{bounds, Seconds};
+        use proptest::prelude::*;
+
+        /// Every range a role reads durations with, the shared ones and a request's.
+        const RANGES: [Seconds; 5] = [
+            bounds::SHUTDOWN_GRACE,
+            bounds::CLIENT_HEADER_TIMEOUT,
+            bounds::KEEP_ALIVE_TIMEOUT,
+            Seconds::new(0.001, 60.0),
+            Seconds::new(0.01, 2_678_400.0),
+        ];
+
+        /// Any f64: special values, tiny and huge magnitudes, and any bit pattern.
+        fn seconds() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                any::<f64>(),
+                prop::num::f64::ANY,
+                (-320i32..320).prop_map(|exp| 10f64.powi(exp)),
+                -10.0f64..3_000_000.0,
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Accepted exactly when finite and within the range; then a duration that is not
+            /// zero (unless zero is the minimum), close to the value, and that adding to now
+            /// cannot overflow. A refusal names the range.
+            #[test]
+            fn seconds_are_accepted_exactly_within_their_range(value in seconds()) {
+                for range in RANGES {
+                    let within = value.is_finite() && value >= range.min && value <= range.max;
+                    match range.check(value) {
+                        Ok(duration) => {
+                            prop_assert!(within, "{value:?} accepted by {range:?}");
+                            prop_assert!(range.min == 0.0 || !duration.is_zero());
+                            prop_assert!((duration.as_secs_f64() - value).abs() <= 1e-9 * value.max(1.0));
+                            prop_assert!(std::time::Instant::now().checked_add(duration).is_some());
+                            // The printer's value reads back as the same duration.
+                            prop_assert_eq!(range.check(duration.as_secs_f64()), Ok(duration));
+                        }
+                        Err(why) => {
+                            prop_assert!(!within, "{value:?} refused by {range:?}: {why}");
+                            prop_assert!(why.to_string().contains("is not a number of seconds from"));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -287,4 +287,69 @@ mod tests {
         let trailing = from_str::<Beat>(r#"{"service": "a"} x"#).unwrap_err();
         assert!(trailing.syntax, "{trailing:?}");
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde::Deserialize;
+
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            service: String,
+            timeout_seconds: Option<f64>,
+            labels: Option<std::collections::BTreeMap<String, String>>,
+            items: Option<Vec<Body>>,
+        }
+
+        /// Bytes near JSON: fragments of valid documents cut, spliced and mixed with junk.
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop::sample::select(vec![
+                "{",
+                "}",
+                "[",
+                "]",
+                ",",
+                ":",
+                "\"service\"",
+                "\"labels\"",
+                "\"items\"",
+                "\"timeout_seconds\"",
+                "\"a\"",
+                "1e400",
+                "-0",
+                "null",
+                "true",
+                "\"\\ud800\"",
+                "\"\\u0000\"",
+                " ",
+                "\u{feff}",
+                "\"é\"",
+            ]);
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..64),
+                proptest::collection::vec(piece, 0..40)
+                    .prop_map(|parts| parts.concat().into_bytes()),
+                (0usize..200).prop_map(|depth| "[".repeat(depth).into_bytes()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any bytes decode or are refused with the documented kind: broken JSON is
+            /// `invalid_json` without a field, a wrong shape `invalid_field` naming where.
+            #[test]
+            fn any_bytes_decode_or_are_refused_by_kind(data in bytes()) {
+                if let Err(error) = from_slice::<Body>(&data) {
+                    if error.syntax {
+                        prop_assert!(error.path.is_empty(), "{error:?}");
+                    }
+                    let code = ApiError::from(error.clone()).code();
+                    prop_assert_eq!(code, if error.syntax { "invalid_json" } else { "invalid_field" });
+                    prop_assert!(!error.to_string().is_empty());
+                }
+            }
+        }
+    }
 }

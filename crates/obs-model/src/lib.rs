@@ -239,6 +239,9 @@ impl Issue {
         if self.count == 0 {
             self.count = 1;
         }
+        // A clock stepped back between two sightings: the curator refuses a last sighting
+        // before the first, and first_seen must stay the same at every update of the issue.
+        self.last_seen = self.last_seen.max(self.first_seen);
         self
     }
 }
@@ -795,6 +798,20 @@ mod tests {
         );
         let goals: Goals = serde_json::from_str(r#"{"services": [{"service": "api"}]}"#).unwrap();
         assert_eq!(goals.services[0].severity, Severity::Critical);
+    }
+
+    /// Found by the property test `a_fitted_issue_is_always_accepted` (curator): an issue
+    /// whose last sighting is before its first (a clock stepped back) was fitted unchanged
+    /// and the curator refused it (`last_seen: is before first_seen`).
+    #[test]
+    fn fitting_orders_the_sightings_and_keeps_the_first() {
+        let issue: Issue = serde_json::from_str(
+            r#"{"id":"01JC0000000000000000000001","kind":"crashed","service":"api","severity":"warning","state":"open","message":"m","recommendation":"r","first_seen":"2026-01-02T03:25:55Z","last_seen":"2026-01-02T00:00:43Z","count":1}"#,
+        )
+        .unwrap();
+        let fitted = issue.clone().fit_limits();
+        assert_eq!(fitted.first_seen, issue.first_seen);
+        assert_eq!(fitted.last_seen, issue.first_seen);
     }
 
     #[test]

@@ -138,4 +138,57 @@ mod tests {
         assert_eq!(fit_name("my app/1"), "my_app_1");
         assert_eq!(fit_name(""), "unnamed");
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Any text, weighted towards control and multi-byte characters and long runs.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                proptest::collection::vec(any::<char>(), 0..300).prop_map(String::from_iter),
+                "[a-z0-9 _./:@-]{0,140}",
+                (
+                    prop::sample::select(vec!['x', 'é', '…', '\u{1b}', '\n', '\t', '\r', '😀']),
+                    0usize..300
+                )
+                    .prop_map(|(c, n)| std::iter::repeat_n(c, n).collect()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// A fitted name is a name: 1 to MAX_NAME_CHARS name characters; a name stays as it
+            /// is, and fitting twice changes nothing.
+            #[test]
+            fn fitted_names_are_names(value in value()) {
+                let name = fit_name(&value);
+                prop_assert!(!name.is_empty() && name.chars().count() <= MAX_NAME_CHARS, "{name:?}");
+                prop_assert!(name.chars().all(is_name_char), "{name:?}");
+                prop_assert_eq!(fit_name(&name), name.clone());
+                let is_name = !value.is_empty()
+                    && value.chars().count() <= MAX_NAME_CHARS
+                    && value.chars().all(is_name_char);
+                if is_name {
+                    prop_assert_eq!(name, value);
+                }
+            }
+
+            /// A fitted text keeps within `max` characters and has no control characters
+            /// other than newline and tab; what fits is unchanged; fitting is stable.
+            #[test]
+            fn fitted_texts_fit(value in value(), max in prop_oneof![Just(16usize), Just(MAX_NAME_CHARS), Just(MAX_SUBJECT_CHARS)]) {
+                let text = fit_text(&value, max);
+                prop_assert!(text.chars().count() <= max);
+                prop_assert!(!text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
+                prop_assert_eq!(fit_text(&text, max), text.clone());
+                let fits = value.chars().count() <= max
+                    && !value.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+                if fits {
+                    prop_assert_eq!(text, value);
+                }
+            }
+        }
+    }
 }

@@ -244,4 +244,51 @@ mod tests {
         assert_eq!(page.filter.since, Some(i64::MIN));
         assert_eq!(page.filter.until, Some(i64::MAX));
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn query(text: &str) -> Option<RecordsParams> {
+            obs_core::actix_web::web::Query::<RecordsParams>::from_query(text)
+                .ok()
+                .map(|query| query.into_inner())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// The cursor a page hands out reads back as the same position.
+            #[test]
+            fn cursors_round_trip(ts in any::<i64>(), id in any::<u128>()) {
+                let cursor = Cursor { ts, id: Ulid(id).to_string() };
+                let params = query(&format!("after={}", encode_cursor(&cursor))).unwrap();
+                prop_assert_eq!(params.parse().unwrap().after, Some(cursor));
+            }
+
+            /// Any query string is taken or refused with a 400 naming one of its parameters;
+            /// an accepted limit is within 1..=MAX_LIMIT.
+            #[test]
+            fn any_query_is_taken_or_refused_by_parameter(
+                text in prop_oneof![
+                    any::<String>(),
+                    ("(limit|after|since|until|kind)", "[-0-9_A-Za-z:.%+]{0,40}").prop_map(|(k, v)| format!("{k}={v}")),
+                ],
+            ) {
+                let Some(params) = query(&text) else { return Ok(()) };
+                match params.parse() {
+                    Ok(page) => prop_assert!((1..=MAX_LIMIT).contains(&page.limit)),
+                    Err(error) => {
+                        prop_assert_eq!(error.code(), "invalid_field");
+                        let message = error.to_string();
+                        prop_assert!(
+                            ["limit: ", "after: ", "since: ", "until: "].iter().any(|p| message.starts_with(p)),
+                            "{message}"
+                        );
+                        prop_assert!(message.chars().count() < 300, "{message}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::incidents::{derived_id, fnv1a, Sightings, Signal};
-use crate::validate::{FieldError, MAX_NAME_CHARS, MAX_SUBJECT_CHARS};
+use crate::validate::{shown, FieldError, MAX_NAME_CHARS, MAX_SUBJECT_CHARS};
 use obs_model::limits::{
     MAX_ALERT_ANNOTATIONS, MAX_ALERT_LABELS, MAX_ANNOTATION_CHARS, MAX_LABEL_VALUE_CHARS,
     MAX_URL_CHARS,
@@ -72,7 +72,7 @@ pub fn signals(payload: Payload, now: DateTime<Utc>) -> Result<Vec<Signal>, Fiel
         Some(other) => {
             return Err(FieldError::new(
                 "version",
-                format!("'{other}' is not supported; this endpoint takes Alertmanager's webhook payload version 4"),
+                format!("'{}' is not supported; this endpoint takes Alertmanager's webhook payload version 4", shown(other)),
             ))
         }
         None => return Err(FieldError::new("version", "required (Alertmanager sends \"4\")")),
@@ -101,7 +101,7 @@ fn status(value: Option<&str>, field: &str) -> Result<bool, FieldError> {
         Some("resolved") => Ok(false),
         Some(other) => Err(FieldError::new(
             field,
-            format!("'{other}' is not one of firing, resolved"),
+            format!("'{}' is not one of firing, resolved", shown(other)),
         )),
         None => Err(FieldError::new(field, "required (firing or resolved)")),
     }
@@ -111,7 +111,10 @@ fn time(value: &str, field: &str) -> Result<DateTime<Utc>, FieldError> {
     DateTime::parse_from_rfc3339(value)
         .map(|time| time.with_timezone(&Utc))
         .map_err(|error| {
-            FieldError::new(field, format!("'{value}' is not an RFC 3339 time: {error}"))
+            FieldError::new(
+                field,
+                format!("'{}' is not an RFC 3339 time: {error}", shown(value)),
+            )
         })
 }
 

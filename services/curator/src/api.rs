@@ -278,14 +278,15 @@ async fn get_incident(
 const UNKNOWN_ACTOR: &str = "unknown";
 
 /// Who acted, and why; both optional, and so is the body.
-#[derive(Deserialize, Default)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ByHand {
-    by: Option<String>,
-    comment: Option<String>,
+pub struct ByHand {
+    pub by: Option<String>,
+    pub comment: Option<String>,
 }
 
-fn by_hand(bytes: &[u8]) -> Result<ByHand, ApiError> {
+/// The body of an acknowledge or resolve, checked (public for the fuzz targets).
+pub fn by_hand(bytes: &[u8]) -> Result<ByHand, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(ByHand::default());
     }
@@ -293,12 +294,15 @@ fn by_hand(bytes: &[u8]) -> Result<ByHand, ApiError> {
         .map_err(|_| ApiError::invalid_field("request body", "is not UTF-8"))?;
     let input: ByHand = validate::parse(text)?;
     if let Some(by) = &input.by {
-        validate::text(by, validate::MAX_NAME_CHARS)
+        validate::text(by, (validate::MAX_NAME_CHARS, "MAX_NAME_CHARS"))
             .map_err(|why| ApiError::invalid_field("by", why))?;
     }
     if let Some(comment) = &input.comment {
-        validate::text(comment, crate::silences::MAX_COMMENT_CHARS)
-            .map_err(|why| ApiError::invalid_field("comment", why))?;
+        validate::text(
+            comment,
+            (crate::silences::MAX_COMMENT_CHARS, "MAX_COMMENT_CHARS"),
+        )
+        .map_err(|why| ApiError::invalid_field("comment", why))?;
     }
     Ok(input)
 }

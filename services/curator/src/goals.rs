@@ -48,7 +48,7 @@ pub fn check(goals: Goals) -> Result<Vec<ExpectedService>, FieldError> {
         return Err(FieldError::new(
             "services",
             format!(
-                "{} entries; at most {MAX_GOALS} are allowed",
+                "{} entries; at most {MAX_GOALS} are allowed (MAX_GOALS)",
                 goals.services.len()
             ),
         ));
@@ -65,7 +65,7 @@ pub fn check(goals: Goals) -> Result<Vec<ExpectedService>, FieldError> {
             ));
         }
         if let Some(note) = &goal.note {
-            validate::text(note, MAX_NOTE_CHARS)
+            validate::text(note, validate::limit!(MAX_NOTE_CHARS))
                 .map_err(|why| FieldError::new(format!("{field}.note"), why))?;
         }
     }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::incidents::{Sightings, Signal};
-use crate::validate::{self, FieldError, MAX_FACTS, MAX_SUBJECT_CHARS, MAX_TEXT_CHARS};
+use crate::validate::{self, limit, FieldError, MAX_FACTS, MAX_SUBJECT_CHARS, MAX_TEXT_CHARS};
 
 /// The archive envelope around an issue.
 #[derive(Deserialize)]
@@ -45,7 +45,10 @@ fn parse_item(json: &str) -> Result<Issue, FieldError> {
             }
             Ok(envelope) => Err(FieldError::new(
                 "kind",
-                format!("a record of kind '{}' is not an issue", envelope.kind),
+                format!(
+                    "a record of kind '{}' is not an issue",
+                    validate::shown(&envelope.kind)
+                ),
             )),
             Err(_) => Err(error),
         },
@@ -56,17 +59,17 @@ fn parse_item(json: &str) -> Result<Issue, FieldError> {
 /// What serde cannot check: names, bounds, times that make sense.
 pub fn check(issue: &Issue) -> Result<(), FieldError> {
     validate::name(&issue.service).map_err(|why| FieldError::new("service", why))?;
-    validate::text(&issue.subject, MAX_SUBJECT_CHARS)
+    validate::text(&issue.subject, limit!(MAX_SUBJECT_CHARS))
         .map_err(|why| FieldError::new("subject", why))?;
-    validate::text(&issue.message, MAX_TEXT_CHARS)
+    validate::text(&issue.message, limit!(MAX_TEXT_CHARS))
         .map_err(|why| FieldError::new("message", why))?;
-    validate::text(&issue.recommendation, MAX_TEXT_CHARS)
+    validate::text(&issue.recommendation, limit!(MAX_TEXT_CHARS))
         .map_err(|why| FieldError::new("recommendation", why))?;
     if issue.facts.len() > MAX_FACTS {
         return Err(FieldError::new(
             "facts",
             format!(
-                "has {} entries; at most {MAX_FACTS} are allowed",
+                "has {} entries; at most {MAX_FACTS} are allowed (MAX_FACTS)",
                 issue.facts.len()
             ),
         ));
@@ -79,7 +82,8 @@ pub fn check(issue: &Issue) -> Result<(), FieldError> {
         return Err(FieldError::new(
             "facts",
             format!(
-                "key '{key}' must have 1 to {} characters",
+                "key '{}' must have 1 to {} characters (MAX_NAME_CHARS)",
+                validate::shown(key),
                 validate::MAX_NAME_CHARS
             ),
         ));

@@ -33,6 +33,8 @@ pub mod housekeeping;
 pub mod incidents;
 pub mod issues;
 pub mod metrics;
+#[cfg(test)]
+mod props;
 pub mod silences;
 pub mod store;
 pub mod validate;

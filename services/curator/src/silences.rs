@@ -162,10 +162,10 @@ impl Compiled {
                 "must say why (it must not be empty)",
             ));
         }
-        validate::text(&input.comment, MAX_COMMENT_CHARS)
+        validate::text(&input.comment, validate::limit!(MAX_COMMENT_CHARS))
             .map_err(|why| FieldError::new("comment", why))?;
         if let Some(created_by) = &input.created_by {
-            validate::text(created_by, validate::MAX_NAME_CHARS)
+            validate::text(created_by, (validate::MAX_NAME_CHARS, "MAX_NAME_CHARS"))
                 .map_err(|why| FieldError::new("created_by", why))?;
         }
         let silence = Silence {

@@ -10,6 +10,17 @@ use serde::de::DeserializeOwned;
 // The bounds themselves are obs-model's, shared with the senders.
 pub use obs_model::limits::{MAX_FACTS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TEXT_CHARS};
 
+/// A bound and the name a refusal gives it (the name in docs/configuration.md's table), so a
+/// client reads which limit it hit: `limit!(MAX_TEXT_CHARS)`.
+pub type Limit = (usize, &'static str);
+
+macro_rules! limit {
+    ($name:ident) => {
+        ($name, stringify!($name))
+    };
+}
+pub(crate) use limit;
+
 /// An invalid field: where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -61,6 +72,16 @@ pub fn parse<T: DeserializeOwned>(json: &str) -> Result<T, FieldError> {
     obs_core::json::from_str(json).map_err(|error| FieldError::new(error.path, error.why))
 }
 
+/// A client's value quoted in a refusal: at most 64 characters, so an error never echoes a
+/// body's megabyte back.
+pub fn shown(value: &str) -> String {
+    const MAX_SHOWN: usize = 64;
+    match value.char_indices().nth(MAX_SHOWN) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_string(),
+    }
+}
+
 /// A name: 1 to 128 characters from letters, digits and `-_.:@`. No spaces, no `/` (it
 /// separates the parts of a fingerprint).
 pub fn name(value: &str) -> Result<(), String> {
@@ -70,7 +91,7 @@ pub fn name(value: &str) -> Result<(), String> {
     let length = value.chars().count();
     if length > MAX_NAME_CHARS {
         return Err(format!(
-            "is {length} characters long; at most {MAX_NAME_CHARS} are allowed"
+            "is {length} characters long; at most {MAX_NAME_CHARS} are allowed (MAX_NAME_CHARS)"
         ));
     }
     if let Some(bad) = value
@@ -91,21 +112,22 @@ pub fn label_name(value: &str) -> Result<(), String> {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid || value.len() > MAX_NAME_CHARS {
         return Err(format!(
-            "'{value}' is not a label name ([A-Za-z_][A-Za-z0-9_]*, at most {MAX_NAME_CHARS} characters)"
+            "'{}' is not a label name ([A-Za-z_][A-Za-z0-9_]*, at most {MAX_NAME_CHARS} characters: MAX_NAME_CHARS)",
+            shown(value)
         ));
     }
     Ok(())
 }
 
-/// Free text of at most `max` characters, without control characters other than newline
-/// and tab.
-pub fn text(value: &str, max: usize) -> Result<(), String> {
+/// Free text of at most `max` characters (the limit named `limit`), without control
+/// characters other than newline and tab.
+pub fn text(value: &str, (max, limit): Limit) -> Result<(), String> {
     // Byte length bounds character count from above: most text skips the count.
     if value.len() > max {
         let length = value.chars().count();
         if length > max {
             return Err(format!(
-                "is {length} characters long; at most {max} are allowed"
+                "is {length} characters long; at most {max} are allowed ({limit})"
             ));
         }
     }
@@ -137,10 +159,10 @@ mod tests {
 
     #[test]
     fn text_is_bounded() {
-        assert!(text("line one\nline two", 100).is_ok());
-        assert!(text("bell\u{7}", 100).is_err());
-        assert!(text(&"é".repeat(11), 10).is_err());
-        assert!(text(&"é".repeat(10), 10).is_ok());
+        assert!(text("line one\nline two", (100, "MAX")).is_ok());
+        assert!(text("bell\u{7}", (100, "MAX")).is_err());
+        assert!(text(&"é".repeat(11), (10, "MAX")).is_err());
+        assert!(text(&"é".repeat(10), (10, "MAX")).is_ok());
     }
 
     #[test]

@@ -92,8 +92,8 @@ fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
     validate::name(value).map_err(|why| ApiError::invalid_field(field, why))
 }
 
-fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    validate::text(value, max).map_err(|why| ApiError::invalid_field(field, why))
+fn check_text(field: &str, value: &str, limit: (usize, &str)) -> Result<(), ApiError> {
+    validate::text(value, limit).map_err(|why| ApiError::invalid_field(field, why))
 }
 
 /// A per-service timeout: finite, from 10 ms to a month (`bounds::HEARTBEAT_TIMEOUT`).
@@ -163,7 +163,7 @@ async fn heartbeat(
     let beat = body.into_inner();
     check_name("service", &beat.service)?;
     if let Some(phase) = &beat.phase {
-        check_text("phase", phase, MAX_PHASE_CHARS)?;
+        check_text("phase", phase, (MAX_PHASE_CHARS, "MAX_PHASE_CHARS"))?;
     }
     let timeout = timeout("timeout_seconds", beat.timeout_seconds)?;
     self::beat(&shared, &beat.service, beat.phase.as_deref(), timeout).await?;
@@ -221,7 +221,7 @@ async fn ping_fail(
     check_name("service", &service)?;
     let timeout = ping_timeout(&query)?;
     if let Some(detail) = &query.detail {
-        check_text("detail", detail, MAX_DETAIL_CHARS)?;
+        check_text("detail", detail, (MAX_DETAIL_CHARS, "MAX_DETAIL_CHARS"))?;
     }
     shared
         .tracker()
@@ -250,7 +250,7 @@ async fn post_event(
     check_name("service", &input.service)?;
     check_name("event_type", &input.event_type)?;
     if let Some(detail) = &input.detail {
-        check_text("detail", detail, MAX_DETAIL_CHARS)?;
+        check_text("detail", detail, (MAX_DETAIL_CHARS, "MAX_DETAIL_CHARS"))?;
     }
     if let Some(component) = &input.component {
         check_name("component", component)?;
@@ -496,4 +496,44 @@ async fn restart_pod(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "status": "restarted", "pod": format!("{namespace}/{pod}"), "done": done
     })))
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// `timeout_seconds` as a query string carries it: any text is a timeout within
+        /// bounds or a 400 naming the field.
+        #[test]
+        fn ping_timeouts_are_within_bounds_or_refused_by_name(
+            text in prop_oneof![any::<String>(), "[-+ ]?[0-9]{0,4}(\\.[0-9]{0,3})?(e[-+]?[0-9]{1,3})?", "(NaN|inf|-inf|infinity|1e-300|0x10)"],
+        ) {
+            let query = PingQuery { timeout_seconds: Some(text.clone()), detail: None };
+            match ping_timeout(&query) {
+                Ok(Some(timeout)) => {
+                    let bounds = crate::config::bounds::HEARTBEAT_TIMEOUT;
+                    prop_assert!(timeout.as_secs_f64() >= bounds.min * (1.0 - 1e-12));
+                    prop_assert!(timeout.as_secs_f64() <= bounds.max);
+                }
+                Ok(None) => prop_assert!(false, "a value was given"),
+                Err(error) => {
+                    prop_assert_eq!(error.code(), "invalid_field");
+                    prop_assert!(error.to_string().starts_with("timeout_seconds: "), "{error}");
+                }
+            }
+        }
+
+        /// A name is accepted exactly when it is 1 to MAX_NAME_CHARS of `[A-Za-z0-9._:@-]`.
+        #[test]
+        fn names_are_accepted_exactly_by_their_grammar(value in prop_oneof![any::<String>(), "[a-zA-Z0-9_.:@/ -]{0,130}"]) {
+            let grammar = !value.is_empty()
+                && value.chars().count() <= validate::MAX_NAME_CHARS
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c));
+            prop_assert_eq!(check_name("service", &value).is_ok(), grammar);
+        }
+    }
 }

@@ -20,7 +20,7 @@ pub fn name(value: &str) -> Result<(), String> {
     let length = value.chars().count();
     if length > MAX_NAME_CHARS {
         return Err(format!(
-            "is {length} characters long; at most {MAX_NAME_CHARS} are allowed"
+            "is {length} characters long; at most {MAX_NAME_CHARS} are allowed (MAX_NAME_CHARS)"
         ));
     }
     if let Some(bad) = value
@@ -38,9 +38,9 @@ fn is_name_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b':' | b'@')
 }
 
-/// Free text of at most `max` characters, without control characters other than newline
-/// and tab.
-pub fn text(value: &str, max: usize) -> Result<(), String> {
+/// Free text of at most `max` characters (the limit a refusal names: `limit`), without
+/// control characters other than newline and tab.
+pub fn text(value: &str, (max, limit): (usize, &str)) -> Result<(), String> {
     // ASCII text, the common case, in one pass over bytes (no character decoding).
     if value.len() <= max
         && value
@@ -52,7 +52,7 @@ pub fn text(value: &str, max: usize) -> Result<(), String> {
     let length = value.chars().count();
     if length > max {
         return Err(format!(
-            "is {length} characters long; at most {max} are allowed"
+            "is {length} characters long; at most {max} are allowed ({limit})"
         ));
     }
     if value
@@ -82,12 +82,19 @@ mod tests {
 
     #[test]
     fn text_is_bounded() {
-        assert!(text("model timeout\nat step 3", 100).is_ok());
-        assert!(text("bell\u{7}", 100).is_err());
-        assert!(text(&"é".repeat(11), 10).is_err());
-        assert!(text(&"é".repeat(10), 10).is_ok(), "characters, not bytes");
-        assert!(text("del\u{7f}", 100).is_err());
-        assert!(text("c1 control\u{85}", 100).is_err());
-        assert!(text("tab\tand newline\n", 100).is_ok());
+        let max = |n| (n, "MAX");
+        assert!(text("model timeout\nat step 3", max(100)).is_ok());
+        assert!(text("bell\u{7}", max(100)).is_err());
+        assert_eq!(
+            text(&"é".repeat(11), max(10)),
+            Err("is 11 characters long; at most 10 are allowed (MAX)".into())
+        );
+        assert!(
+            text(&"é".repeat(10), max(10)).is_ok(),
+            "characters, not bytes"
+        );
+        assert!(text("del\u{7f}", max(100)).is_err());
+        assert!(text("c1 control\u{85}", max(100)).is_err());
+        assert!(text("tab\tand newline\n", max(100)).is_ok());
     }
 }
