@@ -8,8 +8,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::{Decompress, Payload};
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::dev::Payload;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -55,10 +55,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = body_limit(request);
         let checked = check_headers(request, limit);
-        let payload = Decompress::from_headers(payload.take(), request.headers());
+        let encoding = content_encoding(request);
+        let payload = payload.take();
         Box::pin(async move {
             checked?;
-            let body = read_body(payload, limit).await?;
+            let body = read_body(payload, encoding?, limit).await?;
             Ok(Json(from_slice(&body)?))
         })
     }
@@ -84,10 +85,11 @@ impl FromRequest for Body {
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = body_limit(request);
         let declared = check_declared_length(request, limit);
-        let payload = Decompress::from_headers(payload.take(), request.headers());
+        let encoding = content_encoding(request);
+        let payload = payload.take();
         Box::pin(async move {
             declared?;
-            Ok(Body(read_body(payload, limit).await?.into()))
+            Ok(Body(read_body(payload, encoding?, limit).await?.into()))
         })
     }
 }
@@ -136,9 +138,42 @@ fn is_plain_json(request: &HttpRequest) -> bool {
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"application/json"))
 }
 
-/// The whole body, or 413 as soon as it grows past `limit` (a body may lie about its length
-/// or be chunked or compressed); 408 when it is still incomplete at CLIENT_BODY_TIMEOUT.
-async fn read_body(mut payload: Decompress<Payload>, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// How a request body is compressed (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+/// The body's coding; one the kit cannot decode is 415 (RFC 7694), before a byte is read.
+fn content_encoding(request: &HttpRequest) -> Result<Encoding, ApiError> {
+    let Some(value) = request.headers().get(CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let coding = value.to_str().unwrap_or("").trim();
+    if coding.is_empty() || coding.eq_ignore_ascii_case("identity") {
+        Ok(Encoding::Identity)
+    } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+        Ok(Encoding::Gzip)
+    } else if coding.eq_ignore_ascii_case("deflate") {
+        Ok(Encoding::Deflate)
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding '{}' is not supported: send the body as is, gzip or deflate",
+            String::from_utf8_lossy(value.as_bytes())
+        )))
+    }
+}
+
+/// The whole body, decoded, or 413 as soon as it grows past `limit` — on the wire (a body
+/// may lie about its length or be chunked) and decoded (a compressed body may inflate a
+/// thousandfold); 408 when it is still incomplete at CLIENT_BODY_TIMEOUT.
+async fn read_body(
+    mut payload: Payload,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|cause| crate::error::payload_error(cause, limit))?;
@@ -146,6 +181,37 @@ async fn read_body(mut payload: Decompress<Payload>, limit: usize) -> Result<Vec
             return Err(ApiError::PayloadTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
+    }
+    if encoding == Encoding::Identity {
+        return Ok(body);
+    }
+    // Inflating up to `limit` is milliseconds of CPU, kept off the worker's thread.
+    actix_web::rt::task::spawn_blocking(move || decode(encoding, &body, limit))
+        .await
+        .map_err(|cause| ApiError::Internal(anyhow::anyhow!("decoding a request body: {cause}")))?
+}
+
+/// `compressed` inflated, reading at most one byte past `limit`: a bomb costs `limit` bytes
+/// of memory, not what it would inflate to. (actix's own decoder inflates each chunk off
+/// the wire whole before anything can count it: a 250 KB chunk of a gzip bomb is 256 MB.)
+fn decode(encoding: Encoding, compressed: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read as _;
+    let decoder: Box<dyn std::io::Read + '_> = match encoding {
+        Encoding::Identity => return Ok(compressed.to_vec()),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+        Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(compressed)),
+    };
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut body = Vec::new();
+    decoder
+        .take(cap)
+        .read_to_end(&mut body)
+        .map_err(|cause| ApiError::BadRequest {
+            code: "invalid_encoding",
+            message: format!("request body does not decode as its Content-Encoding says: {cause}"),
+        })?;
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
     }
     Ok(body)
 }
