@@ -258,7 +258,11 @@ impl From<JsonError> for ApiError {
 /// fits, so a document is parsed plainly first and only one that fails is parsed again with
 /// the path tracked, to say where.
 pub fn from_slice<T: DeserializeOwned>(json: &[u8]) -> Result<T, JsonError> {
-    match serde_json::from_slice(json) {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    match T::deserialize(ObjectsOnly(&mut deserializer)).and_then(|value| {
+        deserializer.end()?;
+        Ok(value)
+    }) {
         Ok(value) => Ok(value),
         Err(_) => from_slice_tracking_path(json),
     }
@@ -266,16 +270,118 @@ pub fn from_slice<T: DeserializeOwned>(json: &[u8]) -> Result<T, JsonError> {
 
 fn from_slice_tracking_path<T: DeserializeOwned>(json: &[u8]) -> Result<T, JsonError> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        let cause = error.into_inner();
-        json_error(path, &cause)
-    })?;
+    let value =
+        serde_path_to_error::deserialize(ObjectsOnly(&mut deserializer)).map_err(|error| {
+            let path = error.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let cause = error.into_inner();
+            json_error(path, &cause)
+        })?;
     deserializer
         .end()
         .map_err(|cause| json_error(String::new(), &cause))?;
     Ok(value)
+}
+
+/// A document whose type is a struct must be a JSON object. serde's derived structs also
+/// take an array of their fields in order, so `["api"]` was a heartbeat and `[]` a replay of
+/// every dead letter (`{}`'s meaning) — shapes no client means. Only the document itself is
+/// held to this (what the hostile suite sends): nested structs keep serde's leniency.
+struct ObjectsOnly<D>(D);
+
+macro_rules! forward {
+    ($($method:ident),* $(,)?) => {
+        $(fn $method<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.0.$method(visitor)
+        })*
+    };
+}
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectsOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    fn deserialize_unit_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_unit_struct(name, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_tuple<V: serde::de::Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_tuple_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple_struct(name, len, visitor)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+
+    forward!(
+        deserialize_any,
+        deserialize_bool,
+        deserialize_i8,
+        deserialize_i16,
+        deserialize_i32,
+        deserialize_i64,
+        deserialize_i128,
+        deserialize_u8,
+        deserialize_u16,
+        deserialize_u32,
+        deserialize_u64,
+        deserialize_u128,
+        deserialize_f32,
+        deserialize_f64,
+        deserialize_char,
+        deserialize_str,
+        deserialize_string,
+        deserialize_bytes,
+        deserialize_byte_buf,
+        deserialize_option,
+        deserialize_unit,
+        deserialize_seq,
+        deserialize_map,
+        deserialize_identifier,
+        deserialize_ignored_any,
+    );
 }
 
 /// As [`from_slice`], from text.
@@ -307,6 +413,29 @@ mod tests {
     struct Beat {
         service: String,
         labels: Option<std::collections::BTreeMap<String, String>>,
+    }
+
+    #[test]
+    fn a_struct_is_an_object_not_an_array_of_its_fields() {
+        for array in [r#"["api"]"#, r#"["api", {}]"#, "[]"] {
+            let error = from_str::<Beat>(array).unwrap_err();
+            assert!(
+                error.to_string().contains("expected struct Beat"),
+                "{array}: {error}"
+            );
+            assert!(!error.syntax);
+        }
+        // Arrays of structs and nested values are as they were.
+        assert_eq!(
+            from_str::<Vec<Beat>>(r#"[{"service": "a"}]"#)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            from_str::<Beat>(r#"{"service": "a"}"#).unwrap().service,
+            "a"
+        );
     }
 
     #[test]
