@@ -494,7 +494,8 @@ class HealthWatch:
 def _watch_health(ports: dict[str, int], stop, sender) -> None:
     import http.client
 
-    stats = {role: {"polls": 0, "failures": [], "max_ms": 0.0, "slow": []} for role in ports}
+    stats = {role: {"polls": 0, "failures": [], "max_ms": 0.0, "slow": [], "all_ms": []} for role in ports}
+    began = time.monotonic()
     connections: dict[str, Any] = {}
     while not stop.is_set():
         for role, port in ports.items():
@@ -520,7 +521,8 @@ def _watch_health(ports: dict[str, int], stop, sender) -> None:
             record["polls"] += 1
             if ok:
                 record["max_ms"] = max(record["max_ms"], elapsed_ms)
+                record["all_ms"].append(elapsed_ms)
                 if elapsed_ms > 50:
-                    record["slow"].append(round(elapsed_ms, 1))
+                    record["slow"].append((round(time.monotonic() - began, 1), round(elapsed_ms, 1)))
         time.sleep(0.02)
     sender.send(stats)
