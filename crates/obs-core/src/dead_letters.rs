@@ -157,7 +157,8 @@ fn page(
 /// Put dead letters back in the outbox (after the receiver was fixed); delivery picks them
 /// up at its next poll. `{}` puts back all of them (up to 10,000 a request).
 #[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "dead letters",
-    request_body(content = serde_json::Value, description = "{destination?, seq?: [seq, ...]}"),
+    request_body(content = serde_json::Value, description = "{destination?, seq?: [seq, ...]}",
+        example = json!({"destination": "curator", "seq": [1, 2]})),
     responses((status = 200, description = "{replayed, remaining}", body = serde_json::Value),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody)))]

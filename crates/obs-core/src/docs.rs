@@ -18,9 +18,19 @@ use utoipa::OpenApi;
 )]
 struct CoreApi;
 
-/// The core endpoints merged with the role's own, titled after the role.
-pub fn openapi(role: &str, role_api: OpenApiDoc) -> OpenApiDoc {
+/// The core endpoints merged with the role's own, titled after the role. The dead letters'
+/// endpoints are listed only for a role that serves them (one with a database of its own
+/// through the kit: the archivist keeps its archive apart and sends nothing on).
+pub fn openapi(role: &str, role_api: OpenApiDoc, serves_dead_letters: bool) -> OpenApiDoc {
     let mut doc = CoreApi::openapi();
+    if !serves_dead_letters {
+        doc.paths
+            .paths
+            .retain(|path, _| !path.starts_with("/v1/dead-letters"));
+        if let Some(tags) = doc.tags.as_mut() {
+            tags.retain(|tag| tag.name != "dead letters");
+        }
+    }
     // `/health` is `/healthz` under the original fleet's other name: one handler, described
     // once, listed under both paths (with an operation id of its own, as OpenAPI requires).
     if let Some(mut health) = doc.paths.paths.get("/healthz").cloned() {

@@ -8,8 +8,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::{Decompress, Payload};
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::dev::Payload;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
@@ -55,10 +55,11 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = body_limit(request);
         let checked = check_headers(request, limit);
-        let payload = Decompress::from_headers(payload.take(), request.headers());
+        let encoding = content_encoding(request);
+        let payload = payload.take();
         Box::pin(async move {
             checked?;
-            let body = read_body(payload, limit).await?;
+            let body = read_body(payload, encoding?, limit).await?;
             Ok(Json(from_slice(&body)?))
         })
     }
@@ -84,10 +85,11 @@ impl FromRequest for Body {
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = body_limit(request);
         let declared = check_declared_length(request, limit);
-        let payload = Decompress::from_headers(payload.take(), request.headers());
+        let encoding = content_encoding(request);
+        let payload = payload.take();
         Box::pin(async move {
             declared?;
-            Ok(Body(read_body(payload, limit).await?.into()))
+            Ok(Body(read_body(payload, encoding?, limit).await?.into()))
         })
     }
 }
@@ -136,9 +138,42 @@ fn is_plain_json(request: &HttpRequest) -> bool {
         .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"application/json"))
 }
 
-/// The whole body, or 413 as soon as it grows past `limit` (a body may lie about its length
-/// or be chunked or compressed); 408 when it is still incomplete at CLIENT_BODY_TIMEOUT.
-async fn read_body(mut payload: Decompress<Payload>, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// How a request body is compressed (`Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+/// The body's coding; one the kit cannot decode is 415 (RFC 7694), before a byte is read.
+fn content_encoding(request: &HttpRequest) -> Result<Encoding, ApiError> {
+    let Some(value) = request.headers().get(CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let coding = value.to_str().unwrap_or("").trim();
+    if coding.is_empty() || coding.eq_ignore_ascii_case("identity") {
+        Ok(Encoding::Identity)
+    } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+        Ok(Encoding::Gzip)
+    } else if coding.eq_ignore_ascii_case("deflate") {
+        Ok(Encoding::Deflate)
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding '{}' is not supported: send the body as is, gzip or deflate",
+            String::from_utf8_lossy(value.as_bytes())
+        )))
+    }
+}
+
+/// The whole body, decoded, or 413 as soon as it grows past `limit` — on the wire (a body
+/// may lie about its length or be chunked) and decoded (a compressed body may inflate a
+/// thousandfold); 408 when it is still incomplete at CLIENT_BODY_TIMEOUT.
+async fn read_body(
+    mut payload: Payload,
+    encoding: Encoding,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|cause| crate::error::payload_error(cause, limit))?;
@@ -146,6 +181,37 @@ async fn read_body(mut payload: Decompress<Payload>, limit: usize) -> Result<Vec
             return Err(ApiError::PayloadTooLarge { limit });
         }
         body.extend_from_slice(&chunk);
+    }
+    if encoding == Encoding::Identity {
+        return Ok(body);
+    }
+    // Inflating up to `limit` is milliseconds of CPU, kept off the worker's thread.
+    actix_web::rt::task::spawn_blocking(move || decode(encoding, &body, limit))
+        .await
+        .map_err(|cause| ApiError::Internal(anyhow::anyhow!("decoding a request body: {cause}")))?
+}
+
+/// `compressed` inflated, reading at most one byte past `limit`: a bomb costs `limit` bytes
+/// of memory, not what it would inflate to. (actix's own decoder inflates each chunk off
+/// the wire whole before anything can count it: a 250 KB chunk of a gzip bomb is 256 MB.)
+fn decode(encoding: Encoding, compressed: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read as _;
+    let decoder: Box<dyn std::io::Read + '_> = match encoding {
+        Encoding::Identity => return Ok(compressed.to_vec()),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(compressed)),
+        Encoding::Deflate => Box::new(flate2::read::ZlibDecoder::new(compressed)),
+    };
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut body = Vec::new();
+    decoder
+        .take(cap)
+        .read_to_end(&mut body)
+        .map_err(|cause| ApiError::BadRequest {
+            code: "invalid_encoding",
+            message: format!("request body does not decode as its Content-Encoding says: {cause}"),
+        })?;
+    if body.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
     }
     Ok(body)
 }
@@ -192,7 +258,11 @@ impl From<JsonError> for ApiError {
 /// fits, so a document is parsed plainly first and only one that fails is parsed again with
 /// the path tracked, to say where.
 pub fn from_slice<T: DeserializeOwned>(json: &[u8]) -> Result<T, JsonError> {
-    match serde_json::from_slice(json) {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    match T::deserialize(ObjectsOnly(&mut deserializer)).and_then(|value| {
+        deserializer.end()?;
+        Ok(value)
+    }) {
         Ok(value) => Ok(value),
         Err(_) => from_slice_tracking_path(json),
     }
@@ -200,16 +270,118 @@ pub fn from_slice<T: DeserializeOwned>(json: &[u8]) -> Result<T, JsonError> {
 
 fn from_slice_tracking_path<T: DeserializeOwned>(json: &[u8]) -> Result<T, JsonError> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        let cause = error.into_inner();
-        json_error(path, &cause)
-    })?;
+    let value =
+        serde_path_to_error::deserialize(ObjectsOnly(&mut deserializer)).map_err(|error| {
+            let path = error.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let cause = error.into_inner();
+            json_error(path, &cause)
+        })?;
     deserializer
         .end()
         .map_err(|cause| json_error(String::new(), &cause))?;
     Ok(value)
+}
+
+/// A document whose type is a struct must be a JSON object. serde's derived structs also
+/// take an array of their fields in order, so `["api"]` was a heartbeat and `[]` a replay of
+/// every dead letter (`{}`'s meaning) — shapes no client means. Only the document itself is
+/// held to this (what the hostile suite sends): nested structs keep serde's leniency.
+struct ObjectsOnly<D>(D);
+
+macro_rules! forward {
+    ($($method:ident),* $(,)?) => {
+        $(fn $method<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.0.$method(visitor)
+        })*
+    };
+}
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectsOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    fn deserialize_unit_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_unit_struct(name, visitor)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_tuple<V: serde::de::Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_tuple_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple_struct(name, len, visitor)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+
+    forward!(
+        deserialize_any,
+        deserialize_bool,
+        deserialize_i8,
+        deserialize_i16,
+        deserialize_i32,
+        deserialize_i64,
+        deserialize_i128,
+        deserialize_u8,
+        deserialize_u16,
+        deserialize_u32,
+        deserialize_u64,
+        deserialize_u128,
+        deserialize_f32,
+        deserialize_f64,
+        deserialize_char,
+        deserialize_str,
+        deserialize_string,
+        deserialize_bytes,
+        deserialize_byte_buf,
+        deserialize_option,
+        deserialize_unit,
+        deserialize_seq,
+        deserialize_map,
+        deserialize_identifier,
+        deserialize_ignored_any,
+    );
 }
 
 /// As [`from_slice`], from text.
@@ -241,6 +413,29 @@ mod tests {
     struct Beat {
         service: String,
         labels: Option<std::collections::BTreeMap<String, String>>,
+    }
+
+    #[test]
+    fn a_struct_is_an_object_not_an_array_of_its_fields() {
+        for array in [r#"["api"]"#, r#"["api", {}]"#, "[]"] {
+            let error = from_str::<Beat>(array).unwrap_err();
+            assert!(
+                error.to_string().contains("expected struct Beat"),
+                "{array}: {error}"
+            );
+            assert!(!error.syntax);
+        }
+        // Arrays of structs and nested values are as they were.
+        assert_eq!(
+            from_str::<Vec<Beat>>(r#"[{"service": "a"}]"#)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            from_str::<Beat>(r#"{"service": "a"}"#).unwrap().service,
+            "a"
+        );
     }
 
     #[test]

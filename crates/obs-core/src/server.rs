@@ -142,11 +142,12 @@ impl Service {
             body_timeout: config.connections.body_timeout,
         }));
         let in_flight = observe.0.in_flight();
+        let serves_dead_letters = self.db.get().is_some();
         let openapi = {
             let role = role.clone();
             let name = config.role.clone();
             Arc::new(crate::docs::LazyOpenApi::new(move || {
-                crate::docs::openapi(&name, role.openapi())
+                crate::docs::openapi(&name, role.openapi(), serves_dead_letters)
             }))
         };
         let metrics = web::Data::from(self.metrics.clone());

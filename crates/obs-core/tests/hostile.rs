@@ -357,3 +357,97 @@ async fn framework_errors_and_bad_encodings_answer_in_the_json_shape() {
     assert_eq!(body["error"], "invalid_query", "{body}");
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+/// Peak resident memory of this process (the test and the role it serves), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM");
+    kib / 1024
+}
+
+/// `mib` MiB of spaces, gzip or deflate, compressed a MiB at a time (never whole in memory:
+/// the peak RSS measured is the server's).
+fn bomb(encoding: &str, mib: usize) -> Vec<u8> {
+    let piece = vec![b' '; 1024 * 1024];
+    let level = flate2::Compression::best();
+    if encoding == "gzip" {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+        for _ in 0..mib {
+            encoder.write_all(&piece).unwrap();
+        }
+        encoder.finish().unwrap()
+    } else {
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), level);
+        for _ in 0..mib {
+            encoder.write_all(&piece).unwrap();
+        }
+        encoder.finish().unwrap()
+    }
+}
+
+/// A bomb small on the wire (about 250 KB, inside the 1 MiB MAX_BODY_BYTES) that inflates to
+/// 256 MiB is refused having inflated no more than the limit: actix's own decoder inflated
+/// each chunk off the wire whole before the limit was checked (the hostile suite saw every
+/// role's peak RSS reach 240-300 MiB).
+#[actix_web::test]
+async fn a_compression_bomb_is_refused_without_being_inflated() {
+    let (mut config, _state) = test_config("echo");
+    config.max_body_bytes = 1024 * 1024;
+    let app = spawn(config).await;
+    let bombs = [
+        ("gzip", bomb("gzip", 256)),
+        ("deflate", bomb("deflate", 256)),
+    ];
+    let before = peak_rss_mib();
+    for (encoding, bomb) in bombs {
+        assert!(bomb.len() < 1024 * 1024, "{encoding}: {} bytes", bomb.len());
+        for path in ["/v1/echo", "/v1/body"] {
+            // In one write, as a hostile client sends it: the server reads up to 128 KiB of
+            // it at a time, the chunk actix's decoder inflated whole.
+            let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+            let mut request = format!(
+                "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                 Content-Encoding: {encoding}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bomb.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(&bomb);
+            // The server may answer and close before taking all of it.
+            let _ = stream.write_all(&request).await;
+            let answer = read_until_closed(&mut stream, Duration::from_secs(30))
+                .await
+                .expect("an answer");
+            assert!(
+                answer.starts_with("HTTP/1.1 413"),
+                "{encoding} {path}: {answer}"
+            );
+            assert_eq!(json_of(&answer)["error"], "payload_too_large", "{answer}");
+        }
+    }
+    let grown = peak_rss_mib().saturating_sub(before);
+    assert!(
+        grown < 64,
+        "peak RSS grew {grown} MiB for four refused bombs"
+    );
+
+    // A coding the kit does not decode is refused before the body is read.
+    let (status, body) = post(
+        &app,
+        "/v1/echo",
+        b"{\"name\":\"x\"}".to_vec(),
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "br"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{body}"
+    );
+}

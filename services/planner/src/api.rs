@@ -68,7 +68,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         (status = 503, description = "the database failed: nothing was stored, send it again", body = obs_core::error::ErrorBody)))]
 async fn post_incidents(
     shared: web::Data<Shared>,
-    items: web::Json<Vec<Box<RawValue>>>,
+    items: obs_core::Json<Vec<Box<RawValue>>>,
 ) -> Result<HttpResponse, ApiError> {
     let incidents = validate::incidents(&items)?;
     drop(items);

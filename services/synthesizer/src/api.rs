@@ -163,14 +163,14 @@ async fn report(
 /// incident. The highest `revision` of each plan wins; older or equal copies are counted
 /// as stale and change nothing, so the same batch can be sent any number of times.
 #[utoipa::path(post, path = "/v1/plans", tag = "plans",
-    request_body(content = serde_json::Value, description = "[Plan]"),
+    request_body(content = Vec<serde_json::Value>, description = "[Plan]"),
     responses(
         (status = 200, description = "applied", example = json!({"received": 2, "stored": 1, "stale": 1, "notify": 1})),
         (status = 400, description = "a plan is invalid; the field is named, nothing applied", body = obs_core::error::ErrorBody),
         (status = 503, description = "MAX_OPEN_PLANS reached, or the database could not commit; nothing applied, retry later", body = obs_core::error::ErrorBody)))]
 async fn post_plans(
     shared: web::Data<Shared>,
-    raw: web::Json<Box<RawValue>>,
+    raw: obs_core::Json<Box<RawValue>>,
 ) -> Result<HttpResponse, ApiError> {
     let plans: Vec<Plan> = parse(raw.get())?;
     drop(raw);

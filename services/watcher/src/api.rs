@@ -81,7 +81,18 @@ pub fn routes(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
 struct WatcherApi;
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    WatcherApi::openapi()
+    let mut doc = WatcherApi::openapi();
+    // The pings answer POST as well as GET (one handler): listed under both methods, the POST
+    // with an operation id of its own, as OpenAPI requires.
+    for path in ["/ping/{service}", "/ping/{service}/fail"] {
+        if let Some(item) = doc.paths.paths.get_mut(path) {
+            if let Some(mut post) = item.get.clone() {
+                post.operation_id = post.operation_id.map(|id| format!("{id}_post"));
+                item.post = Some(post);
+            }
+        }
+    }
+    doc
 }
 
 fn ok() -> HttpResponse {

@@ -63,6 +63,16 @@ async fn openapi_describes_the_archive_endpoints() {
         parameters,
         ["kind", "service", "since", "until", "limit", "after"]
     );
+    // The archivist sends nothing on, so it keeps no dead letters and serves no endpoint for
+    // them: its description must not list the kit's (the hostile suite found it did).
+    for path in ["/v1/dead-letters", "/v1/dead-letters/replay"] {
+        assert!(doc["paths"][path].is_null(), "{path} is listed");
+    }
+    assert!(
+        !doc["tags"].to_string().contains("dead letters"),
+        "{}",
+        doc["tags"]
+    );
     for schema in ["Record", "RecordPage", "AppendResponse", "StatsResponse"] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),

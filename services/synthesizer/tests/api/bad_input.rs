@@ -103,3 +103,27 @@ async fn bad_queries_name_their_parameter() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"], "not_found");
 }
+
+/// The batch is read by the kit's extractor, which inflates a compressed body at most
+/// MAX_BODY_BYTES (actix's own inflated each chunk whole: the hostile suite saw the
+/// synthesizer reach 157 MiB on a gzip bomb) and refuses a coding it cannot decode.
+#[actix_web::test]
+async fn plans_in_a_coding_the_kit_does_not_decode_are_415() {
+    let app = spawn(SynthesizerConfig::for_tests(), Peers::default()).await;
+    let response = app
+        .client
+        .post(app.url("/v1/plans"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "br")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{body}"
+    );
+}

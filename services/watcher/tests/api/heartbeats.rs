@@ -369,3 +369,24 @@ async fn with_an_api_token_pings_need_it_even_as_gets() {
         .expect("listed");
     assert_eq!(entry["status"], "up");
 }
+
+/// The pings answer POST as well as GET; the description says so, each with an operation
+/// id of its own (the hostile suite, which takes the endpoints from the description, missed
+/// the POSTs).
+#[actix_web::test]
+async fn the_description_lists_the_pings_under_post_too() {
+    let app = spawn(WatcherConfig::for_tests()).await;
+    let (status, doc) = get(&app, "/openapi.json").await;
+    assert_eq!(status, 200);
+    let mut ids = std::collections::HashSet::new();
+    for path in ["/ping/{service}", "/ping/{service}/fail"] {
+        for method in ["get", "post"] {
+            let id = doc["paths"][path][method]["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} is not listed"));
+            assert!(ids.insert(id.to_string()), "operation id {id} twice");
+        }
+    }
+    let (status, _) = post(&app, "/ping/by-post", &json!({})).await;
+    assert_eq!(status, 200);
+}
