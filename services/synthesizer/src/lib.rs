@@ -121,7 +121,8 @@ impl Shared {
         let now = Utc::now();
         let since = now - uptime::window();
         let (facts, plans) = tokio::join!(
-            self.sources.gather(self.config.status_events, since),
+            self.sources
+                .gather(self.config.status_events, since, &page.watcher_pages()),
             self.store.for_report(since, report::RESOLVED_SHOWN)
         );
         let (active, resolved) = plans.context("reading the plans")?;

@@ -12,3 +12,4 @@ mod probes;
 mod process;
 mod replicas;
 mod state;
+mod status;
