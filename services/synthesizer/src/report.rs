@@ -215,7 +215,7 @@ impl Page {
     /// The watcher's services this page can show: its down ones from the cursor on while
     /// the page starts among the down, and a page of up ones (operational, or degraded by an
     /// incident) from the start or, once the page is among the operational, from the cursor.
-    pub fn watcher_pages(&self) -> WatcherPages {
+    pub fn watcher_pages(&self, active: &[Plan]) -> WatcherPages {
         let watcher = |state: ServiceState, name: &str| Cursor::new(state.rank(), name);
         let (down, up) = match &self.after {
             None => (Some(None), None),
@@ -231,8 +231,36 @@ impl Page {
             down,
             limit: self.limit.clamp(1, MAX_SERVICES_SHOWN),
             up,
+            named: named(active),
         }
     }
+}
+
+/// Characters of names one `/status?names=` carries, at most: well inside a request line.
+const NAMED_CHARS: usize = 8 * 1024;
+
+/// The services open incidents name, most urgent first, as many as one `/status?names=`
+/// carries: the watcher says how each is doing wherever it sorts in its pages.
+fn named(active: &[Plan]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut named = Vec::new();
+    let mut chars = 0;
+    for plan in active {
+        let service = plan.incident.service.as_str();
+        // A name the watcher could not hold is not one of its services (and would make the
+        // whole request a 400); its characters need no escaping in a URL.
+        let watchable = service.len() <= obs_model::limits::MAX_NAME_CHARS
+            && service.chars().all(obs_model::limits::is_name_char);
+        if service.is_empty() || !watchable || !seen.insert(service) {
+            continue;
+        }
+        chars += service.len() + 1;
+        if chars > NAMED_CHARS || named.len() >= MAX_SERVICES_SHOWN {
+            break;
+        }
+        named.push(service.to_string());
+    }
+    named
 }
 
 impl Default for Page {

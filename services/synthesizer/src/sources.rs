@@ -138,28 +138,50 @@ impl Sources {
             .as_ref()
             .map(|after| status_path("down", pages.limit, after.as_ref()));
         let up = status_path("up", page::MAX_PAGE, pages.up.as_ref());
-        let (down, up) = futures_util::join!(
-            async {
-                match &down {
-                    Some(path) => self.watcher_get::<WatcherStatus>(path).await.map(Some),
-                    None => Ok(None),
-                }
-            },
-            self.watcher_get::<WatcherStatus>(&up),
-        );
-        let (down, mut status) = (down?, up?);
-        let Some(down) = down else {
-            let more = status.services_next.is_some();
-            return Ok((status, more));
+        let named = (!pages.named.is_empty()).then(|| {
+            format!(
+                "/status?limit={}&names={}",
+                page::MAX_PAGE,
+                pages.named.join(",")
+            )
+        });
+        let optional = |path: Option<String>| async move {
+            match path {
+                Some(path) => self.watcher_get::<WatcherStatus>(&path).await.map(Some),
+                None => Ok(None),
+            }
         };
-        if down.service_counts.is_none() {
+        let (down, up, named) = futures_util::join!(
+            optional(down),
+            self.watcher_get::<WatcherStatus>(&up),
+            optional(named),
+        );
+        let (down, mut status, named) = (down?, up?, named?);
+        if status.service_counts.is_none() {
             // A watcher from before paging ignores the query and lists every service.
-            return Ok((down, false));
+            return Ok((status, false));
         }
-        let more = down.services_next.is_some() || status.services_next.is_some();
+        let mut more = status.services_next.is_some();
         let up = std::mem::take(&mut status.services);
-        status.services = down.services;
+        if let Some(down) = down {
+            more |= down.services_next.is_some();
+            status.services = down.services;
+        }
         status.services.extend(up);
+        if let Some(named) = named {
+            // Each service once: a named one may be on a page already.
+            let listed: std::collections::HashSet<String> = status
+                .services
+                .iter()
+                .map(|service| service.service.clone())
+                .collect();
+            status.services.extend(
+                named
+                    .services
+                    .into_iter()
+                    .filter(|service| !listed.contains(&service.service)),
+            );
+        }
         Ok((status, more))
     }
 
@@ -224,6 +246,8 @@ pub struct WatcherPages {
     pub limit: usize,
     /// Up services from the start or after a cursor.
     pub up: Option<Cursor>,
+    /// Services asked about by name (those open incidents name), wherever they sort.
+    pub named: Vec<String>,
 }
 
 fn status_path(state: &str, limit: usize, after: Option<&Cursor>) -> String {

@@ -299,7 +299,11 @@ struct StatusQuery {
     after: Option<String>,
     state: Option<String>,
     prefix: Option<String>,
+    names: Option<String>,
 }
+
+/// Names one `/status?names=` may ask for, at most: a page.
+const MAX_NAMES: usize = page::MAX_PAGE;
 
 impl StatusQuery {
     fn services(&self) -> Result<ServicesQuery, ApiError> {
@@ -333,11 +337,32 @@ impl StatusQuery {
                 Some(prefix.to_string())
             }
         };
+        let names = match self.names.as_deref() {
+            None => None,
+            Some(list) => {
+                let names: std::collections::HashSet<String> = list
+                    .split(',')
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if names.len() > MAX_NAMES {
+                    return Err(ApiError::invalid_field(
+                        "names",
+                        format!("{} names; at most {MAX_NAMES} are allowed", names.len()),
+                    ));
+                }
+                for name in &names {
+                    check_name("names", name)?;
+                }
+                Some(names)
+            }
+        };
         Ok(ServicesQuery {
             limit,
             after,
             state,
             prefix,
+            names,
         })
     }
 }
@@ -349,9 +374,10 @@ impl StatusQuery {
         ("limit" = Option<usize>, Query, description = "services listed, 1 to 1000, default 1000"),
         ("after" = Option<String>, Query, description = "a cursor: list the services after it (the page's services_next)"),
         ("state" = Option<String>, Query, description = "up, down or all (default)"),
-        ("prefix" = Option<String>, Query, description = "only services whose name starts with this")),
+        ("prefix" = Option<String>, Query, description = "only services whose name starts with this"),
+        ("names" = Option<String>, Query, description = "only these services: names separated by commas, at most 1000")),
     responses((status = 200, description = "WatcherStatus", body = serde_json::Value),
-        (status = 400, description = "a bad limit, cursor, state or prefix", body = obs_core::error::ErrorBody)))]
+        (status = 400, description = "a bad limit, cursor, state, prefix or names", body = obs_core::error::ErrorBody)))]
 async fn status(
     shared: web::Data<Shared>,
     query: web::Query<StatusQuery>,

@@ -331,6 +331,8 @@ pub struct ServicesQuery {
     pub state: Option<ServiceState>,
     /// Only names that start with this.
     pub prefix: Option<String>,
+    /// Only these names.
+    pub names: Option<std::collections::HashSet<String>>,
 }
 
 /// One page of services, every service counted, and where the next page starts.
@@ -348,6 +350,7 @@ impl ServicesQuery {
                 .prefix
                 .as_deref()
                 .is_none_or(|prefix| name.starts_with(prefix))
+            && self.names.as_ref().is_none_or(|names| names.contains(name))
     }
 
     /// The page of `services` (in any order) this query asks for. Only the page becomes

@@ -129,6 +129,13 @@ async fn filters_by_state_and_name_prefix() {
     let want: Vec<String> = (120..130).map(|n| format!("cam-{n:05}")).collect();
     assert_eq!(names(&cams), want);
 
+    let (_, some) = get(&app, "/status?names=cam-00007,zz-job-001,nobody,cam-02499").await;
+    assert_eq!(names(&some), ["zz-job-001", "cam-00007", "cam-02499"]);
+    let too_many: Vec<String> = (0..1001).map(|n| format!("n{n}")).collect();
+    let (status, body) = get(&app, &format!("/status?names={}", too_many.join(","))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("names"));
+
     let (_, none) = get(&app, "/status?prefix=nobody").await;
     assert!(names(&none).is_empty());
     assert!(none["services_next"].is_null());
@@ -150,6 +157,7 @@ async fn bad_page_parameters_are_a_400_naming_the_field() {
         ("state=sideways", "state"),
         ("prefix=a%20b", "prefix"),
         ("prefix=a/b", "prefix"),
+        ("names=api,a%20b", "names"),
     ];
     for (query, field) in cases {
         let (status, body) = get(&app, &format!("/status?{query}")).await;
