@@ -106,7 +106,7 @@ pub fn select<T>(
     // Names are unique within a list: an unstable sort gives one order.
     rest.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
     let next = more
-        .then(|| rest.last().map(|last| key(last)))
+        .then(|| rest.last().map(&key))
         .flatten()
         .map(|(rank, name)| Cursor::new(rank, name));
     (rest, next)

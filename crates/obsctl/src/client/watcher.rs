@@ -37,7 +37,10 @@ impl WatcherClient {
     /// Every service: the pages of `/status` followed to the end, as one status.
     pub async fn status_all(&self) -> Result<WatcherStatus, ClientError> {
         let limit = ("limit", obs_model::page::MAX_PAGE.to_string());
-        let mut status: WatcherStatus = self.api.get(&["status"], &[limit.clone()]).await?;
+        let mut status: WatcherStatus = self
+            .api
+            .get(&["status"], std::slice::from_ref(&limit))
+            .await?;
         while let Some(after) = status.services_next.take() {
             let page: WatcherStatus = self
                 .api
