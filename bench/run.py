@@ -1191,6 +1191,7 @@ def scenario_watcher_scale(bench: Bench) -> Section:
 
 import archive_bench  # noqa: E402  (beside this file; takes the harness as an argument)
 import flow_bench  # noqa: E402  (likewise)
+import hostile_bench  # noqa: E402  (likewise)
 import replica_bench  # noqa: E402  (likewise)
 
 SCENARIOS: dict[str, Callable[[Bench], Section]] = {
@@ -1212,6 +1213,8 @@ SCENARIOS: dict[str, Callable[[Bench], Section]] = {
     "postgres": lambda bench: replica_bench.scenario_postgres(bench, sys.modules[__name__]),
     # bench/flow_bench.py: the flow with 3 replicas per role, the checker's holder killed.
     "flow-replicas": lambda bench: flow_bench.scenario_flow_replicas(bench, sys.modules[__name__]),
+    # bench/hostile_bench.py: issue 18's hostile patterns at 100,000 heartbeat names.
+    "hostile": lambda bench: hostile_bench.scenario_hostile(bench, sys.modules[__name__]),
 }
 
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 pub mod dead_letters;
 pub mod limits;
+pub mod page;
 pub mod units;
 
 use chrono::{DateTime, Utc};
@@ -282,6 +283,41 @@ pub struct ServiceStatus {
     pub down_since: Option<DateTime<Utc>>,
 }
 
+/// How many heartbeating services are in each state: all of them, not only a page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    pub total: usize,
+    pub up: usize,
+    pub down: usize,
+    /// Of the down ones, those that reported a failure (the rest stopped beating).
+    pub failed: usize,
+}
+
+impl ServiceCounts {
+    pub fn add(&mut self, state: ServiceState, reason: Option<DownReason>) {
+        self.total += 1;
+        match state {
+            ServiceState::Up => self.up += 1,
+            ServiceState::Down => {
+                self.down += 1;
+                if reason == Some(DownReason::Failed) {
+                    self.failed += 1;
+                }
+            }
+        }
+    }
+}
+
+impl ServiceState {
+    /// Its place in a page of services: trouble first.
+    pub fn rank(self) -> u8 {
+        match self {
+            ServiceState::Down => 0,
+            ServiceState::Up => 1,
+        }
+    }
+}
+
 /// A container, as `GET /containers` and `/container?name=` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Container {
@@ -306,14 +342,23 @@ pub struct Container {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// `GET /status`.
+/// `GET /status`: one page of the heartbeating services (down first, then by name), every
+/// service counted, and everything else the watcher knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatcherStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_name: Option<String>,
+    /// One page of them: down first, then by name; only those the filters asked for.
     pub services: Vec<ServiceStatus>,
+    /// Every heartbeating service by state, whatever the page and filters (absent from
+    /// watchers older than paging, which listed every service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_counts: Option<ServiceCounts>,
+    /// The cursor of the next page (`?after=`), when more services match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services_next: Option<String>,
     pub containers: Vec<Container>,
     /// Whether the Docker engine is being followed right now.
     pub docker: bool,

@@ -45,10 +45,11 @@ struct VerboseStatus<'a> {
 pub async fn status(context: &Context, verbose: bool) -> anyhow::Result<()> {
     let watcher = &context.watcher;
     if !verbose {
-        let status = watcher.status().await?;
+        // JSON is for scripts: every service, the pages followed; text shows the first page.
         return if context.json {
-            output::json(&status)
+            output::json(&watcher.status_all().await?)
         } else {
+            let status = watcher.status().await?;
             output::text(&render::status(
                 &StatusView {
                     watcher_url: watcher.base_url(),
@@ -60,8 +61,15 @@ pub async fn status(context: &Context, verbose: bool) -> anyhow::Result<()> {
             ))
         };
     }
+    let status = async {
+        if context.json {
+            watcher.status_all().await
+        } else {
+            watcher.status().await
+        }
+    };
     let (status, events, issues) = tokio::try_join!(
-        watcher.status(),
+        status,
         watcher.events(VERBOSE_EVENTS, None),
         watcher.issues(IssueFilter::Open),
     )?;

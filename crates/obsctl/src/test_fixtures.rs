@@ -52,6 +52,8 @@ pub fn watcher_status() -> WatcherStatus {
             service("api", ServiceState::Up, None, 3),
             service("worker", ServiceState::Down, Some(DownReason::Timeout), 45),
         ],
+        service_counts: None,
+        services_next: None,
         containers: vec![
             container("web", "running", None, false),
             container("hog", "exited", Some(137), true),

@@ -208,6 +208,43 @@ pub async fn run(shared: Arc<Shared>, held: CancellationToken) {
     }
 }
 
+/// Pages of the watcher's `/status` read for one check, at most: 1,000 services each, so
+/// far more than any watcher's MAX_SERVICES.
+const MAX_STATUS_PAGES: usize = 1000;
+
+/// Every service the watcher hears from: `/status` page after page (its cursor), so no one
+/// answer is larger than a page.
+async fn watcher_services(shared: &Shared, status_url: &str) -> anyhow::Result<Vec<String>> {
+    let mut services = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..MAX_STATUS_PAGES {
+        let mut url = reqwest::Url::parse(status_url)
+            .with_context(|| format!("WATCHER_URL: '{status_url}'"))?;
+        url.query_pairs_mut()
+            .append_pair("limit", &obs_model::page::MAX_PAGE.to_string());
+        if let Some(after) = &after {
+            url.query_pairs_mut().append_pair("after", after);
+        }
+        let status: WatcherStatus = shared
+            .http
+            .get(url)
+            .send()
+            .await
+            .context("GET /status")?
+            .error_for_status()
+            .context("GET /status")?
+            .json()
+            .await
+            .context("reading the watcher's /status")?;
+        services.extend(status.services.into_iter().map(|entry| entry.service));
+        match status.services_next {
+            Some(next) => after = Some(next),
+            None => return Ok(services),
+        }
+    }
+    anyhow::bail!("the watcher's /status had more than {MAX_STATUS_PAGES} pages")
+}
+
 async fn check_once(shared: &Arc<Shared>, status_url: &str) -> anyhow::Result<()> {
     let (expected, revision) = {
         let goals = shared.goals();
@@ -217,22 +254,7 @@ async fn check_once(shared: &Arc<Shared>, status_url: &str) -> anyhow::Result<()
         // Nothing to look for; still resolve what an earlier goal left open.
         Vec::new()
     } else {
-        let status: WatcherStatus = shared
-            .http
-            .get(status_url)
-            .send()
-            .await
-            .context("GET /status")?
-            .error_for_status()
-            .context("GET /status")?
-            .json()
-            .await
-            .context("reading the watcher's /status")?;
-        status
-            .services
-            .into_iter()
-            .map(|entry| entry.service)
-            .collect()
+        watcher_services(shared, status_url).await?
     };
     let now = Utc::now();
     let goals = expected.clone();

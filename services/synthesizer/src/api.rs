@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use ulid::Ulid;
 
 use crate::render::{html, markdown};
-use crate::report::{Cursor, Page, DEFAULT_SERVICES_SHOWN, MAX_SERVICES_SHOWN};
+use crate::report::{Page, DEFAULT_SERVICES_SHOWN, MAX_SERVICES_SHOWN};
 use crate::Shared;
 
 /// Plans in one batch, at most.
@@ -89,7 +89,7 @@ impl PageQuery {
             after: self
                 .after
                 .as_deref()
-                .map(Cursor::parse)
+                .map(Page::cursor)
                 .transpose()
                 .map_err(|why| ApiError::invalid_field("after", why))?,
         })
@@ -98,19 +98,7 @@ impl PageQuery {
 
 /// `limit`: a whole number from 1 to `max`, `default` when absent.
 fn limit(text: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
-    match text {
-        None => Ok(default),
-        Some(text) => match text.trim().parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid_field(
-                "limit",
-                format!(
-                    "'{}' is not a whole number from 1 to {max}",
-                    text.chars().take(32).collect::<String>()
-                ),
-            )),
-        },
-    }
+    obs_model::page::limit(text, default, max).map_err(|why| ApiError::invalid_field("limit", why))
 }
 
 fn html_response(body: String) -> HttpResponse {

@@ -120,11 +120,17 @@ impl Shared {
         let timer = self.metrics.report_seconds.start_timer();
         let now = Utc::now();
         let since = now - uptime::window();
-        let (facts, plans) = tokio::join!(
-            self.sources.gather(self.config.status_events, since),
-            self.store.for_report(since, report::RESOLVED_SHOWN)
-        );
-        let (active, resolved) = plans.context("reading the plans")?;
+        // The plans first: the watcher is asked about the services they name.
+        let (active, resolved) = self
+            .store
+            .for_report(since, report::RESOLVED_SHOWN)
+            .await
+            .context("reading the plans")?;
+        let pages = page.watcher_pages(&active);
+        let facts = self
+            .sources
+            .gather(self.config.status_events, since, &pages)
+            .await;
         for source in facts.sources() {
             if !source.available {
                 self.metrics

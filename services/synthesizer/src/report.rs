@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use obs_model::page::Cursor;
 use obs_model::{
     DownReason, Event, IncidentChange, IncidentState, Plan, PlanStep, Priority, ServiceState,
     Severity,
@@ -11,7 +12,7 @@ use obs_model::{
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::sources::{Facts, SourceStatus};
+use crate::sources::{Facts, SourceStatus, WatcherPages};
 use crate::uptime::{self, Slot, Trouble, Uptime};
 
 /// Resolved incidents listed, at most.
@@ -20,7 +21,7 @@ pub const RESOLVED_SHOWN: usize = 10;
 /// 100,000 services is summarised (counts by health) and paged, never listed whole.
 pub const DEFAULT_SERVICES_SHOWN: usize = 100;
 /// The largest `limit` a report or page accepts.
-pub const MAX_SERVICES_SHOWN: usize = 1000;
+pub const MAX_SERVICES_SHOWN: usize = obs_model::page::MAX_PAGE;
 /// Open incidents listed in full (with their plans), most urgent first; the rest are counted
 /// (`incidents_total`) and listed by `GET /v1/plans?state=open`.
 pub const INCIDENTS_SHOWN: usize = 50;
@@ -174,49 +175,26 @@ impl ServiceCounts {
         }
         counts
     }
-}
 
-/// Where a page of services starts: after this one in the report's order (trouble first,
-/// then by name). Written as `<rank>.<name in hex>`: opaque, safe in a URL as it is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cursor {
-    rank: u8,
-    name: String,
-}
-
-impl Cursor {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "'{}' is not a cursor from a report's services_next",
-                text.chars().take(64).collect::<String>()
-            )
+    /// The watcher's services it counted and did not send (those past the page): down or
+    /// operational as the watcher says.
+    fn add_unfetched(&mut self, facts: &Facts) {
+        let Some(status) = facts.status.ok() else {
+            return;
         };
-        let (rank, hex) = text.split_once('.').ok_or_else(bad)?;
-        let rank: u8 = rank.parse().map_err(|_| bad())?;
-        if rank > 3 || hex.len() % 2 != 0 {
-            return Err(bad());
-        }
-        let bytes = (0..hex.len())
-            .step_by(2)
-            .map(|at| {
-                hex.get(at..at + 2)
-                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .ok_or_else(bad)?;
-        let name = String::from_utf8(bytes).map_err(|_| bad())?;
-        Ok(Cursor { rank, name })
-    }
-}
-
-impl std::fmt::Display for Cursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.", self.rank)?;
-        for byte in self.name.bytes() {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let Some(all) = status.service_counts else {
+            return;
+        };
+        let sent_down = status
+            .services
+            .iter()
+            .filter(|service| service.status == ServiceState::Down)
+            .count();
+        let down = all.down.saturating_sub(sent_down);
+        let up = all.up.saturating_sub(status.services.len() - sent_down);
+        self.down += down;
+        self.operational += up;
+        self.total += down + up;
     }
 }
 
@@ -226,6 +204,63 @@ pub struct Page {
     /// 1 to [`MAX_SERVICES_SHOWN`].
     pub limit: usize,
     pub after: Option<Cursor>,
+}
+
+impl Page {
+    /// A cursor of the report's services: ranks 0 (down) to 3 (operational).
+    pub fn cursor(text: &str) -> Result<Cursor, String> {
+        Cursor::parse(text, rank(Health::Operational))
+    }
+
+    /// The watcher's services this page can show: its down ones from the cursor on while
+    /// the page starts among the down, and a page of up ones (operational, or degraded by an
+    /// incident) from the start or, once the page is among the operational, from the cursor.
+    pub fn watcher_pages(&self, active: &[Plan]) -> WatcherPages {
+        let watcher = |state: ServiceState, name: &str| Cursor::new(state.rank(), name);
+        let (down, up) = match &self.after {
+            None => (Some(None), None),
+            Some(after) if after.rank == rank(Health::Down) => {
+                (Some(Some(watcher(ServiceState::Down, &after.name))), None)
+            }
+            Some(after) if after.rank == rank(Health::Operational) => {
+                (None, Some(watcher(ServiceState::Up, &after.name)))
+            }
+            Some(_) => (None, None),
+        };
+        WatcherPages {
+            down,
+            limit: self.limit.clamp(1, MAX_SERVICES_SHOWN),
+            up,
+            named: named(active),
+        }
+    }
+}
+
+/// Characters of names one `/status?names=` carries, at most: well inside a request line.
+const NAMED_CHARS: usize = 8 * 1024;
+
+/// The services open incidents name, most urgent first, as many as one `/status?names=`
+/// carries: the watcher says how each is doing wherever it sorts in its pages.
+fn named(active: &[Plan]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut named = Vec::new();
+    let mut chars = 0;
+    for plan in active {
+        let service = plan.incident.service.as_str();
+        // A name the watcher could not hold is not one of its services (and would make the
+        // whole request a 400); its characters need no escaping in a URL.
+        let watchable = service.len() <= obs_model::limits::MAX_NAME_CHARS
+            && service.chars().all(obs_model::limits::is_name_char);
+        if service.is_empty() || !watchable || !seen.insert(service) {
+            continue;
+        }
+        chars += service.len() + 1;
+        if chars > NAMED_CHARS || named.len() >= MAX_SERVICES_SHOWN {
+            break;
+        }
+        named.push(service.to_string());
+    }
+    named
 }
 
 impl Default for Page {
@@ -297,14 +332,17 @@ pub fn compose(
         by_service
     });
     let all = services(facts, &incidents, by_service.as_ref(), now);
-    let service_counts = ServiceCounts::count(&all);
+    let mut service_counts = ServiceCounts::count(&all);
+    service_counts.add_unfetched(facts);
     let overall = overall(&service_counts, &incidents);
     let start = match &page.after {
-        Some(after) => all.partition_point(|service| !service.is_after(after)),
+        Some(after) => all.partition_point(|service| !after.precedes(service.rank(), service.name)),
         None => 0,
     };
     let end = start.saturating_add(page.limit.max(1)).min(all.len());
-    let services_next = (end < all.len() && end > start).then(|| all[end - 1].cursor().to_string());
+    // Services the watcher did not send sort after the last it did: more follow this page.
+    let more = end < all.len() || facts.status_more;
+    let services_next = (more && end > start).then(|| all[end - 1].cursor().to_string());
     let mut services: Vec<ServiceReport> = all[start..end].iter().map(Known::report).collect();
     drop(all);
     // Bars only for the page: 96 slots for each of 100,000 services is what made the page 1 GB.
@@ -374,14 +412,7 @@ impl Known<'_> {
     }
 
     fn cursor(&self) -> Cursor {
-        Cursor {
-            rank: self.rank(),
-            name: self.name.to_string(),
-        }
-    }
-
-    fn is_after(&self, cursor: &Cursor) -> bool {
-        (self.rank(), self.name) > (cursor.rank, cursor.name.as_str())
+        Cursor::new(self.rank(), self.name)
     }
 
     fn report(&self) -> ServiceReport {
@@ -557,12 +588,15 @@ mod tests {
                 deployment_id: None,
                 app_name: Some("edge".into()),
                 services,
+                service_counts: None,
+                services_next: None,
                 containers: Vec::new(),
                 docker: false,
                 open_issues: 0,
                 timestamp: now,
                 probes: Vec::new(),
             }),
+            status_more: false,
             events: Fetched::Got(Vec::new()),
             archive: Fetched::Got(ArchiveWindow::default()),
         }
@@ -671,7 +705,7 @@ mod tests {
             }
             seen += report.services.len();
             match report.services_next {
-                Some(next) => page.after = Some(Cursor::parse(&next).unwrap()),
+                Some(next) => page.after = Some(Page::cursor(&next).unwrap()),
                 None => break,
             }
         }
@@ -679,17 +713,9 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip_and_junk_is_refused() {
-        let cursor = Cursor {
-            rank: 2,
-            name: "a.b/é <x>".into(),
-        };
-        let text = cursor.to_string();
-        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
-        assert_eq!(Cursor::parse(&text).unwrap(), cursor);
-        for junk in ["", "x", "9.61", "1.6", "1.zz", "1.ff", "-1.61", "1"] {
-            assert!(Cursor::parse(junk).is_err(), "{junk:?}");
-        }
+    fn cursors_of_the_report_have_its_four_ranks() {
+        assert!(Page::cursor("3.61").is_ok());
+        assert!(Page::cursor("4.61").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
+use obs_model::page::{self, Cursor};
 use obs_model::{Event, EventList, Record, WatcherStatus};
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,11 @@ pub struct ArchiveWindow {
 /// Everything the peers said, for one report.
 #[derive(Debug, Clone)]
 pub struct Facts {
+    /// Only the watcher's services the report's page can show (see [`WatcherPages`]); its
+    /// `service_counts` counts them all.
     pub status: Fetched<WatcherStatus>,
+    /// The watcher has services past those fetched, which sort after the page asked for.
+    pub status_more: bool,
     pub events: Fetched<Vec<Event>>,
     pub archive: Fetched<ArchiveWindow>,
 }
@@ -103,19 +108,81 @@ impl Sources {
         })
     }
 
-    /// Ask everyone at once; `since` starts the uptime window.
-    pub async fn gather(&self, events: usize, since: DateTime<Utc>) -> Facts {
+    /// Ask everyone at once; `since` starts the uptime window, `pages` says which of the
+    /// watcher's services the report's page needs.
+    pub async fn gather(&self, events: usize, since: DateTime<Utc>, pages: &WatcherPages) -> Facts {
         let events_path = format!("/events?limit={events}");
         let (status, recent, archive) = futures_util::join!(
-            self.watcher_get::<WatcherStatus>("/status"),
+            self.watcher_status(pages),
             self.watcher_get::<EventList>(&events_path),
             self.issue_records(since),
         );
+        let (status, status_more) = match status {
+            Ok((status, more)) => (Fetched::Got(status), more),
+            Err(error) => (Fetched::from_result(Err(error)), false),
+        };
         Facts {
-            status: Fetched::from_result(status),
+            status,
+            status_more,
             events: Fetched::from_result(recent.map(|list| list.events)),
             archive: Fetched::from_result(archive),
         }
+    }
+
+    /// The down services from the page's cursor on (unless the page starts past them) and a
+    /// page of up ones, each one request of at most [`page::MAX_PAGE`]: at 100,000 services
+    /// about 200 KB instead of the watcher's every service (11 MB). Whether more remain.
+    async fn watcher_status(&self, pages: &WatcherPages) -> anyhow::Result<(WatcherStatus, bool)> {
+        let down = pages
+            .down
+            .as_ref()
+            .map(|after| status_path("down", pages.limit, after.as_ref()));
+        let up = status_path("up", page::MAX_PAGE, pages.up.as_ref());
+        let named = (!pages.named.is_empty()).then(|| {
+            format!(
+                "/status?limit={}&names={}",
+                page::MAX_PAGE,
+                pages.named.join(",")
+            )
+        });
+        let optional = |path: Option<String>| async move {
+            match path {
+                Some(path) => self.watcher_get::<WatcherStatus>(&path).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (down, up, named) = futures_util::join!(
+            optional(down),
+            self.watcher_get::<WatcherStatus>(&up),
+            optional(named),
+        );
+        let (down, mut status, named) = (down?, up?, named?);
+        if status.service_counts.is_none() {
+            // A watcher from before paging ignores the query and lists every service.
+            return Ok((status, false));
+        }
+        let mut more = status.services_next.is_some();
+        let up = std::mem::take(&mut status.services);
+        if let Some(down) = down {
+            more |= down.services_next.is_some();
+            status.services = down.services;
+        }
+        status.services.extend(up);
+        if let Some(named) = named {
+            // Each service once: a named one may be on a page already.
+            let listed: std::collections::HashSet<String> = status
+                .services
+                .iter()
+                .map(|service| service.service.clone())
+                .collect();
+            status.services.extend(
+                named
+                    .services
+                    .into_iter()
+                    .filter(|service| !listed.contains(&service.service)),
+            );
+        }
+        Ok((status, more))
     }
 
     async fn watcher_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
@@ -168,6 +235,28 @@ impl Sources {
         window.truncated = true;
         Ok(window)
     }
+}
+
+/// Which of the watcher's services a report's page needs, in the watcher's own cursors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatcherPages {
+    /// Down services wanted (they come first on the page): from the start (`Some(None)`)
+    /// or after a cursor; `None` when the page starts past them.
+    pub down: Option<Option<Cursor>>,
+    pub limit: usize,
+    /// Up services from the start or after a cursor.
+    pub up: Option<Cursor>,
+    /// Services asked about by name (those open incidents name), wherever they sort.
+    pub named: Vec<String>,
+}
+
+fn status_path(state: &str, limit: usize, after: Option<&Cursor>) -> String {
+    let mut path = format!("/status?state={state}&limit={limit}");
+    if let Some(after) = after {
+        path.push_str("&after=");
+        path.push_str(&after.to_string());
+    }
+    path
 }
 
 /// A connection error in a few words ("connection refused", "timed out") rather than

@@ -11,15 +11,17 @@ use std::time::Duration;
 use obs_core::actix_web::{web, HttpResponse};
 use obs_core::utoipa::{self, OpenApi};
 use obs_core::{ApiError, StateChanging};
+use obs_model::page::{self, Cursor};
 use obs_model::{
     ContainerList, EventIn, EventList, EventSource, HeartbeatIn, IssueList, IssueState,
+    ServiceState,
 };
 use serde::Deserialize;
 
 use std::sync::atomic::Ordering;
 
 use crate::checker;
-use crate::heartbeats::Beat;
+use crate::heartbeats::{Beat, ServicesQuery};
 use crate::validate::{self, MAX_DETAIL_CHARS, MAX_PHASE_CHARS};
 use crate::{docker, Shared};
 
@@ -305,20 +307,98 @@ async fn list_events(
     Ok(HttpResponse::Ok().json(EventList { events }))
 }
 
-/// Services, containers, probes, deployment id / app name, open issue count.
+#[derive(Deserialize)]
+struct StatusQuery {
+    limit: Option<String>,
+    after: Option<String>,
+    state: Option<String>,
+    prefix: Option<String>,
+    names: Option<String>,
+}
+
+/// Names one `/status?names=` may ask for, at most: a page.
+const MAX_NAMES: usize = page::MAX_PAGE;
+
+impl StatusQuery {
+    fn services(&self) -> Result<ServicesQuery, ApiError> {
+        let limit = page::limit(self.limit.as_deref(), page::MAX_PAGE, page::MAX_PAGE)
+            .map_err(|why| ApiError::invalid_field("limit", why))?;
+        let after = self
+            .after
+            .as_deref()
+            .map(|text| Cursor::parse(text, ServiceState::Up.rank()))
+            .transpose()
+            .map_err(|why| ApiError::invalid_field("after", why))?;
+        let state = match self.state.as_deref().map(str::trim) {
+            None | Some("") | Some("all") => None,
+            Some("up") => Some(ServiceState::Up),
+            Some("down") => Some(ServiceState::Down),
+            Some(other) => {
+                return Err(ApiError::invalid_field(
+                    "state",
+                    format!(
+                        "'{}' is not one of up, down, all",
+                        other.chars().take(32).collect::<String>()
+                    ),
+                ))
+            }
+        };
+        let prefix = match self.prefix.as_deref() {
+            None | Some("") => None,
+            Some(prefix) => {
+                // A prefix of a valid name is itself a valid name.
+                check_name("prefix", prefix)?;
+                Some(prefix.to_string())
+            }
+        };
+        let names = match self.names.as_deref() {
+            None => None,
+            Some(list) => {
+                let names: std::collections::HashSet<String> = list
+                    .split(',')
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if names.len() > MAX_NAMES {
+                    return Err(ApiError::invalid_field(
+                        "names",
+                        format!("{} names; at most {MAX_NAMES} are allowed", names.len()),
+                    ));
+                }
+                for name in &names {
+                    check_name("names", name)?;
+                }
+                Some(names)
+            }
+        };
+        Ok(ServicesQuery {
+            limit,
+            after,
+            state,
+            prefix,
+            names,
+        })
+    }
+}
+
+/// One page of services (down first, then by name; every service counted by state in
+/// `service_counts`), containers, probes, deployment id / app name, open issue count.
 #[utoipa::path(get, path = "/status", tag = "read",
-    responses((status = 200, description = "WatcherStatus", body = serde_json::Value)))]
-async fn status(shared: web::Data<Shared>) -> Result<HttpResponse, ApiError> {
-    let status = shared.status().await?;
-    // 11 MB of JSON at 100,000 services: written on the blocking pool, not on an HTTP worker
-    // that heartbeats are waiting for.
-    let body = web::block(move || serde_json::to_vec(&status))
-        .await
-        .map_err(|_| ApiError::Unavailable("the status could not be written; try again".into()))?
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("writing the status: {error}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body))
+    params(
+        ("limit" = Option<usize>, Query, description = "services listed, 1 to 1000, default 1000"),
+        ("after" = Option<String>, Query, description = "a cursor: list the services after it (the page's services_next)"),
+        ("state" = Option<String>, Query, description = "up, down or all (default)"),
+        ("prefix" = Option<String>, Query, description = "only services whose name starts with this"),
+        ("names" = Option<String>, Query, description = "only these services: names separated by commas, at most 1000")),
+    responses((status = 200, description = "WatcherStatus", body = serde_json::Value),
+        (status = 400, description = "a bad limit, cursor, state, prefix or names", body = obs_core::error::ErrorBody)))]
+async fn status(
+    shared: web::Data<Shared>,
+    query: web::Query<StatusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.services()?;
+    let status = shared.status(query).await?;
+    Ok(HttpResponse::Ok().json(status))
 }
 
 #[derive(Deserialize)]

@@ -16,7 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hashbrown::hash_map::EntryRef;
 use hashbrown::HashMap;
-use obs_model::{DownReason, ServiceState, ServiceStatus};
+use obs_model::page::{self, Cursor};
+use obs_model::{DownReason, ServiceCounts, ServiceState, ServiceStatus};
 
 use crate::store::{from_millis, millis, BeatRow, ServiceRow};
 
@@ -318,6 +319,77 @@ impl Snapshot {
             .iter()
             .map(|(name, tracked)| to_status(name, tracked))
             .collect()
+    }
+}
+
+/// Which services one `/status` page lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicesQuery {
+    /// 1 to [`obs_model::page::MAX_PAGE`].
+    pub limit: usize,
+    pub after: Option<Cursor>,
+    pub state: Option<ServiceState>,
+    /// Only names that start with this.
+    pub prefix: Option<String>,
+    /// Only these names.
+    pub names: Option<std::collections::HashSet<String>>,
+}
+
+/// One page of services, every service counted, and where the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicesPage {
+    pub services: Vec<ServiceStatus>,
+    pub counts: ServiceCounts,
+    pub next: Option<Cursor>,
+}
+
+impl ServicesQuery {
+    fn admits(&self, state: ServiceState, name: &str) -> bool {
+        self.state.is_none_or(|wanted| wanted == state)
+            && self
+                .prefix
+                .as_deref()
+                .is_none_or(|prefix| name.starts_with(prefix))
+            && self.names.as_ref().is_none_or(|names| names.contains(name))
+    }
+
+    /// The page of `services` (in any order) this query asks for. Only the page becomes
+    /// [`ServiceStatus`]es: the rest is counted and passed over.
+    pub fn page<T>(
+        &self,
+        services: impl IntoIterator<Item = T>,
+        state: impl Fn(&T) -> (ServiceState, Option<DownReason>),
+        name: impl Fn(&T) -> &str,
+        status: impl Fn(&T) -> ServiceStatus,
+    ) -> ServicesPage {
+        let mut counts = ServiceCounts::default();
+        let wanted = services.into_iter().filter(|service| {
+            let (now, reason) = state(service);
+            counts.add(now, reason);
+            self.admits(now, name(service))
+        });
+        let (page, next) = page::select(
+            wanted,
+            |service| (state(service).0.rank(), name(service)),
+            self.after.as_ref(),
+            self.limit,
+        );
+        ServicesPage {
+            services: page.iter().map(status).collect(),
+            counts,
+            next,
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn page(&self, query: &ServicesQuery) -> ServicesPage {
+        query.page(
+            &self.services,
+            |service| (service.1.state, service.1.reason),
+            |service| service.0.as_ref(),
+            |service| to_status(&service.0, &service.1),
+        )
     }
 }
 

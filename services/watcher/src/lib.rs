@@ -51,9 +51,7 @@ use chrono::Utc;
 use obs_core::actix_web::web;
 use obs_core::db::{Db, Dialect, Tx};
 use obs_core::{Role, RoleContext, Service};
-use obs_model::{
-    Container, Event, EventSource, Issue, IssueKind, IssueState, ServiceStatus, WatcherStatus,
-};
+use obs_model::{Container, Event, EventSource, Issue, IssueKind, IssueState, WatcherStatus};
 use serde_json::Value;
 use tokio::sync::Notify;
 use ulid::Ulid;
@@ -64,7 +62,7 @@ pub use probes::ProbeTargets;
 use crate::docker::{ContainerTable, DockerLink};
 use crate::downstream::{Downstream, Published};
 use crate::events::EventLog;
-use crate::heartbeats::Tracker;
+use crate::heartbeats::{ServicesPage, ServicesQuery, Tracker};
 use crate::issues::{Change, Detection, IssueBook};
 use crate::metrics::WatcherMetrics;
 use crate::store::ServiceRow;
@@ -361,27 +359,27 @@ impl Shared {
         self.db.dialect() == Dialect::Postgres
     }
 
-    /// `/status`. With a shared PostgreSQL the services, containers and open issues come
-    /// from the database, so every replica answers alike; on SQLite memory is the database's
-    /// exact copy (plus the beats still to be written behind).
-    pub async fn status(&self) -> anyhow::Result<WatcherStatus> {
-        let (services, containers, open_issues) = if self.shared_database() {
+    /// `/status`: one page of services and the count of all. With a shared PostgreSQL the
+    /// services, containers and open issues come from the database, so every replica answers
+    /// alike; on SQLite memory is the database's exact copy (plus the beats still to be
+    /// written behind).
+    pub async fn status(&self, query: ServicesQuery) -> anyhow::Result<WatcherStatus> {
+        let (page, containers, open_issues) = if self.shared_database() {
             self.db
-                .read(|tx| {
-                    let services = store::services(tx)?
-                        .iter()
-                        .map(ServiceRow::status)
-                        .collect::<Vec<_>>();
-                    Ok((
-                        services,
-                        store::containers(tx)?,
-                        store::open_issue_count(tx)?,
-                    ))
+                .read(move |tx| {
+                    let rows = store::services(tx)?;
+                    let page = query.page(
+                        &rows,
+                        |row| (row.state, row.reason),
+                        |row| row.name.as_str(),
+                        |row| row.status(),
+                    );
+                    Ok((page, store::containers(tx)?, store::open_issue_count(tx)?))
                 })
                 .await?
         } else {
             (
-                self.sorted_statuses().await?,
+                self.services_page(query).await?,
                 self.containers().list(),
                 lock(&self.issues).open_count(),
             )
@@ -389,7 +387,9 @@ impl Shared {
         Ok(WatcherStatus {
             deployment_id: self.config.deployment_id.clone(),
             app_name: self.config.app_name.clone(),
-            services,
+            services: page.services,
+            service_counts: Some(page.counts),
+            services_next: page.next.map(|cursor| cursor.to_string()),
             containers,
             docker: self.docker.is_connected(),
             open_issues,
@@ -441,20 +441,14 @@ impl Shared {
         self.db.read(store::containers).await
     }
 
-    /// Every service by name; the table is locked only for the copy, a chunk at a time. The
-    /// copy, the statuses and their sort (tens of ms at 100,000 services) run on the blocking
+    /// One page of services; the table is locked only for the copy, a chunk at a time. The
+    /// copy, the count and the selection (a few ms at 100,000 services) run on the blocking
     /// pool, so the HTTP worker that would have run them keeps answering heartbeats.
-    async fn sorted_statuses(&self) -> anyhow::Result<Vec<ServiceStatus>> {
+    async fn services_page(&self, query: ServicesQuery) -> anyhow::Result<ServicesPage> {
         let tracker = self.tracker.clone();
-        tokio::task::spawn_blocking(move || {
-            let snapshot = heartbeats::snapshot(&tracker);
-            let mut statuses = snapshot.statuses();
-            drop(snapshot);
-            heartbeats::sort_statuses(&mut statuses);
-            statuses
-        })
-        .await
-        .context("copying the heartbeat table")
+        tokio::task::spawn_blocking(move || heartbeats::snapshot(&tracker).page(&query))
+            .await
+            .context("copying the heartbeat table")
     }
 
     /// With a shared PostgreSQL: take in the services and open issues as the database holds

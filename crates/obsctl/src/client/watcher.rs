@@ -29,8 +29,27 @@ impl WatcherClient {
         self.api.base_url()
     }
 
+    /// The watcher's first page of services (down first), every service counted.
     pub async fn status(&self) -> Result<WatcherStatus, ClientError> {
         self.api.get(&["status"], &[]).await
+    }
+
+    /// Every service: the pages of `/status` followed to the end, as one status.
+    pub async fn status_all(&self) -> Result<WatcherStatus, ClientError> {
+        let limit = ("limit", obs_model::page::MAX_PAGE.to_string());
+        let mut status: WatcherStatus = self
+            .api
+            .get(&["status"], std::slice::from_ref(&limit))
+            .await?;
+        while let Some(after) = status.services_next.take() {
+            let page: WatcherStatus = self
+                .api
+                .get(&["status"], &[limit.clone(), ("after", after)])
+                .await?;
+            status.services.extend(page.services);
+            status.services_next = page.services_next;
+        }
+        Ok(status)
     }
 
     /// The latest `limit` events, oldest first (whatever order the watcher sends them in).

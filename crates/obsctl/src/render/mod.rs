@@ -142,7 +142,7 @@ pub fn status(view: &StatusView, painter: &Painter, now: DateTime<Utc>) -> Strin
     out.push_str(&painter.paint(&about.join(" · "), Style::new().dimmed()));
     out.push_str("\n\n");
 
-    out.push_str(&services_section(&status.services, painter, now));
+    out.push_str(&services_section(status, painter, now));
     out.push('\n');
     out.push_str(&containers_section(status, painter));
     out.push('\n');
@@ -190,19 +190,26 @@ pub fn status(view: &StatusView, painter: &Painter, now: DateTime<Utc>) -> Strin
     out
 }
 
-fn services_section(services: &[ServiceStatus], painter: &Painter, now: DateTime<Utc>) -> String {
-    if services.is_empty() {
+fn services_section(status: &WatcherStatus, painter: &Painter, now: DateTime<Utc>) -> String {
+    let services = &status.services;
+    if services.is_empty() && status.service_counts.is_none_or(|counts| counts.total == 0) {
         return heading(
             painter,
             "SERVICES",
             "none yet (a service appears with its first heartbeat: obsctl heartbeat <service>)",
         );
     }
-    let down = services
-        .iter()
-        .filter(|s| s.status == ServiceState::Down)
-        .count();
-    let up = services.len() - down;
+    // The whole fleet as the watcher counts it; the list may be its first page.
+    let (up, down, total) = match status.service_counts {
+        Some(counts) => (counts.up, counts.down, counts.total),
+        None => {
+            let down = services
+                .iter()
+                .filter(|s| s.status == ServiceState::Down)
+                .count();
+            (services.len() - down, down, services.len())
+        }
+    };
     let mut summary = painter.paint(&format!("{up} up"), fg(AnsiColor::Green));
     if down > 0 {
         summary.push_str(" · ");
@@ -231,6 +238,15 @@ fn services_section(services: &[ServiceStatus], painter: &Painter, now: DateTime
         ]);
     }
     out.push_str(&table.render(painter, 2));
+    if status.services_next.is_some() {
+        out.push_str(&painter.paint(
+            &format!(
+                "  the first {} of {total}, down first (obsctl --json status lists every one)\n",
+                services.len()
+            ),
+            Style::new().dimmed(),
+        ));
+    }
     out
 }
 

@@ -261,3 +261,51 @@ async fn heartbeat_fail_is_a_failure_not_a_missed_beat() {
         "{text:#?}"
     );
 }
+
+/// Past the watcher's page of 1,000: text shows the first page (down first) with the fleet's
+/// counts and says so; `--json` follows the cursor and lists every service once.
+#[tokio::test]
+async fn status_past_one_page_counts_all_and_json_lists_all() {
+    let watcher = Watcher::start().await;
+    let url = &watcher.url;
+    let http = reqwest::Client::new();
+    let fleet = 1_050;
+    for n in 0..fleet {
+        let answer = http
+            .post(format!("{url}/heartbeat"))
+            .json(&serde_json::json!({"service": format!("cam-{n:04}")}))
+            .send()
+            .await
+            .expect("the watcher answers");
+        assert_eq!(answer.status(), 200);
+    }
+    let answer = http
+        .get(format!("{url}/ping/zz-job/fail"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+
+    let text = obsctl(url, &["status"]).await;
+    let text = text.ok();
+    assert!(
+        text.contains(&format!("SERVICES  {fleet} up · 1 down")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("the first 1000 of {}, down first", fleet + 1)),
+        "{text}"
+    );
+    let down_at = text
+        .find("zz-job")
+        .expect("the down one is on the first page");
+    assert!(down_at < text.find("cam-0000").unwrap());
+
+    let status: WatcherStatus = obsctl(url, &["--json", "status"]).await.json();
+    assert_eq!(status.services.len(), fleet + 1);
+    let unique: std::collections::HashSet<&str> =
+        status.services.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(unique.len(), fleet + 1);
+    assert!(status.services_next.is_none());
+    assert_eq!(status.service_counts.map(|c| c.total), Some(fleet + 1));
+}

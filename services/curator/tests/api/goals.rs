@@ -167,3 +167,28 @@ async fn an_unreachable_watcher_keeps_the_last_verdict() {
     let (_, goals) = get(&app, "/v1/goals").await;
     assert!(goals.get("missing").is_none(), "{goals}");
 }
+
+/// The watcher lists its services a page of 1,000 at a time: a service past the first page
+/// is known all the same (the curator follows the cursor).
+#[actix_web::test]
+async fn a_service_past_the_watchers_first_page_is_known() {
+    let (watcher, _watcher_state) = start_watcher().await;
+    for n in 0..1_010 {
+        heartbeat(&watcher, &format!("cam-{n:04}")).await;
+    }
+    let app = spawn_wired(CuratorConfig::for_tests(), watcher_at(&watcher)).await;
+    let (status, goals) = send(
+        &app,
+        Method::PUT,
+        "/v1/goals",
+        Some(&json!({"services": [{"service": "cam-1009"}, {"service": "gone"}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{goals}");
+    let goals = eventually("the check's verdict", Duration::from_secs(15), || async {
+        let (_, goals) = get(&app, "/v1/goals").await;
+        goals["checked_at"].is_string().then_some(goals)
+    })
+    .await;
+    assert_eq!(goals["missing"], json!(["gone"]));
+}

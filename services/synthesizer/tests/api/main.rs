@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod digest;
+mod fleet;
 mod helpers;
 mod notify;
 mod page;

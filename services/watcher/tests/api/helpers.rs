@@ -88,9 +88,9 @@ pub async fn heartbeat(app: &TestApp, body: Value) {
     assert_eq!(reply, serde_json::json!({"status": "ok"}));
 }
 
-/// The service's entry in /status.
+/// The service's entry in /status (asked by name, so it is found in a fleet of any size).
 pub async fn service_status(app: &TestApp, service: &str) -> Option<Value> {
-    let (_, status) = get(app, "/status").await;
+    let (_, status) = get(app, &format!("/status?prefix={service}")).await;
     status["services"]
         .as_array()?
         .iter()

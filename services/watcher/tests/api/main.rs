@@ -14,3 +14,4 @@ mod probes;
 mod process;
 mod replicas;
 mod state;
+mod status;
