@@ -69,7 +69,14 @@ app.kubernetes.io/component: {{ .name }}
      auto or on): it then has a ServiceAccount, its RBAC and a mounted token. */}}
 {{- define "obs-fleet.watchesKubernetes" -}}
 {{- $watcher := .Values.roles.watcher }}
-{{- if and $watcher.enabled (ne $watcher.kubernetes.watch "off") }}true{{ end }}
+{{- if and $watcher.enabled (ne (include "obs-fleet.kubernetesWatch" $watcher) "off") }}true{{ end }}
+{{- end }}
+
+{{/* roles.watcher.kubernetes.watch as KUBERNETES_WATCH: YAML 1.1 reads a bare `on` / `off`
+     in a values file as true / false, which mean just that. Takes the watcher's values. */}}
+{{- define "obs-fleet.kubernetesWatch" -}}
+{{- $watch := .kubernetes.watch }}
+{{- if kindIs "bool" $watch }}{{ ternary "on" "off" $watch }}{{ else }}{{ $watch }}{{ end }}
 {{- end }}
 
 {{- define "obs-fleet.watcherServiceAccount" -}}
@@ -204,7 +211,7 @@ automountServiceAccountToken: false
 {{- end }}
 {{- if eq .name "watcher" }}
 {{- $_ := set $env "DOCKER_WATCH" (ternary "on" "off" .role.docker.enabled) }}
-{{- $_ := set $env "KUBERNETES_WATCH" .role.kubernetes.watch }}
+{{- $_ := set $env "KUBERNETES_WATCH" (include "obs-fleet.kubernetesWatch" .role) }}
 {{- $_ := set $env "KUBERNETES_NAMESPACES" (join "," .role.kubernetes.namespaces) }}
 {{- $_ := set $env "KUBERNETES_LABEL_SELECTOR" .role.kubernetes.labelSelector }}
 {{- if .role.docker.enabled }}
