@@ -939,6 +939,10 @@ def test_every_role_running_more_than_one_instance_gets_a_disruption_budget():
     assert [b["metadata"]["name"] for b in find(knative, "PodDisruptionBudget")] == [f"{RELEASE}-curator"]
     assert_valid(find(knative, "PodDisruptionBudget"))
     assert find(render({**value_set("deployment-status-page-exposed"), "podDisruptionBudget": {"enabled": False}}), "PodDisruptionBudget") == []
+    # A percentage stays a string (an int-or-string field).
+    halves = find(render({**value_set("deployment-status-page-exposed"), "podDisruptionBudget": {"enabled": True, "maxUnavailable": "50%"}}), "PodDisruptionBudget")
+    assert {b["spec"]["maxUnavailable"] for b in halves} == {"50%"}
+    assert_valid(halves)
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
