@@ -1,7 +1,8 @@
 """charts/obs-fleet: linted and rendered by Helm's own SDK, every object validated, the alert
 rules and the bundled Prometheus's config put through promtool.
 
-Value sets live in tests/chart/values/; promtool unit tests in tests/chart/*_test.yml.
+Value sets live in tests/chart/values/. The promtool unit tests (tests/chart/*_test.yml) run
+in tests/test_prometheus_stack.py: their series names come from what the running roles export.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import string
 import tomllib
 
 import pytest
@@ -17,7 +17,6 @@ import yaml
 
 from shipping import (
     CHART,
-    CHART_TESTS,
     NAMESPACE,
     RELEASE,
     ROLES,
@@ -42,6 +41,13 @@ VALUE_SETS = value_set_names()
 KNATIVE = "serving.knative.dev/v1"
 PG_URL = "postgres://obs_fleet:s3cret-pw@postgres.databases.svc:5432/obs_fleet?sslmode=verify-full"
 ROLE_PORTS = {role: (8001 + i, 9001 + i) for i, role in enumerate(ROLES)}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
+
+
+def values_of(name: str) -> dict:
+    """A value set merged over the chart's defaults, as Helm sees it."""
+    with helm().Chart.load(str(CHART)) as chart:
+        return chart.merge_values(value_set(name))
 
 
 def workloads(objects: list[dict]) -> list[dict]:
@@ -107,9 +113,18 @@ def test_every_rendered_object_validates(name):
         if (errors := validation_errors(o))
     }
     assert problems == {}
-    names = [(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects]
-    assert len(names) == len(set(names)), "two objects share a kind and name"
-    assert all(o["metadata"].get("namespace") == NAMESPACE for o in objects)
+    names = [(o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
+    assert len(names) == len(set(names)), "two objects share a kind, namespace and name"
+    watched = values_of(name)["roles"]["watcher"]["kubernetes"]["namespaces"]
+    for o in objects:
+        where = f"{o['kind']}/{o['metadata']['name']}"
+        if o["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in o["metadata"], where
+        elif o["kind"] in ("Role", "RoleBinding"):
+            # The watcher's access lives in the namespaces it follows.
+            assert o["metadata"]["namespace"] in watched, where
+        else:
+            assert o["metadata"].get("namespace") == NAMESPACE, where
 
 
 def test_validation_catches_a_broken_object():
@@ -222,21 +237,27 @@ def test_metrics_services_reach_each_roles_metrics_port(name):
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_every_pod_runs_non_root_on_a_read_only_root_filesystem(name):
     objects = render(value_set(name))
-    for workload in workloads(objects):
-        spec = pod_spec(workload)
-        assert spec["automountServiceAccountToken"] is False
+    pods = [(w["metadata"]["name"], pod_spec(w)) for w in workloads(objects)]
+    pods += [(p["metadata"]["name"], p["spec"]) for p in find(objects, "Pod")]
+    assert len(pods) > len(workloads(objects)), "the helm test Pod is checked too"
+    for name, spec in pods:
+        # Only the watcher's pods get an API token, and only when they follow Kubernetes.
+        assert spec["automountServiceAccountToken"] is (spec.get("serviceAccountName") is not None), name
+        if spec.get("serviceAccountName"):
+            assert name.endswith("-watcher"), name
         pod_context = spec.get("securityContext", {})
         for container in spec["containers"]:
             context = {**pod_context, **container["securityContext"]}
-            where = f"{workload['metadata']['name']}/{container['name']}"
+            where = f"{name}/{container['name']}"
             assert context["runAsNonRoot"] is True, where
             assert context["runAsUser"] != 0, where
             assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
             assert container["securityContext"]["allowPrivilegeEscalation"] is False, where
             assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], where
             mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
-            # The only writable paths are volumes: the role's state, Prometheus's TSDB.
-            assert mounts & {"/var/lib/obs-fleet", "/prometheus"}, where
+            # The only writable paths are volumes: the role's state, Prometheus's TSDB (the
+            # helm test's healthcheck writes nothing).
+            assert mounts & {"/var/lib/obs-fleet", "/prometheus"} or container["name"] == "healthcheck", where
 
 
 def test_config_changes_roll_the_pods():
@@ -618,6 +639,17 @@ def test_chart_app_version_is_the_workspace_version():
         ({"database": {"url": "mysql://db/x"}}, r"at '/database/url': 'mysql://db/x' does not match pattern"),
         ({"roles": {"synthesizer": {"notify": {"webhooks": ["ftp://x"]}}}}, r"at '/roles/synthesizer/notify/webhooks/0'"),
         ({"roles": {"synthesizer": {"notify": {"minSeverity": "loud"}}}}, r"at '/roles/synthesizer/notify/minSeverity'"),
+        # The watcher's Kubernetes access and the planner's remediation have one way in each.
+        ({"roles": {"watcher": {"kubernetes": {"watch": "maybe"}}}}, r"at '/roles/watcher/kubernetes/watch': value must be one of 'auto', 'on', 'off', true, false"),
+        ({"roles": {"watcher": {"kubernetes": {"namespaces": ["Payments"]}}}}, r"at '/roles/watcher/kubernetes/namespaces/0'"),
+        ({"roles": {"watcher": {"kubernetes": {"namespaces": "payments"}}}}, r"at '/roles/watcher/kubernetes/namespaces': got string, want array"),
+        ({"roles": {"watcher": {"env": {"KUBERNETES_WATCH": "on"}}}}, r"at '/roles/watcher/env/KUBERNETES_WATCH': false schema"),
+        ({"roles": {"planner": {"env": {"AUTO_REMEDIATE": "1"}}}}, r"at '/roles/planner/env/AUTO_REMEDIATE': false schema"),
+        ({"roles": {"planner": {"autoRemediate": "yes"}}}, r"at '/roles/planner/autoRemediate': got string, want boolean"),
+        ({"statusPage": {"ingress": {"host": "https://status.example.com"}}}, r"at '/statusPage/ingress/host'"),
+        ({"statusPage": {"httpRoute": {"parentRefs": [{"namespace": "x"}]}}}, r"at '/statusPage/httpRoute/parentRefs/0': missing property 'name'"),
+        ({"podDisruptionBudget": {"maxUnavailable": 0}}, r"at '/podDisruptionBudget/maxUnavailable'"),
+        ({"tests": {"image": "oracle"}}, r"at '/tests/image'"),
     ],
 )
 def test_bad_values_are_rejected_by_the_schema(values, message):
@@ -693,26 +725,327 @@ def test_rendered_prometheus_config_passes_promtool_check_config(name, tmp_path)
     assert "SUCCESS" in result.stdout and "rule files found" in result.stdout
 
 
-def test_alerts_fire_when_they_should_and_not_otherwise(tmp_path):
-    """promtool test rules: tests/chart/fleet_alerts_test.yml and, for every role,
-    tests/chart/role_alerts_test.yml, against the rules the chart renders by default."""
-    objects = render({"prometheus": {"enabled": True}})
-    (tmp_path / "obs-fleet.rules.yml").write_text(rules_file(objects))
-    template = string.Template((CHART_TESTS / "role_alerts_test.yml").read_text())
-    test_files = [CHART_TESTS / "fleet_alerts_test.yml"]
-    for index, role in enumerate(ROLES):
-        others = "\n".join(
-            f"      - series: 'up{{job=\"{RELEASE}-{other}-metrics\",namespace=\"{NAMESPACE}\",instance=\"10.0.1.{i}:900{i}\"}}'\n"
-            f"        values: '1x20'"
-            for i, other in enumerate(ROLES, start=1)
-            if other != role
-        )
-        text = template.substitute(role=role, job=f"{RELEASE}-{role}-metrics", other_roles_up=others)
-        path = tmp_path / f"role_{index}_{role}_test.yml"
-        path.write_text(text)
-        test_files.append(path)
-    (tmp_path / "fleet_alerts_test.yml").write_text(test_files[0].read_text())
-    test_files[0] = tmp_path / "fleet_alerts_test.yml"
-    result = run([tool("promtool"), "test", "rules", *map(str, test_files)], cwd=tmp_path, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(test_files), result.stdout
+# ---- the watcher's Kubernetes access ----------------------------------------------------------
+
+READ = {"get", "list", "watch"}
+
+
+def rbac(objects: list[dict]) -> dict[str, list[dict]]:
+    kinds = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+    return {kind: find(objects, kind) for kind in kinds}
+
+
+def granted(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs, over every rule."""
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                verbs.setdefault((group, resource), set()).update(rule["verbs"])
+    return verbs
+
+
+def assert_valid(objects: list[dict]) -> None:
+    problems = {f"{o['kind']}/{o['metadata']['name']}": e for o in objects if (e := validation_errors(o))}
+    assert problems == {}
+
+
+@pytest.mark.parametrize("mode", ["knative", "deployment"])
+def test_by_default_the_watcher_reads_pods_logs_and_events_in_every_namespace(mode):
+    """watch: auto, no namespaces: a ClusterRole that can only read, bound to the watcher's
+    own ServiceAccount, whose token only the watcher's pod mounts."""
+    objects = render({"mode": mode})
+    found = rbac(objects)
+    assert found["Role"] == found["RoleBinding"] == []
+    (account,) = found["ServiceAccount"]
+    (cluster_role,) = found["ClusterRole"]
+    (binding,) = found["ClusterRoleBinding"]
+    assert_valid([account, cluster_role, binding])
+    assert account["metadata"]["name"] == f"{RELEASE}-watcher"
+    assert account["automountServiceAccountToken"] is False
+    assert cluster_role["metadata"]["name"] == f"{NAMESPACE}-{RELEASE}-watcher"
+    assert granted(cluster_role["rules"]) == {
+        ("", "pods"): READ,
+        ("", "pods/log"): READ,
+        ("", "events"): READ,
+        ("events.k8s.io", "events"): READ,
+    }
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{RELEASE}-watcher", "namespace": NAMESPACE}]
+    for role in ROLES:
+        spec = pod_spec(role_workload(objects, role))
+        if role == "watcher":
+            assert spec["serviceAccountName"] == f"{RELEASE}-watcher"
+            assert spec["automountServiceAccountToken"] is True
+        else:
+            assert "serviceAccountName" not in spec and spec["automountServiceAccountToken"] is False, role
+    env = one(objects, "ConfigMap", f"{RELEASE}-watcher")["data"]
+    assert (env["KUBERNETES_WATCH"], env["KUBERNETES_NAMESPACES"], env["KUBERNETES_LABEL_SELECTOR"]) == ("auto", "", "")
+    assert one(objects, "ConfigMap", f"{RELEASE}-planner")["data"]["AUTO_REMEDIATE"] == "0"
+
+
+def test_listed_namespaces_get_a_role_each_and_remediation_may_delete_pods_and_restart_owners():
+    objects = render(value_set("deployment-status-page-exposed"))
+    found = rbac(objects)
+    assert found["ClusterRole"] == found["ClusterRoleBinding"] == []
+    assert sorted(r["metadata"]["namespace"] for r in found["Role"]) == ["monitoring", "payments"]
+    assert sorted(b["metadata"]["namespace"] for b in found["RoleBinding"]) == ["monitoring", "payments"]
+    assert_valid([o for kind in found.values() for o in kind])
+    for role in found["Role"]:
+        assert granted(role["rules"]) == {
+            ("", "pods"): READ | {"delete"},
+            ("", "pods/log"): READ,
+            ("", "events"): READ,
+            ("events.k8s.io", "events"): READ,
+            ("apps", "deployments"): {"get", "patch"},
+            ("apps", "statefulsets"): {"get", "patch"},
+            ("apps", "daemonsets"): {"get", "patch"},
+        }
+    for binding in found["RoleBinding"]:
+        assert binding["roleRef"]["kind"] == "Role" and binding["roleRef"]["name"] == f"{RELEASE}-watcher"
+        # The account lives in the release's namespace, wherever the binding is.
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{RELEASE}-watcher", "namespace": NAMESPACE}]
+    env = one(objects, "ConfigMap", f"{RELEASE}-watcher")["data"]
+    assert env["KUBERNETES_WATCH"] == "on"
+    assert env["KUBERNETES_NAMESPACES"] == "payments,monitoring"
+    assert env["KUBERNETES_LABEL_SELECTOR"] == "team=payments,tier!=batch"
+    assert one(objects, "ConfigMap", f"{RELEASE}-planner")["data"]["AUTO_REMEDIATE"] == "1"
+
+
+def test_remediation_across_every_namespace_widens_the_cluster_role():
+    objects = render({"roles": {"planner": {"autoRemediate": True}}})
+    (cluster_role,) = find(objects, "ClusterRole")
+    verbs = granted(cluster_role["rules"])
+    assert verbs[("", "pods")] == READ | {"delete"}
+    assert verbs[("apps", "deployments")] == {"get", "patch"}
+    assert_valid([cluster_role])
+    # Without remediation nothing can be changed, wherever the watcher looks.
+    for values in ({}, {"roles": {"watcher": {"kubernetes": {"namespaces": ["a"]}}}}):
+        for role in find(render(values), "ClusterRole") + find(render(values), "Role"):
+            assert set().union(*granted(role["rules"]).values()) == READ, values
+
+
+def test_a_bare_yaml_on_or_off_for_kubernetes_watch_means_on_or_off():
+    """`watch: on` in a values file is YAML 1.1's true: taken as on, not refused."""
+    values = yaml.safe_load("roles:\n  watcher:\n    kubernetes:\n      watch: on\n")
+    assert values["roles"]["watcher"]["kubernetes"]["watch"] is True
+    objects = render(values)
+    assert one(objects, "ConfigMap", f"{RELEASE}-watcher")["data"]["KUBERNETES_WATCH"] == "on"
+    assert find(objects, "ClusterRole")
+    objects = render(yaml.safe_load("roles:\n  watcher:\n    kubernetes:\n      watch: off\n"))
+    assert one(objects, "ConfigMap", f"{RELEASE}-watcher")["data"]["KUBERNETES_WATCH"] == "off"
+    assert find(objects, "ServiceAccount") == []
+
+
+@pytest.mark.parametrize("values", [{"roles": {"watcher": {"kubernetes": {"watch": "off"}}}}, {"roles": {"watcher": {"enabled": False}}}])
+def test_a_watcher_not_following_kubernetes_gets_no_account_and_no_token(values):
+    objects = render(values)
+    assert all(kind == [] for kind in rbac(objects).values())
+    for workload in workloads(objects):
+        spec = pod_spec(workload)
+        assert spec["automountServiceAccountToken"] is False and "serviceAccountName" not in spec
+    if values["roles"]["watcher"].get("enabled", True):
+        assert one(objects, "ConfigMap", f"{RELEASE}-watcher")["data"]["KUBERNETES_WATCH"] == "off"
+
+
+# ---- the status page from outside, disruption budgets, helm test ----------------------------
+
+
+def test_the_status_page_is_not_published_by_default():
+    for name in VALUE_SETS:
+        if name == "deployment-status-page-exposed":
+            continue
+        objects = render(value_set(name))
+        assert find(objects, "Ingress") == find(objects, "HTTPRoute") == [], name
+
+
+def test_ingress_and_http_route_route_only_the_status_page_to_the_synthesizers_main_port():
+    objects = render(value_set("deployment-status-page-exposed"))
+    name = f"{RELEASE}-synthesizer"
+    service = one(objects, "Service", name, "v1")
+    (service_port,) = service["spec"]["ports"]
+    (container,) = pod_spec(one(objects, "Deployment", name))["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = one(objects, "ConfigMap", name)["data"]
+    # The Service's port reaches PORT (the status page), not METRICS_PORT.
+    assert ports[service_port["targetPort"]] == int(env["PORT"]) == 8004 != int(env["METRICS_PORT"])
+
+    ingress = one(objects, "Ingress", name)
+    assert_valid([ingress])
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "status-tls", "hosts": ["status.example.com"]}]
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "status.example.com"
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Exact")
+    assert path["backend"]["service"] == {"name": name, "port": {"name": service_port["name"]}}
+
+    route = one(objects, "HTTPRoute", name)
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert_valid([route])
+    assert route["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}]
+    assert route["spec"]["hostnames"] == ["status.example.com"]
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "Exact", "value": "/"}, "method": "GET"}]
+    assert rule["backendRefs"] == [{"name": name, "port": service_port["port"]}]
+
+
+def test_the_vendored_http_route_schema_catches_a_broken_route():
+    """The HTTPRoute is checked against tests/chart/schemas, not waved through."""
+    route = one(render(value_set("deployment-status-page-exposed")), "HTTPRoute", f"{RELEASE}-synthesizer")
+    broken = json.loads(json.dumps(route))
+    broken["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Glob"
+    assert any("Glob" in error for error in validation_errors(broken))
+    broken = json.loads(json.dumps(route))
+    broken["spec"]["rules"][0]["backendRefs"][0]["port"] = "http"
+    assert validation_errors(broken)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"statusPage": {"ingress": {"enabled": True, "host": "status.example.com"}}}, r"statusPage.ingress needs roles.synthesizer.mode=deployment"),
+        ({"statusPage": {"httpRoute": {"enabled": True, "parentRefs": [{"name": "gw"}]}}}, r"statusPage.httpRoute needs roles.synthesizer.mode=deployment"),
+        ({"mode": "deployment", "statusPage": {"httpRoute": {"enabled": True}}}, r"statusPage.httpRoute.parentRefs: name the Gateway"),
+        ({"mode": "deployment", "statusPage": {"ingress": {"enabled": True, "host": ""}}}, r"statusPage.ingress.host: name the host"),
+        ({"mode": "deployment", "roles": {"synthesizer": {"enabled": False}}, "statusPage": {"ingress": {"enabled": True, "host": "s.example.com"}}}, r"enable roles.synthesizer"),
+    ],
+)
+def test_a_status_page_route_that_cannot_work_fails_with_a_clear_message(values, message):
+    with pytest.raises(helm().HelmRenderError, match=message):
+        render(values)
+
+
+def test_every_role_running_more_than_one_instance_gets_a_disruption_budget():
+    objects = render(value_set("deployment-status-page-exposed"))
+    budgets = {b["metadata"]["name"]: b for b in find(objects, "PodDisruptionBudget")}
+    assert sorted(budgets) == sorted(f"{RELEASE}-{role}" for role in ROLES)
+    assert_valid(list(budgets.values()))
+    for role in ROLES:
+        budget = budgets[f"{RELEASE}-{role}"]
+        assert budget["spec"]["maxUnavailable"] == 1
+        selector = budget["spec"]["selector"]["matchLabels"]
+        deployment = role_workload(objects, role)
+        assert selector.items() <= pod_labels(deployment).items()
+        # It selects this role's pods only.
+        others = [w for w in workloads(objects) if w is not deployment]
+        assert not any(selector.items() <= pod_labels(w).items() for w in others), role
+    # Single instances (the default) get none: a budget could only block a drain.
+    assert find(render(), "PodDisruptionBudget") == []
+    assert find(render({"mode": "deployment"}), "PodDisruptionBudget") == []
+    # Knative: the floor of the autoscaler is what a drain must respect.
+    knative = render(value_set("knative-postgres"))
+    assert [b["metadata"]["name"] for b in find(knative, "PodDisruptionBudget")] == [f"{RELEASE}-curator"]
+    assert_valid(find(knative, "PodDisruptionBudget"))
+    assert find(render({**value_set("deployment-status-page-exposed"), "podDisruptionBudget": {"enabled": False}}), "PodDisruptionBudget") == []
+    # A percentage stays a string (an int-or-string field).
+    halves = find(render({**value_set("deployment-status-page-exposed"), "podDisruptionBudget": {"enabled": True, "maxUnavailable": "50%"}}), "PodDisruptionBudget")
+    assert {b["spec"]["maxUnavailable"] for b in halves} == {"50%"}
+    assert_valid(halves)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_helm_test_runs_the_role_healthcheck_against_every_enabled_roles_url(name):
+    values = value_set(name)
+    objects = render(values)
+    prefix = values.get("fullnameOverride", RELEASE)
+    (pod,) = find(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert_valid([pod])
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never"
+    (container,) = spec["containers"]
+    repository = values.get("image", {}).get("repository", "ghcr.io/obs-fleet/obs-fleet")
+    assert container["image"].startswith(f"{repository}/watcher:")
+    assert container["args"][0] == "healthcheck"
+    # The URLs the roles reach each other by (<ROLE>_URL in every ConfigMap), each /healthz.
+    enabled = [r for r in ROLES if values.get("roles", {}).get(r, {}).get("enabled", True)]
+    some_env = one(objects, "ConfigMap", f"{prefix}-{enabled[0]}")["data"]
+    assert sorted(container["args"][1:]) == sorted(f"{some_env[role.upper() + '_URL']}/healthz" for role in enabled)
+    assert find(render({**values, "tests": {"enabled": False, "image": "watcher"}}), "Pod") == []
+
+
+@pytest.mark.parametrize("mode", ["knative", "deployment"])
+def test_notes_point_at_the_status_page_on_the_synthesizers_main_port(mode):
+    objects = render({"mode": mode})
+    notes = render_files({"mode": mode})[f"{CHART.name}/templates/NOTES.txt"]
+    env = one(objects, "ConfigMap", f"{RELEASE}-synthesizer")["data"]
+    (forward,) = [line for line in notes.splitlines() if "port-forward" in line and "synthesizer" in line]
+    local, _, remote = forward.split()[-1].partition(":")
+    if mode == "knative":
+        # Straight to the pod's PORT (a cluster-local Knative Service cannot be forwarded).
+        assert "serving.knative.dev/service=obs-fleet-synthesizer" in forward
+        assert remote == env["PORT"]
+    else:
+        service = one(objects, "Service", f"{RELEASE}-synthesizer", "v1")
+        (port,) = service["spec"]["ports"]
+        (container,) = pod_spec(one(objects, "Deployment", f"{RELEASE}-synthesizer"))["containers"]
+        target = {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]]
+        assert f"svc/{RELEASE}-synthesizer " in forward and int(remote) == port["port"]
+        assert target == int(env["PORT"])
+    assert remote != env["METRICS_PORT"] and f"http://127.0.0.1:{local}/" in notes
+    assert "metrics" not in forward
+    assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
+    exposed = render_files(value_set("deployment-status-page-exposed"))[f"{CHART.name}/templates/NOTES.txt"]
+    assert "https://status.example.com/" in exposed and "Gateway gateway-system/public" in exposed
+
+
+# ---- secrets never in ConfigMaps ------------------------------------------------------------
+
+SECRET_VARIABLES = {"API_TOKEN", "DATABASE_URL", "ARCHIVE_URL", "NOTIFY_WEBHOOKS"}
+# A URL with a password in it, or a query parameter that names a secret.
+SECRET_LOOKING = [
+    re.compile(r"[a-z][a-z0-9+.-]*://[^/\s@:]+:[^/\s@]+@", re.IGNORECASE),
+    re.compile(r"[?&](token|key|apikey|api_key|password|secret|sig|signature)=[^&\s\"]+", re.IGNORECASE),
+    re.compile(r"hooks\.slack\.com/services/", re.IGNORECASE),
+]
+INLINE_SECRETS = {
+    "apiToken": {"value": "inline-api-token-4711"},
+    "database": {"url": "postgres://obs:inline-db-password@db.example:5432/obs?sslmode=require"},
+    "roles": {"synthesizer": {"notify": {"webhooks": ["https://hooks.slack.com/services/T1/B1/inline-hook-token", "generic:https://ops.example/obs?token=inline-query-token"]}}},
+}
+
+
+def config_map_leaks(config_map: dict, known: list[str]) -> list[str]:
+    """What in a ConfigMap looks like, or is, a secret: a secret variable's name as a key,
+    a known secret value, a URL with credentials or a secret query parameter."""
+    leaks = []
+    for key, value in (config_map.get("data") or {}).items():
+        if key in SECRET_VARIABLES:
+            leaks.append(f"key {key}")
+        for needle in known:
+            if needle in value:
+                leaks.append(f"{key} holds {needle!r}")
+        for pattern in SECRET_LOOKING:
+            if match := pattern.search(value):
+                leaks.append(f"{key} holds {match.group(0)!r}")
+    return leaks
+
+
+@pytest.mark.parametrize("name", VALUE_SETS + ["inline-secrets"])
+def test_no_rendered_config_map_holds_a_secret(name):
+    """The API token, the database URL and webhook URLs (which carry tokens) reach the roles
+    from Secrets only: no ConfigMap of any value set holds one, by name, by value or by the
+    look of it (credentials in a URL, a token in a query)."""
+    values = INLINE_SECRETS if name == "inline-secrets" else value_set(name)
+    objects = render(values)
+    known = ["inline-api-token-4711", "inline-db-password", "inline-hook-token", "inline-query-token", "not-a-real-password", "not-a-real-token"]
+    config_maps = find(objects, "ConfigMap")
+    assert config_maps
+    leaks = {c["metadata"]["name"]: found for c in config_maps if (found := config_map_leaks(c, known))}
+    assert leaks == {}
+    if name == "inline-secrets":
+        secrets = {s["metadata"]["name"] for s in find(objects, "Secret")}
+        assert {f"{RELEASE}-api-token", f"{RELEASE}-database", f"{RELEASE}-synthesizer-notify"} <= secrets
+        assert_secrets_stay_in_secrets(objects, known)
+
+
+def test_the_config_map_check_sees_a_leak():
+    """The check above is not a rubber stamp: each kind of leak is reported."""
+    assert config_map_leaks({"data": {"DATABASE_URL": "x"}}, []) == ["key DATABASE_URL"]
+    assert config_map_leaks({"data": {"X": "the secret-value"}}, ["secret-value"])
+    assert config_map_leaks({"data": {"PROBE_TARGETS": "db=http://admin:pw@db/health"}}, [])
+    assert config_map_leaks({"data": {"HOOK": "https://ops.example/obs?apikey=abc"}}, [])
+    assert config_map_leaks({"data": {"HOOK": "https://hooks.slack.com/services/T/B/x"}}, [])
+    assert config_map_leaks({"data": {"PROBE_TARGETS": "a=http://a.svc/healthz?verbose=1"}}, []) == []

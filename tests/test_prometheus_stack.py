@@ -10,7 +10,9 @@ import json
 import re
 import os
 import signal
+import string
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import requests
 import yaml
 
 from shipping import (
+    CHART_TESTS,
     NAMESPACE,
     RELEASE,
     ROLES,
@@ -27,6 +30,7 @@ from shipping import (
     release_binary,
     render,
     rules_file,
+    run,
     tool,
     wait_until,
 )
@@ -237,10 +241,11 @@ def exported_names(port: int) -> set[str]:
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def test_every_metric_the_rules_and_dashboard_query_is_exported_by_a_role(stack):
-    """Rules and panels that query a name no role exports never fire and never draw: the
-    names are taken from the rendered chart and looked up in what the running roles export,
-    after a service stopped heartbeating (so the issue and incident gauges have series)."""
+@pytest.fixture(scope="module")
+def after_a_missed_heartbeat(stack):
+    """The stack once a service stopped heartbeating, so the watcher's issue gauges and the
+    curator's incident gauges have series. Module-scoped and first asked for after the
+    "no alert while the fleet is well" test: from here on the fleet is not well."""
     watcher_port = stack["watcher"][0]
     beat = requests.post(
         f"http://127.0.0.1:{watcher_port}/heartbeat",
@@ -254,6 +259,14 @@ def test_every_metric_the_rules_and_dashboard_query_is_exported_by_a_role(stack)
         "the missed heartbeat to be an open issue",
         interval=0.5,
     )
+    return stack
+
+
+def test_every_metric_the_rules_and_dashboard_query_is_exported_by_a_role(after_a_missed_heartbeat):
+    """Rules and panels that query a name no role exports never fire and never draw: the
+    names are taken from the rendered chart and looked up in what the running roles export,
+    after a service stopped heartbeating (so the issue and incident gauges have series)."""
+    stack = after_a_missed_heartbeat
     exported = set().union(*(exported_names(metrics_port) for _, metrics_port in stack.values()))
 
     objects = render(CHART_VALUES)
@@ -269,3 +282,93 @@ def test_every_metric_the_rules_and_dashboard_query_is_exported_by_a_role(stack)
     # `up` is Prometheus' own, per target.
     missing = {name: where for name, where in used.items() if name not in exported and name != "up"}
     assert missing == {}, f"queried but exported by no role: {missing}"
+
+
+# ---- promtool unit tests fed with what the roles really export ------------------------------
+
+SERIES = re.compile(r"^(?P<indent>\s*- series: ')(?P<name>\$\{[^}]*\}|[^'{]*)(?P<labels>\{[^']*\})?'", re.MULTILINE)
+
+
+def scraped_series(prometheus: str) -> dict[str, set[str]]:
+    """Metric name -> label names, over every series the real Prometheus has scraped from
+    the roles' metrics jobs (with the target labels it adds: job, namespace, instance; and
+    its own `up` per target). Taken once the set of names has stopped growing for a few
+    scrapes, so series born from the missed heartbeat (issue, incident) are in."""
+    def names() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for labels in api(prometheus, "series", **{"match[]": f'{{job=~"{RELEASE}-.+-metrics"}}'}):
+            found.setdefault(labels.pop("__name__"), set()).update(labels)
+        return found
+
+    wait_until(lambda: "watcher_issues_open" in names(), 30, "Prometheus to scrape the open issue", interval=0.5)
+    settled, last, quiet_since = None, None, time.monotonic()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = names()
+        if current != last:
+            last, quiet_since = current, time.monotonic()
+        elif time.monotonic() - quiet_since >= 4:  # four 1 s scrapes with nothing new
+            settled = current
+            break
+        time.sleep(0.5)
+    assert settled, "the scraped series never settled"
+    return settled
+
+
+def fill_in(template_path: Path, scraped: dict[str, set[str]], **extra: str) -> str:
+    """A promtool test file with every series name taken from `scraped`: a name no role
+    exports is a KeyError naming it. Names are never typed into the files (each series is a
+    placeholder), and a series' label names must be ones the scraped metric has."""
+    text = template_path.read_text()
+    for match in SERIES.finditer(text):
+        assert match["name"].startswith("${"), f"{template_path.name}: a series typed by hand: {match.group(0)}"
+    try:
+        filled = string.Template(text).substitute({name: name for name in scraped} | extra)
+    except KeyError as error:
+        raise AssertionError(f"{template_path.name} feeds {error.args[0]!r}, which no running role exports") from None
+    for match in SERIES.finditer(filled):
+        labels = set(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)\s*=', match["labels"] or ""))
+        unknown = labels - scraped[match["name"]]
+        assert not unknown, f"{template_path.name}: {match['name']} has no label {sorted(unknown)} (scraped: {sorted(scraped[match['name']])})"
+    return filled
+
+
+def test_the_series_check_refuses_an_unexported_name_a_typed_name_and_an_unknown_label(tmp_path):
+    scraped = {"up": {"job", "instance"}, "real_metric": {"kind"}}
+    template = tmp_path / "t.yml"
+    template.write_text("      - series: '${real_metric}{kind=\"a\"}'\n")
+    assert "real_metric{" in fill_in(template, scraped)
+    for text, message in (
+        ("      - series: '${obs_curator_incidents_open}{kind=\"a\"}'\n", "which no running role exports"),
+        ("      - series: 'real_metric{kind=\"a\"}'\n", "typed by hand"),
+        ("      - series: '${real_metric}{severity=\"a\"}'\n", "has no label ['severity']"),
+    ):
+        template.write_text(text)
+        with pytest.raises(AssertionError, match=re.escape(message)):
+            fill_in(template, scraped)
+
+
+def test_alerts_fire_when_they_should_and_not_otherwise(prometheus, after_a_missed_heartbeat, tmp_path):
+    """promtool test rules: tests/chart/fleet_alerts_test.yml and, for every role,
+    tests/chart/role_alerts_test.yml, against the rules the chart renders by default, with
+    the series names and label names the running roles export."""
+    scraped = scraped_series(prometheus)
+    objects = render({"prometheus": {"enabled": True}})
+    (tmp_path / "obs-fleet.rules.yml").write_text(rules_file(objects))
+    up = {name: name for name in scraped}["up"]
+    test_files = [tmp_path / "fleet_alerts_test.yml"]
+    test_files[0].write_text(fill_in(CHART_TESTS / "fleet_alerts_test.yml", scraped))
+    for index, role in enumerate(ROLES):
+        others = "\n".join(
+            f"      - series: '{up}{{job=\"{RELEASE}-{other}-metrics\",namespace=\"{NAMESPACE}\",instance=\"10.0.1.{i}:900{i}\"}}'\n"
+            f"        values: '1x20'"
+            for i, other in enumerate(ROLES, start=1)
+            if other != role
+        )
+        text = fill_in(CHART_TESTS / "role_alerts_test.yml", scraped, role=role, job=f"{RELEASE}-{role}-metrics", other_roles_up=others)
+        path = tmp_path / f"role_{index}_{role}_test.yml"
+        path.write_text(text)
+        test_files.append(path)
+    result = run([tool("promtool"), "test", "rules", *map(str, test_files)], cwd=tmp_path, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(test_files), result.stdout

@@ -104,7 +104,7 @@ def test_one_matrix_workflow_builds_all_five_images_for_both_platforms():
     images = document["jobs"]["images"]
     assert images["needs"] == "binaries"
     assert images["strategy"]["matrix"]["service"] == list(ROLES)
-    assert images["permissions"] == {"contents": "read", "packages": "write"}
+    assert images["permissions"]["contents"] == "read" and images["permissions"]["packages"] == "write"
     build = step_using(images, "docker/build-push-action")["with"]
     assert build["platforms"] == "linux/amd64,linux/arm64"
     assert build["target"] == "prebuilt" and build["file"] == "Dockerfile"
@@ -205,3 +205,98 @@ def test_the_readme_leads_a_newcomer_to_run_obsctl_and_deploy():
     for anchor in re.findall(r"\]\(#([^)]+)\)", readme):
         headings = [line.lstrip("#").strip().lower().replace(" ", "-") for line in readme.splitlines() if line.startswith("#")]
         assert anchor in headings, anchor
+
+
+# ---- supply chain ---------------------------------------------------------------------------
+
+# `uses: owner/repo[/path]@<40 hex> # vX.Y.Z`: a tag can be moved to other code, a commit
+# cannot; the comment says which release the commit is.
+PINNED = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<ref>\S+)(?:\s+#\s*(?P<version>\S+))?\s*$")
+
+
+def uses_lines() -> list[tuple[str, int, str]]:
+    """(workflow, line number, line) of every `uses:` in every workflow."""
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.match(r"^\s*-?\s*uses:", line):
+                found.append((path.name, number, line))
+    return found
+
+
+def test_every_action_is_pinned_by_a_full_commit_sha_with_its_version_noted():
+    lines = uses_lines()
+    assert len(lines) >= 15, lines
+    problems = []
+    versions: dict[str, set[tuple[str, str]]] = {}
+    for name, number, line in lines:
+        match = PINNED.match(line)
+        where = f"{name}:{number}: {line.strip()}"
+        if not match:
+            problems.append(f"{where}: not `uses: owner/repo@sha # version`")
+            continue
+        if not re.fullmatch(r"[0-9a-f]{40}", match["ref"]):
+            problems.append(f"{where}: pinned by {match['ref']!r}, not a full commit SHA")
+        if not (match["version"] and re.fullmatch(r"v\d+(\.\d+){0,2}", match["version"])):
+            problems.append(f"{where}: no `# vX.Y.Z` comment naming the release")
+        versions.setdefault(match["action"], set()).add((match["ref"], match["version"] or ""))
+    assert problems == []
+    # One action, one pin: two SHAs for the same action would be two versions to audit.
+    assert {action: pins for action, pins in versions.items() if len(pins) > 1} == {}
+    # No local or docker:// action slips past the pattern.
+    assert not [line for _, _, line in lines if line.split("uses:", 1)[1].strip().startswith(("./", "docker://"))]
+
+
+def test_the_pin_check_refuses_tags_short_shas_and_missing_versions():
+    for line in (
+        "      - uses: actions/checkout@v5",
+        "      - uses: actions/checkout@fbc6f39 # v5.1.0",
+        "      - uses: actions/checkout@fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09",
+    ):
+        match = PINNED.match(line)
+        assert not (match and re.fullmatch(r"[0-9a-f]{40}", match["ref"]) and match["version"]), line
+    assert PINNED.match("      - uses: actions/checkout@fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09 # v5.1.0")
+
+
+def test_pushed_images_carry_an_sbom_and_provenance_and_are_signed_keylessly():
+    document = workflow("images.yml")
+    images = document["jobs"]["images"]
+    assert images["permissions"] == {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"}
+    build = step_using(images, "docker/build-push-action")
+    assert build["id"] == "build"
+    assert build["with"]["sbom"] is True and build["with"]["provenance"] == "mode=max"
+    names = [s.get("name", s.get("uses", "")) for s in steps(images)]
+    (sign,) = [s for s in steps(images) if "cosign sign" in s.get("run", "")]
+    # Keyless: no key, the job's OIDC identity; by digest, what was pushed.
+    assert "--key" not in sign["run"] and "--yes" in sign["run"]
+    assert sign["env"]["DIGEST"] == "${{ steps.build.outputs.digest }}" and "@${DIGEST}" in sign["run"]
+    assert sign["if"] == "github.event_name == 'push'"
+    installer = step_using(images, "sigstore/cosign-installer")
+    assert names.index(installer["uses"]) < names.index(sign["name"])
+    attest = step_using(images, "actions/attest-build-provenance")
+    assert attest["with"]["subject-digest"] == "${{ steps.build.outputs.digest }}"
+    assert attest["with"]["subject-name"] == "${{ steps.name.outputs.image }}"
+    assert attest["with"]["push-to-registry"] is True and attest["if"] == "github.event_name == 'push'"
+    # Signing and attesting come after the push they are about.
+    assert names.index(build["uses"]) < names.index(sign["name"]) < names.index(attest["uses"])
+
+
+def test_on_version_tags_the_chart_is_pushed_as_a_signed_oci_artifact():
+    document = workflow("images.yml")
+    chart = document["jobs"]["chart"]
+    assert chart["needs"] == "images"
+    assert chart["if"] == "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
+    assert chart["permissions"] == {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"}
+    text = all_run_text({"jobs": {"chart": chart}})
+    assert "helm package charts/obs-fleet" in text
+    assert 'helm push "$PACKAGE" "oci://$REPOSITORY"' in text
+    assert "appVersion" in text, "the tag must match the image tag the chart deploys"
+    (sign,) = [s for s in steps(chart) if "cosign sign" in s.get("run", "")]
+    assert "--key" not in sign["run"] and "@${DIGEST}" in sign["run"]
+    assert sign["env"]["DIGEST"] == "${{ steps.push.outputs.digest }}"
+    attest = step_using(chart, "actions/attest-build-provenance")
+    assert attest["with"]["subject-digest"] == "${{ steps.push.outputs.digest }}"
+    # The chart's repository is the one the docs tell people to pull from.
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "oci://ghcr.io/" in docs and "/charts/obs-fleet" in docs
+    assert "cosign verify" in docs and "gh attestation verify" in docs

@@ -65,6 +65,41 @@ app.kubernetes.io/component: {{ .name }}
 app.kubernetes.io/component: {{ .name }}
 {{- end }}
 
+{{/* "true" when the watcher follows the Kubernetes API (roles.watcher.kubernetes.watch
+     auto or on): it then has a ServiceAccount, its RBAC and a mounted token. */}}
+{{- define "obs-fleet.watchesKubernetes" -}}
+{{- $watcher := .Values.roles.watcher }}
+{{- if and $watcher.enabled (ne (include "obs-fleet.kubernetesWatch" $watcher) "off") }}true{{ end }}
+{{- end }}
+
+{{/* roles.watcher.kubernetes.watch as KUBERNETES_WATCH: YAML 1.1 reads a bare `on` / `off`
+     in a values file as true / false, which mean just that. Takes the watcher's values. */}}
+{{- define "obs-fleet.kubernetesWatch" -}}
+{{- $watch := .kubernetes.watch }}
+{{- if kindIs "bool" $watch }}{{ ternary "on" "off" $watch }}{{ else }}{{ $watch }}{{ end }}
+{{- end }}
+
+{{- define "obs-fleet.watcherServiceAccount" -}}
+{{- printf "%s-watcher" (include "obs-fleet.prefix" .) }}
+{{- end }}
+
+{{/* "true" when the watcher may act on pods (the planner's AUTO_REMEDIATE). */}}
+{{- define "obs-fleet.remediates" -}}
+{{- $planner := .Values.roles.planner }}
+{{- if and $planner.enabled $planner.autoRemediate }}true{{ end }}
+{{- end }}
+
+{{/* The pod's service account: the watcher's own when it follows Kubernetes; every other
+     pod runs without an API token (automountServiceAccountToken: false). */}}
+{{- define "obs-fleet.serviceAccount" -}}
+{{- if and (eq .name "watcher") (include "obs-fleet.watchesKubernetes" .root) }}
+serviceAccountName: {{ include "obs-fleet.watcherServiceAccount" .root }}
+automountServiceAccountToken: true
+{{- else }}
+automountServiceAccountToken: false
+{{- end }}
+{{- end }}
+
 {{/* knative or deployment: the role's own mode, else the global one. */}}
 {{- define "obs-fleet.roleMode" -}}
 {{- default .root.Values.mode .role.mode }}
@@ -171,8 +206,14 @@ app.kubernetes.io/component: {{ .name }}
 {{- if eq .name "synthesizer" }}
 {{- $_ := set $env "NOTIFY_MIN_SEVERITY" .role.notify.minSeverity }}
 {{- end }}
+{{- if eq .name "planner" }}
+{{- $_ := set $env "AUTO_REMEDIATE" (ternary "1" "0" (.role.autoRemediate | default false)) }}
+{{- end }}
 {{- if eq .name "watcher" }}
 {{- $_ := set $env "DOCKER_WATCH" (ternary "on" "off" .role.docker.enabled) }}
+{{- $_ := set $env "KUBERNETES_WATCH" (include "obs-fleet.kubernetesWatch" .role) }}
+{{- $_ := set $env "KUBERNETES_NAMESPACES" (join "," .role.kubernetes.namespaces) }}
+{{- $_ := set $env "KUBERNETES_LABEL_SELECTOR" .role.kubernetes.labelSelector }}
 {{- if .role.docker.enabled }}
 {{- $_ := set $env "DOCKER_HOST" "unix:///var/run/docker.sock" }}
 {{- end }}
@@ -246,6 +287,24 @@ app.kubernetes.io/component: {{ .name }}
 {{- end }}
 {{- if and $db.caSecret $db.url (not (contains "sslrootcert=" $db.url)) }}
 {{- fail (printf "database.caSecret is mounted at %s/ca.crt, but database.url does not name it: add sslrootcert=%s/ca.crt (with sslmode=verify-full)" (include "obs-fleet.databaseCADir" .) (include "obs-fleet.databaseCADir" .)) }}
+{{- end }}
+{{- $page := .Values.statusPage }}
+{{- $synthesizer := .Values.roles.synthesizer }}
+{{- range $kind, $route := dict "ingress" $page.ingress "httpRoute" $page.httpRoute }}
+{{- if $route.enabled }}
+{{- if not $synthesizer.enabled }}
+{{- fail (printf "statusPage.%s routes to the synthesizer's status page: enable roles.synthesizer" $kind) }}
+{{- end }}
+{{- if eq (include "obs-fleet.roleMode" (dict "root" $root "role" $synthesizer)) "knative" }}
+{{- fail (printf "statusPage.%s needs roles.synthesizer.mode=deployment: a Knative Service is exposed by Knative itself (knative.clusterLocal=false, or a DomainMapping)" $kind) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $page.ingress.enabled (not $page.ingress.host) }}
+{{- fail "statusPage.ingress.host: name the host the status page is served on" }}
+{{- end }}
+{{- if and $page.httpRoute.enabled (not $page.httpRoute.parentRefs) }}
+{{- fail "statusPage.httpRoute.parentRefs: name the Gateway (and its listener) the route attaches to" }}
 {{- end }}
 {{- $notify := .Values.roles.synthesizer.notify }}
 {{- if and $notify.webhooks $notify.existingSecret }}
