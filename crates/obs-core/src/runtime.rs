@@ -249,10 +249,17 @@ impl HealthTarget {
     fn ask(&self, mut stream: TcpStream, timeout: Duration) -> std::io::Result<()> {
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        let host = if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
+        // As browsers and curl send it: no port when it is http's own, since routers that
+        // match on the Host (Knative's, an ingress's) may know the name only without one.
+        let name = if self.host.contains(':') {
+            format!("[{}]", self.host)
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.host.clone()
+        };
+        let host = if self.port == 80 {
+            name
+        } else {
+            format!("{name}:{}", self.port)
         };
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: obs-fleet-healthcheck\r\nConnection: close\r\n\r\n",
@@ -404,6 +411,42 @@ mod tests {
             request.recv_timeout(Duration::from_millis(200)).is_err(),
             "no URL is asked when one is unusable"
         );
+    }
+
+    #[test]
+    fn the_host_header_names_the_port_only_when_it_is_not_80() {
+        let (port, request) = answer_once("200 OK");
+        let target = HealthTarget {
+            host: "127.0.0.1".into(),
+            port,
+            path: "/healthz".into(),
+        };
+        target.probe().expect("the server answers 200");
+        let head = request.recv().expect("the server was asked");
+        assert!(
+            head.contains(&format!("Host: 127.0.0.1:{port}\r\n")),
+            "{head}"
+        );
+        // Port 80 is left out, as curl and browsers do (Knative routes by the bare name).
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let stream =
+            TcpStream::connect(listener.local_addr().expect("local address")).expect("connect");
+        let (mut served, _) = listener.accept().expect("accept");
+        let on_80 = HealthTarget {
+            host: "curator.monitoring.svc".into(),
+            port: 80,
+            path: "/healthz".into(),
+        };
+        served
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .expect("answer");
+        on_80
+            .ask(stream, Duration::from_secs(3))
+            .expect("200 read back");
+        let mut head = vec![0u8; 512];
+        let read = served.read(&mut head).expect("the request");
+        let head = String::from_utf8_lossy(&head[..read]).into_owned();
+        assert!(head.contains("Host: curator.monitoring.svc\r\n"), "{head}");
     }
 
     #[test]
