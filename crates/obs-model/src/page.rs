@@ -158,3 +158,32 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::Cursor;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A cursor prints as URL-safe text that parses back to it.
+        #[test]
+        fn cursors_round_trip(rank in 0u8..=3, name in any::<String>()) {
+            let cursor = Cursor::new(rank, name);
+            let text = cursor.to_string();
+            prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+            prop_assert_eq!(Cursor::parse(&text, 3), Ok(cursor));
+        }
+
+        /// Any text parses or is refused with a bounded message; what parses prints back to a
+        /// cursor that parses to the same.
+        #[test]
+        fn any_text_parses_or_is_refused(text in prop_oneof![any::<String>(), "[0-9]{0,3}\\.[0-9a-fA-F]{0,12}"]) {
+            match Cursor::parse(&text, 3) {
+                Ok(cursor) => prop_assert_eq!(Cursor::parse(&cursor.to_string(), 3), Ok(cursor)),
+                Err(why) => prop_assert!(why.chars().count() < 140, "{why}"),
+            }
+        }
+    }
+}

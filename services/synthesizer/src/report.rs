@@ -727,32 +727,4 @@ mod tests {
         assert_eq!(ago(now - chrono::Duration::hours(30), now), "1 d");
         assert_eq!(ago(now + chrono::Duration::seconds(5), now), "0 s");
     }
-
-    mod props {
-        use super::super::Cursor;
-        use proptest::prelude::*;
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(256))]
-
-            /// A cursor prints as URL-safe text that parses back to it.
-            #[test]
-            fn cursors_round_trip(rank in 0u8..=3, name in any::<String>()) {
-                let cursor = Cursor { rank, name };
-                let text = cursor.to_string();
-                prop_assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
-                prop_assert_eq!(Cursor::parse(&text), Ok(cursor));
-            }
-
-            /// Any text parses or is refused with a bounded message; what parses prints back
-            /// to a cursor that parses to the same.
-            #[test]
-            fn any_text_parses_or_is_refused(text in prop_oneof![any::<String>(), "[0-9]{0,3}\\.[0-9a-fA-F]{0,12}"]) {
-                match Cursor::parse(&text) {
-                    Ok(cursor) => prop_assert_eq!(Cursor::parse(&cursor.to_string()), Ok(cursor)),
-                    Err(why) => prop_assert!(why.chars().count() < 140, "{why}"),
-                }
-            }
-        }
-    }
 }
