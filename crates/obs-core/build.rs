@@ -1,5 +1,6 @@
 //! Stamps the git revision into `build_info{revision}` ("unknown" outside a checkout), and
-//! takes the few Swagger UI files `/docs` serves out of the vendored release archive.
+//! takes the few Swagger UI files `/docs` serves out of the vendored release archive, gzipped:
+//! every role embeds them, and compressed they weigh 0.5 MB instead of 1.8 MB per binary.
 use std::io::Read as _;
 use std::path::Path;
 use std::process::Command;
@@ -38,7 +39,9 @@ fn extract_swagger_ui() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or_else(|| format!("{name} is not in the archive"))?;
         let mut bytes = Vec::new();
         archive.by_index(index)?.read_to_end(&mut bytes)?;
-        std::fs::write(target.join(name), bytes)?;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gzip, &bytes)?;
+        std::fs::write(target.join(format!("{name}.gz")), gzip.finish()?)?;
     }
     Ok(())
 }

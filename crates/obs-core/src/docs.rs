@@ -4,7 +4,8 @@
 //! `utoipa-swagger-ui-vendored` release archive: only what the page loads), so the page works
 //! with no network.
 
-use actix_web::{web, HttpResponse, ResponseError as _};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::OpenApi;
 
@@ -99,45 +100,100 @@ pub fn routes(doc: std::sync::Arc<LazyOpenApi>) -> impl FnOnce(&mut web::Service
                             .finish()
                     }),
                 )
-                .route("/", web::get().to(|| asset("index.html")))
+                .route(
+                    "/",
+                    web::get().to(|request: HttpRequest| async move {
+                        asset("index.html", accepts_gzip(&request)).await
+                    }),
+                )
                 .route("/{file}", web::get().to(docs_file)),
         );
     }
 }
 
-async fn docs_file(file: web::Path<String>) -> HttpResponse {
-    asset(&file).await
+async fn docs_file(request: HttpRequest, file: web::Path<String>) -> HttpResponse {
+    asset(&file, accepts_gzip(&request)).await
 }
 
-async fn asset(name: &str) -> HttpResponse {
-    match swagger_ui_file(name) {
-        Some((content_type, body)) => HttpResponse::Ok()
-            .content_type(content_type)
-            .insert_header(("Cache-Control", "public, max-age=86400"))
-            .body(body),
-        None => crate::error::ApiError::not_found(format!("no such file under /docs/: {name}"))
-            .error_response(),
+async fn asset(name: &str, accepts_gzip: bool) -> HttpResponse {
+    let Some(asset) = swagger_ui_file(name) else {
+        return crate::error::ApiError::not_found(format!("no such file under /docs/: {name}"))
+            .error_response();
+    };
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(asset.content_type)
+        .insert_header(("Cache-Control", "public, max-age=86400"));
+    if !asset.gzipped {
+        return response.body(asset.body);
+    }
+    response.insert_header((header::VARY, "Accept-Encoding"));
+    if accepts_gzip {
+        return response
+            .insert_header((header::CONTENT_ENCODING, "gzip"))
+            .body(asset.body);
+    }
+    // A client that takes no gzip (rare: every browser does) gets it inflated here.
+    let mut plain = Vec::new();
+    match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(asset.body), &mut plain) {
+        Ok(_) => response.body(plain),
+        Err(error) => crate::error::ApiError::Internal(
+            anyhow::Error::new(error).context(format!("inflating /docs/{name}")),
+        )
+        .error_response(),
     }
 }
 
-/// The page and its assets: Swagger UI's own files (taken out of the vendored release by
-/// build.rs) and two of ours that point it at `/openapi.json`.
-fn swagger_ui_file(name: &str) -> Option<(&'static str, &'static [u8])> {
+/// True when the request's Accept-Encoding takes gzip (not refused with `q=0`).
+fn accepts_gzip(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+struct Asset {
+    content_type: &'static str,
+    body: &'static [u8],
+    /// The body is gzip (Swagger UI's own files, compressed by build.rs).
+    gzipped: bool,
+}
+
+/// The page and its assets: Swagger UI's own files (taken out of the vendored release and
+/// gzipped by build.rs) and two of ours that point it at `/openapi.json`.
+fn swagger_ui_file(name: &str) -> Option<Asset> {
     macro_rules! swagger_ui {
-        ($file:literal) => {
-            include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui/", $file)).as_slice()
+        ($content_type:expr, $file:literal) => {
+            Asset {
+                content_type: $content_type,
+                body: include_bytes!(concat!(env!("OUT_DIR"), "/swagger-ui/", $file, ".gz"))
+                    .as_slice(),
+                gzipped: true,
+            }
         };
     }
     const JS: &str = "text/javascript; charset=utf-8";
     const CSS: &str = "text/css; charset=utf-8";
+    let ours = |content_type, text: &'static str| Asset {
+        content_type,
+        body: text.as_bytes(),
+        gzipped: false,
+    };
     Some(match name {
-        "index.html" => ("text/html; charset=utf-8", INDEX_HTML.as_bytes()),
-        "swagger-initializer.js" => (JS, INITIALIZER_JS.as_bytes()),
-        "swagger-ui-bundle.js" => (JS, swagger_ui!("swagger-ui-bundle.js")),
-        "swagger-ui-standalone-preset.js" => (JS, swagger_ui!("swagger-ui-standalone-preset.js")),
-        "swagger-ui.css" => (CSS, swagger_ui!("swagger-ui.css")),
-        "index.css" => (CSS, swagger_ui!("index.css")),
-        "favicon-32x32.png" => ("image/png", swagger_ui!("favicon-32x32.png")),
+        "index.html" => ours("text/html; charset=utf-8", INDEX_HTML),
+        "swagger-initializer.js" => ours(JS, INITIALIZER_JS),
+        "swagger-ui-bundle.js" => swagger_ui!(JS, "swagger-ui-bundle.js"),
+        "swagger-ui-standalone-preset.js" => swagger_ui!(JS, "swagger-ui-standalone-preset.js"),
+        "swagger-ui.css" => swagger_ui!(CSS, "swagger-ui.css"),
+        "index.css" => swagger_ui!(CSS, "index.css"),
+        "favicon-32x32.png" => swagger_ui!("image/png", "favicon-32x32.png"),
         _ => return None,
     })
 }
