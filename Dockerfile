@@ -84,8 +84,9 @@ RUN case "${TARGETARCH:-amd64}" in \
         *) echo "unsupported TARGETARCH ${TARGETARCH}" >&2; exit 1 ;; \
     esac > /rust-target \
     && rustup target add "$(cat /rust-target)"
-# Static binaries, symbols stripped (the image is the binary: every megabyte counts).
-ENV RUSTFLAGS="-C target-feature=+crt-static" \
+# Static binaries, symbols stripped (the image is the binary: every megabyte counts), relative
+# relocations packed (the Makefile's RELEASE_RUSTFLAGS).
+ENV RUSTFLAGS="-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs" \
     CARGO_PROFILE_RELEASE_STRIP=symbols \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc

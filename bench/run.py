@@ -951,6 +951,8 @@ def scenario_curator_ingest(bench: Bench) -> Section:
 # --- watcher scenarios -------------------------------------------------------------------------
 
 WRK_HEARTBEAT = ROOT / "bench" / "wrk-heartbeat.lua"
+# The Makefile's RELEASE_RUSTFLAGS: the same flags, so the example reuses `make release`'s build.
+RELEASE_RUSTFLAGS = "-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs"
 CHECKER_BENCH = RELEASE_DIR / "examples" / "checker_bench"
 # wrk-heartbeat.lua loads the reporter from here.
 os.environ.setdefault("WRK_REPORT", str(WRK_REPORT))
@@ -1089,7 +1091,7 @@ def checker_bench() -> dict:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "watcher", "--example",
                         "checker_bench", "--target", "x86_64-unknown-linux-gnu"],
                        cwd=ROOT, check=True,
-                       env={**os.environ, "RUSTFLAGS": "-C target-feature=+crt-static"})
+                       env={**os.environ, "RUSTFLAGS": RELEASE_RUSTFLAGS})
     with spawning({SERVER_CORE}, LOAD_NICE):
         process = subprocess.run([str(CHECKER_BENCH), "100000"], capture_output=True,
                                  text=True, check=True)
