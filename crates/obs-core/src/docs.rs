@@ -5,7 +5,7 @@
 //! with no network.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _};
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::OpenApi;
 
@@ -144,19 +144,14 @@ async fn asset(name: &str, accepts_gzip: bool) -> HttpResponse {
     }
 }
 
-/// True when the request's Accept-Encoding takes gzip (not refused with `q=0`).
+/// True when the request's Accept-Encoding prefers gzip to the plain bytes (actix's own
+/// negotiation: q-values, `gzip;q=0`, no header at all).
 fn accepts_gzip(request: &HttpRequest) -> bool {
+    let offered = [header::Encoding::gzip(), header::Encoding::identity()];
     request
-        .headers()
-        .get_all(header::ACCEPT_ENCODING)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
+        .get_header::<header::AcceptEncoding>()
+        .and_then(|accept| accept.negotiate(offered.iter()))
+        == Some(header::Encoding::gzip())
 }
 
 struct Asset {

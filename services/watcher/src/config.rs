@@ -406,27 +406,38 @@ fn at_least_one(variable: &str, value: usize) -> Result<usize, ConfigError> {
     Ok(value)
 }
 
-fn docker_mode(value: &str) -> Result<DockerMode, ConfigError> {
+/// `auto`, `on` or `off` (also 1/0, true/false), for the watch settings.
+enum Switch {
+    Auto,
+    On,
+    Off,
+}
+
+fn switch(variable: &str, value: &str) -> Result<Switch, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
-        "auto" => Ok(DockerMode::Auto),
-        "on" | "1" | "true" => Ok(DockerMode::On),
-        "off" | "0" | "false" => Ok(DockerMode::Off),
+        "auto" => Ok(Switch::Auto),
+        "on" | "1" | "true" => Ok(Switch::On),
+        "off" | "0" | "false" => Ok(Switch::Off),
         _ => Err(ConfigError::new(format!(
-            "DOCKER_WATCH: '{value}' is not one of auto, on, off"
+            "{variable}: '{value}' is not one of auto, on, off"
         ))),
     }
 }
 
+fn docker_mode(value: &str) -> Result<DockerMode, ConfigError> {
+    Ok(match switch("DOCKER_WATCH", value)? {
+        Switch::Auto => DockerMode::Auto,
+        Switch::On => DockerMode::On,
+        Switch::Off => DockerMode::Off,
+    })
+}
+
 fn kubernetes_mode(value: &str, in_cluster: bool) -> Result<KubernetesMode, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "auto" if in_cluster => Ok(KubernetesMode::Watch),
-        "auto" => Ok(KubernetesMode::Off),
-        "on" | "1" | "true" => Ok(KubernetesMode::Required),
-        "off" | "0" | "false" => Ok(KubernetesMode::Off),
-        _ => Err(ConfigError::new(format!(
-            "KUBERNETES_WATCH: '{value}' is not one of auto, on, off"
-        ))),
-    }
+    Ok(match switch("KUBERNETES_WATCH", value)? {
+        Switch::Auto if in_cluster => KubernetesMode::Watch,
+        Switch::On => KubernetesMode::Required,
+        Switch::Auto | Switch::Off => KubernetesMode::Off,
+    })
 }
 
 /// `a,b`: namespace names (DNS-1123 labels), each once.

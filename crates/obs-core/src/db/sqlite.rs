@@ -201,6 +201,7 @@ pub(crate) fn remove_stale_staging(path: &Path) {
             continue;
         };
         let pid = rest.split('-').next().unwrap_or_default();
+        // Without /proc nothing is known of the process: its file is kept.
         let alive = pid == std::process::id().to_string()
             || Path::new("/proc").join(pid).exists()
             || !Path::new("/proc/self").exists();
