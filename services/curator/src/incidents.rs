@@ -1027,6 +1027,32 @@ impl Book {
             .collect()
     }
 
+    /// Whether every signal only repeats what an open incident already shows: its
+    /// occurrence is known and still firing, and it neither resolves, escalates nor changes
+    /// the incident's kind. Such a batch changes count, last_seen and text only, which are
+    /// saved behind, so it may be applied in place ([`Book::apply`] without
+    /// [`Book::begin`]): nothing is written before the answer, so nothing can fail and
+    /// nothing needs undoing, and no copy of each incident is taken.
+    pub fn only_repeats(&self, signals: &[Signal]) -> bool {
+        signals.iter().all(|signal| {
+            signal.resolved_at.is_none()
+                && self
+                    .by_fingerprint
+                    .get(&signal.fingerprint)
+                    .and_then(|id| self.incidents.get(id))
+                    .is_some_and(|tracked| {
+                        let incident = &tracked.incident;
+                        incident.state.is_active()
+                            && signal.severity <= incident.severity
+                            && (signal.kind == incident.kind
+                                || incident.kind.supersedes(signal.kind))
+                            && tracked.occurrences.iter().any(|occurrence| {
+                                occurrence.key == signal.occurrence && !occurrence.resolved
+                            })
+                    })
+        })
+    }
+
     /// Match every incident against the silences again (after a restart: a crash between
     /// saving a silence and saving the incidents it marked must not leave them unmarked).
     pub fn resync_silences(&mut self, now: DateTime<Utc>, out: &mut Applied) {

@@ -233,6 +233,18 @@ impl Shared {
         if !self.shared_db() && self.book().unknown_issues(&signals).is_empty() {
             // Every issue is one the book knows: nothing to look up in the database, and
             // if the batch only repeats what is open, nothing to write either.
+            {
+                let mut book = self.book();
+                if book.only_repeats(&signals) {
+                    let mut applied = Applied::default();
+                    for signal in signals {
+                        book.apply(signal, now, &mut applied);
+                    }
+                    drop(book);
+                    self.metrics.record(&applied);
+                    return Ok(applied);
+                }
+            }
             let prepared = self.compute(|book, applied| {
                 for signal in signals {
                     book.apply(signal, now, applied);

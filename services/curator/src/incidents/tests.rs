@@ -615,3 +615,61 @@ fn a_crash_that_becomes_a_restart_loop_is_one_incident_that_escalates() {
     assert_eq!(book.active_counts()[1], (Severity::Warning, 0));
     assert_eq!(book.active_counts()[2], (Severity::Critical, 1));
 }
+
+/// What a batch does when computed the committed way (begin, apply, seal): whether it has
+/// anything to store before the answer.
+fn stores_something(book: &mut Book, signals: &[Signal], now: i64) -> bool {
+    let mut applied = Applied::default();
+    book.begin();
+    for signal in signals {
+        book.apply(signal.clone(), at(now), &mut applied);
+    }
+    book.seal(&mut applied);
+    book.capture();
+    !applied.nothing_to_store()
+}
+
+#[test]
+fn only_repeats_is_said_of_batches_with_nothing_to_store_only() {
+    let mut book = Book::new(rules());
+    let first = issue(Ulid::new(), "api", 1, 0);
+    apply(&mut book, &first, 0);
+    let alert = |count: u64, seen: i64| {
+        let mut signal = crate::issues::signal(issue(first.id, "api", count, seen));
+        signal.sightings = Sightings::One;
+        signal
+    };
+    let mut graver = alert(1, 20);
+    graver.severity = Severity::Critical;
+    let mut resolving = alert(1, 20);
+    resolving.resolved_at = Some(at(20));
+    let mut another_kind = alert(1, 20);
+    another_kind.kind = IssueKind::OomKilled;
+    let mut unknown = alert(1, 20);
+    unknown.fingerprint = "elsewhere".into();
+    let mut new_occurrence = alert(1, 20);
+    new_occurrence.occurrence = "another".into();
+    let cases = [
+        (vec![alert(2, 10)], true),
+        (vec![alert(2, 10), alert(3, 11)], true),
+        (vec![alert(2, 10), graver], false),
+        (vec![resolving], false),
+        (vec![another_kind], false),
+        (vec![unknown], false),
+        (vec![alert(2, 10), new_occurrence], false),
+    ];
+    for (signals, repeats) in cases {
+        assert_eq!(book.only_repeats(&signals), repeats, "{signals:#?}");
+        if repeats {
+            assert!(!stores_something(&mut book, &signals, 30), "{signals:#?}");
+        }
+    }
+    // Applied in place, a repeat counts as the committed path would.
+    let before = only(&book).count;
+    let mut applied = Applied::default();
+    book.apply(alert(2, 40), at(40), &mut applied);
+    assert_eq!(applied.tally.deduplicated, 1);
+    assert!(applied.nothing_to_store());
+    assert_eq!(only(&book).count, before + 1);
+    assert_eq!(book.dirty_ids(), vec![only(&book).id]);
+}
