@@ -43,6 +43,8 @@ enum Resource {
     Events,
 }
 
+// A test server's history of a few dozen objects: size does not matter here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Object {
     Pod(Pod),
