@@ -7,6 +7,9 @@
 //!   whose path is ordinary: probe targets, peers.
 //! - [`origin`]: only `scheme://host[:port]`. For webhook URLs, whose path is often the
 //!   secret itself (`https://hooks.slack.com/services/T/B/<secret>`).
+//! - [`text`]: free text someone else wrote (a container's log lines, an event's message):
+//!   every URL in it as [`url`] shows it, the values of `name=value` / `name: value` pairs
+//!   whose name is a credential's, and the word after `Bearer` / `Basic`.
 
 /// Shown in place of a secret.
 pub const MASK: &str = "***";
@@ -85,6 +88,128 @@ pub fn origin(raw: &str) -> String {
     }
 }
 
+/// Names (lowercase) of `name=value` pairs in free text whose value is masked. Stricter than
+/// the query-parameter list: text is full of `exit_code=1` and `statuscode: 503`.
+const SECRET_NAME_PARTS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "access_key",
+    "private_key",
+    "credential",
+    "authorization",
+    "cookie",
+    "jwt",
+];
+const SECRET_NAMES: &[&str] = &["auth", "key", "sig", "signature", "session"];
+
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_NAMES.contains(&name.as_str()) || SECRET_NAME_PARTS.iter().any(|p| name.contains(p))
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Where a value that follows a secret name ends: at white space or a separator, or at its
+/// closing quote when quoted.
+fn value_end(rest: &str) -> (usize, usize) {
+    if let Some(quote) = rest.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let body = &rest[1..];
+        let end = body.find(quote).unwrap_or(body.len());
+        return (1, 1 + end);
+    }
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, '&' | ',' | ';' | '"' | '\'' | '}' | ')'))
+        .unwrap_or(rest.len());
+    (0, end)
+}
+
+/// `raw` (free text: log lines, messages) with what looks like a credential masked: URLs as
+/// [`url`] shows them, values of secret-named pairs (`password=…`, `"token": "…"`,
+/// `API_KEY: …`), and the credential after `Bearer` or `Basic`. A heuristic: it masks what is
+/// written the usual ways, not a secret printed bare.
+pub fn text(raw: &str) -> String {
+    // URLs first, each as `url` shows it.
+    let mut with_urls = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+            .map_or(0, |i| i + 1);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .map_or(rest.len(), |e| at + e);
+        with_urls.push_str(&rest[..start]);
+        if start < at {
+            with_urls.push_str(&url(&rest[start..end]));
+        } else {
+            with_urls.push_str(&rest[start..end]);
+        }
+        rest = &rest[end..];
+    }
+    with_urls.push_str(rest);
+    // Then secret-named pairs and authorization schemes.
+    let source = with_urls;
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < source.len() {
+        let Some(c) = source[i..].chars().next() else {
+            break;
+        };
+        if !is_name_char(c) || (i > 0 && source[..i].ends_with(is_name_char)) {
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        }
+        let name_end = source[i..]
+            .find(|c: char| !is_name_char(c))
+            .map_or(source.len(), |e| i + e);
+        let name = &source[i..name_end];
+        out.push_str(name);
+        i = name_end;
+        let after = &source[i..];
+        // `name=`, `name:`, `name":` (JSON), each with spaces allowed after the separator.
+        let separator = after
+            .strip_prefix("\":")
+            .map(|r| after.len() - r.len())
+            .or_else(|| {
+                after
+                    .strip_prefix(['=', ':'])
+                    .map(|r| after.len() - r.len())
+            });
+        let scheme = matches!(name.to_ascii_lowercase().as_str(), "bearer" | "basic")
+            && after.starts_with(' ');
+        if let Some(separator) = separator.filter(|_| is_secret_name(name)) {
+            let spaces = after[separator..].len() - after[separator..].trim_start().len();
+            let value = &after[separator + spaces..];
+            let (open, end) = value_end(value);
+            // `Authorization: Bearer x`: the scheme's own rule masks the credential.
+            let word = value[open..end].to_ascii_lowercase();
+            let names_scheme = (word == "bearer" || word == "basic") && open == 0;
+            if end > open && !value[open..end].starts_with(MASK) && !names_scheme {
+                out.push_str(&after[..separator + spaces + open]);
+                out.push_str(MASK);
+                i += separator + spaces + end;
+            }
+        } else if scheme {
+            let value = &after[1..];
+            let end = value.find(char::is_whitespace).unwrap_or(value.len());
+            if end > 0 {
+                out.push(' ');
+                out.push_str(MASK);
+                i += 1 + end;
+            }
+        }
+    }
+    out
+}
+
 fn mask_unparsed(raw: &str) -> String {
     let authority_end = raw.find("://").map(|scheme| scheme + 3).map(|start| {
         (
@@ -142,6 +267,39 @@ mod tests {
     fn unparsable_text_with_credentials_is_masked_too() {
         assert_eq!(url("http://admin:pw@[bad/x"), "http://***@[bad/x");
         assert_eq!(url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn text_masks_urls_pairs_and_authorization_schemes() {
+        let line = "Get \"http://10.0.0.5:8080/health?token=abc123\": dial tcp: refused";
+        assert_eq!(
+            text(line),
+            "Get \"http://10.0.0.5:8080/health?token=***\": dial tcp: refused"
+        );
+        for (raw, secret) in [
+            (
+                "connecting to postgres://app:hunter2@db:5432/app",
+                "hunter2",
+            ),
+            ("PASSWORD=hunter2 started", "hunter2"),
+            ("{\"api_key\": \"sk-live-123\", \"n\": 1}", "sk-live-123"),
+            ("client_secret: s3cr3t", "s3cr3t"),
+            ("Authorization: Bearer eyJhbGciOi.x.y", "eyJhbGciOi"),
+            ("db_password='a b c' then", "a b c"),
+        ] {
+            let shown = text(raw);
+            assert!(!shown.contains(secret), "{raw} -> {shown}");
+            assert!(shown.contains(MASK), "{raw} -> {shown}");
+        }
+        for plain in [
+            "exit_code=1 statuscode: 503",
+            "Readiness probe failed: HTTP probe failed with statuscode: 503",
+            "panic: keyboard interrupt; monkey=1",
+            "",
+            "héllo wörld: ünïcode=1",
+        ] {
+            assert_eq!(text(plain), plain);
+        }
     }
 
     #[test]

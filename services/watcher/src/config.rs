@@ -35,6 +35,9 @@ pub mod bounds {
     pub const LEASE_TTL: Seconds = Seconds::new(0.5, 3600.0);
     /// KUBERNETES_NOT_READY_AFTER and KUBERNETES_UNSCHEDULABLE_AFTER.
     pub const KUBERNETES_GRACE: Seconds = Seconds::new(0.01, 86_400.0);
+    /// KUBERNETES_TIMEOUT: at least 2 s, so a watch (asked to end after three quarters of it)
+    /// lasts a whole second; at most 5 min, the longest watch the API server grants.
+    pub const KUBERNETES_TIMEOUT: Seconds = Seconds::new(2.0, 300.0);
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +130,10 @@ pub struct KubernetesSettings {
     /// KUBERNETES_UNSCHEDULABLE_AFTER: a pod the scheduler cannot place this long is
     /// `unschedulable` (a pod waits a moment for a node to scale up without being trouble).
     pub unschedulable_after: Duration,
+    /// KUBERNETES_TIMEOUT: the longest silence of the API server on any request (a list, a
+    /// watch stream, a log fetch) before it is given up and retried with backoff; watches ask
+    /// the server to end them after three quarters of it, so a healthy idle watch never hits it.
+    pub timeout: Duration,
 }
 
 impl KubernetesSettings {
@@ -138,6 +145,7 @@ impl KubernetesSettings {
             kubeconfig: None,
             not_ready_after: Duration::from_secs(default_kubernetes_grace() as u64),
             unschedulable_after: Duration::from_secs(default_kubernetes_grace() as u64),
+            timeout: Duration::from_secs(default_kubernetes_timeout() as u64),
         }
     }
 }
@@ -187,6 +195,8 @@ struct RawWatcherEnv {
     kubernetes_not_ready_after: f64,
     #[serde(default = "default_kubernetes_grace")]
     kubernetes_unschedulable_after: f64,
+    #[serde(default = "default_kubernetes_timeout")]
+    kubernetes_timeout: f64,
     #[serde(default = "default_restart_loop_threshold")]
     restart_loop_threshold: usize,
     #[serde(default = "default_restart_loop_window")]
@@ -236,6 +246,9 @@ fn default_kubernetes_watch() -> String {
     "auto".into()
 }
 fn default_kubernetes_grace() -> f64 {
+    60.0
+}
+fn default_kubernetes_timeout() -> f64 {
     60.0
 }
 fn default_restart_loop_threshold() -> usize {
@@ -322,6 +335,8 @@ impl WatcherConfig {
                     "KUBERNETES_UNSCHEDULABLE_AFTER",
                     raw.kubernetes_unschedulable_after,
                 )?,
+                timeout: bounds::KUBERNETES_TIMEOUT
+                    .setting("KUBERNETES_TIMEOUT", raw.kubernetes_timeout)?,
             },
             probes: ProbeSettings {
                 targets: probe_targets(&raw.probe_targets)?,
@@ -631,6 +646,7 @@ mod tests {
             bounds::STATE_SAVE_INTERVAL,
             bounds::LEASE_TTL,
             bounds::KUBERNETES_GRACE,
+            bounds::KUBERNETES_TIMEOUT,
         ];
         for range in every {
             // Nothing that rounds to zero (a timer's period) or overflows a deadline.

@@ -118,6 +118,27 @@ pub fn oom_killed(place: &Place<'_>, terminated: &ContainerStateTerminated) -> D
     ))
 }
 
+/// An OOM kill only the node's kernel reported (a process in the container, not necessarily its
+/// main one): the pod status may show no termination at all.
+pub fn oom_killed_by_node(place: &Place<'_>, at: chrono::DateTime<chrono::Utc>) -> Detection {
+    let (memory, _) = pod::limits(place.pod, place.container.unwrap_or_default());
+    let limit_text = memory.map(human_bytes).unwrap_or_else(|| "no limit".into());
+    place
+        .detection(IssueKind::OomKilled, Severity::Critical)
+        .fact("signal", "node_oom_event")
+        .fact("oom_at", at.to_rfc3339())
+        .message(format!(
+            "{} had a process killed by the node - out of memory ({limit_text})",
+            place.what()
+        ))
+        .recommend(format!(
+            "The kernel's OOM killer ended a process in it (`kubectl get events -A \
+             --field-selector reason=OOMKilling`). Raise its memory limit or reduce its memory \
+             use; a child process killed may leave the container running but broken. `{}`.",
+            place.describe()
+        ))
+}
+
 pub fn crashed(place: &Place<'_>, terminated: &ContainerStateTerminated) -> Detection {
     let code = i64::from(terminated.exit_code);
     let restart_policy = place

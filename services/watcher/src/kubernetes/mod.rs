@@ -10,9 +10,21 @@
 //! every issue takes. A listing's outcomes commit together once it is complete, and the pods
 //! it no longer shows — deleted while the watch was away, even while the watcher was not
 //! running — have their issues resolved.
+//!
+//! Beside each pod stream, an Event stream of the same scope ([`pod_events`]): the scheduler's,
+//! the kubelet's and the node's Events add their facts to the pods' issues. When a crash, an
+//! OOM kill or a restart loop is raised, the dead container's last log lines are fetched in a
+//! task of their own ([`logs`]).
+//!
+//! Every request has a deadline (KUBERNETES_TIMEOUT): a read timeout on the connection, so a
+//! list or a log fetch that hangs fails, and watches asked to end (timeoutSeconds) before it,
+//! so an idle watch never trips it. A failure counts, reconnects with backoff, and sets
+//! `watcher_kubernetes_connected` to 0; the HTTP API and the heartbeats run on other tasks.
 
 pub(crate) mod detect;
+pub mod logs;
 pub mod pod;
+pub mod pod_events;
 pub mod remediate;
 pub mod table;
 
@@ -23,9 +35,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chrono::DateTime;
 use chrono::Utc;
 use futures_util::stream::{self, Stream, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event as KubeEvent, Pod};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::utils::{Backoff, WatchStreamExt};
 use kube::runtime::watcher;
@@ -72,7 +85,12 @@ pub async fn client_config(settings: &KubernetesSettings) -> anyhow::Result<kube
             .await
             .context("no in-cluster service account and no kubeconfig")?,
     };
-    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.connect_timeout = Some(CONNECT_TIMEOUT.min(settings.timeout));
+    // A list, a log fetch or a watch stream silent this long has hung: it fails and is retried.
+    // Counted from when the request is sent, not from when its pooled connection went idle.
+    config.read_timeout = Some(settings.timeout);
+    config.write_timeout = Some(settings.timeout);
+    config.reset_reader_on_write = true;
     Ok(config)
 }
 
@@ -108,15 +126,32 @@ impl Backoff for Retry {
     }
 }
 
-type Scoped = (String, Result<watcher::Event<Pod>, watcher::Error>);
+// Each item is moved once, from the stream to its handler, as the pod events were before
+// Events joined them: boxing the larger variant would only add an allocation per item.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Pods(Result<watcher::Event<Pod>, watcher::Error>),
+    Events(Result<watcher::Event<KubeEvent>, watcher::Error>),
+}
 
-/// One watch stream per namespace (or one for all), each item tagged with its namespace ("" for
-/// all).
+type Scoped = (String, Item);
+
+/// What a watch asks the server for (timeoutSeconds): three quarters of KUBERNETES_TIMEOUT, so
+/// the server ends an idle watch before the client's read timeout would call it hung.
+pub fn watch_seconds(timeout: Duration) -> u32 {
+    ((timeout.as_secs_f64() * 0.75).floor() as u32).clamp(1, 290)
+}
+
+/// One pod and one Event watch stream per namespace (or one each for all), each item tagged
+/// with its namespace ("" for all).
 fn watch(
     client: &Client,
     settings: &KubernetesSettings,
 ) -> Pin<Box<dyn Stream<Item = Scoped> + Send>> {
-    let mut config = watcher::Config::default();
+    let base = watcher::Config::default().timeout(watch_seconds(settings.timeout));
+    // Events carry no pod labels: the table drops those of pods the selector leaves out.
+    let event_config = base.clone();
+    let mut config = base;
     if let Some(selector) = &settings.label_selector {
         config = config.labels(selector);
     }
@@ -125,16 +160,26 @@ fn watch(
     } else {
         settings.namespaces.clone()
     };
-    let streams = scopes.into_iter().map(|scope| {
-        let api: Api<Pod> = if scope.is_empty() {
-            Api::all(client.clone())
+    let streams = scopes.into_iter().flat_map(|scope| {
+        let (pods, events): (Api<Pod>, Api<KubeEvent>) = if scope.is_empty() {
+            (Api::all(client.clone()), Api::all(client.clone()))
         } else {
-            Api::namespaced(client.clone(), &scope)
+            (
+                Api::namespaced(client.clone(), &scope),
+                Api::namespaced(client.clone(), &scope),
+            )
         };
-        watcher(api, config.clone())
-            .backoff(Retry { next: FIRST_RETRY })
-            .map(move |item| (scope.clone(), item))
-            .boxed()
+        let event_scope = scope.clone();
+        [
+            watcher(pods, config.clone())
+                .backoff(Retry { next: FIRST_RETRY })
+                .map(move |item| (scope.clone(), Item::Pods(item)))
+                .boxed(),
+            watcher(events, event_config.clone())
+                .backoff(Retry { next: FIRST_RETRY })
+                .map(move |item| (event_scope.clone(), Item::Events(item)))
+                .boxed(),
+        ]
     });
     stream::select_all(streams).boxed()
 }
@@ -184,6 +229,9 @@ async fn follow_while_held(shared: Arc<Shared>, shutdown: CancellationToken) {
         settings: table_settings,
         pending: HashMap::new(),
         healthy: HashMap::new(),
+        events_healthy: HashMap::new(),
+        started: Utc::now(),
+        logs: logs::LogFetcher::new(client.clone(), shared.clone(), settings.timeout),
     };
     shared.kubernetes.set_client(Some(client.clone()));
     let mut events = watch(&client, &settings);
@@ -200,7 +248,8 @@ async fn follow_while_held(shared: Arc<Shared>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             _ = sweep.tick() => follower.sweep().await,
             item = events.next() => match item {
-                Some((scope, item)) => follower.handle(scope, item).await,
+                Some((scope, Item::Pods(item))) => follower.handle(scope, item).await,
+                Some((scope, Item::Events(item))) => follower.handle_event(scope, item).await,
                 None => break,
             }
         }
@@ -215,8 +264,14 @@ struct Follower {
     settings: Settings,
     /// A listing's outcomes, per stream, until it is complete.
     pending: HashMap<String, Vec<Outcome>>,
-    /// Whether each stream's last item was good: connected while all are.
+    /// Whether each pod stream's last item was good: connected while all are.
     healthy: HashMap<String, bool>,
+    /// The same for the Event streams: their failures are counted and said once per outage,
+    /// but the pods are watched without them (RBAC may grant pods and not events).
+    events_healthy: HashMap<String, bool>,
+    /// Events that happened before this are not new occurrences.
+    started: DateTime<Utc>,
+    logs: logs::LogFetcher,
 }
 
 impl Follower {
@@ -290,6 +345,50 @@ impl Follower {
         }
     }
 
+    async fn handle_event(
+        &mut self,
+        scope: String,
+        item: Result<watcher::Event<KubeEvent>, watcher::Error>,
+    ) {
+        let event = match item {
+            Ok(event) => event,
+            Err(error) => {
+                self.shared.metrics.kubernetes_failures.inc();
+                let was_healthy = self.events_healthy.insert(scope.clone(), false) != Some(false);
+                let error = anyhow::Error::new(error);
+                if was_healthy {
+                    tracing::warn!(
+                        namespace = %if scope.is_empty() { "all" } else { scope.as_str() },
+                        error = format!("{error:#}"),
+                        "the Kubernetes Event watch failed; pods are still watched; retrying \
+                         with backoff"
+                    );
+                } else {
+                    tracing::debug!(
+                        error = format!("{error:#}"),
+                        "the Kubernetes Event watch failed again"
+                    );
+                }
+                return;
+            }
+        };
+        let event = match event {
+            watcher::Event::InitApply(event) | watcher::Event::Apply(event) => event,
+            watcher::Event::Init | watcher::Event::InitDone | watcher::Event::Delete(_) => {
+                if self.events_healthy.insert(scope.clone(), true) == Some(false) {
+                    tracing::info!("the Kubernetes Event watch is back");
+                }
+                return;
+            }
+        };
+        self.events_healthy.insert(scope, true);
+        let Some(signal) = pod_events::signal(&event) else {
+            return;
+        };
+        let outcomes = self.table.event(signal, self.started);
+        self.commit(outcomes, None, "a pod's event").await;
+    }
+
     /// The pod as the restart endpoint may act on it.
     fn link(&self, pod: &Pod) {
         if let Some(key) = pod::key(pod) {
@@ -305,11 +404,12 @@ impl Follower {
     /// Commit `outcomes`; after a complete listing of `scope`, also resolve the open
     /// Kubernetes issues of that scope about pods the table does not know (deleted while
     /// nobody watched).
-    async fn commit(&self, outcomes: Vec<Outcome>, listed: Option<String>, what: &str) {
+    async fn commit(&mut self, outcomes: Vec<Outcome>, listed: Option<String>, what: &str) {
         let orphans = listed.map(|scope| (scope, self.table.keys()));
         if outcomes.is_empty() && orphans.is_none() {
             return;
         }
+        let wanted = logs::LogFetcher::wanted(&outcomes, |key| self.table.get(key));
         let committed = self
             .shared
             .commit(move |tx, changes| {
@@ -320,12 +420,16 @@ impl Follower {
                 Ok(())
             })
             .await;
-        if let Err(error) = committed {
-            self.shared.metrics.state_save_failures.inc();
-            tracing::error!(
-                error = format!("{error:#}"),
-                "{what} was not recorded: the commit failed"
-            );
+        match committed {
+            // The raised issues are in: their dead containers' logs may follow.
+            Ok(()) => self.logs.start(wanted),
+            Err(error) => {
+                self.shared.metrics.state_save_failures.inc();
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "{what} was not recorded: the commit failed"
+                );
+            }
         }
     }
 }
@@ -361,6 +465,12 @@ fn apply(tx: &mut Tx<'_>, changes: &mut Changes, outcomes: Vec<Outcome>) -> anyh
                 let facts = [("resolution".to_string(), Value::from(why))].into();
                 changes.resolve_all_of(tx, &subject, facts)?;
             }
+            Outcome::Amend {
+                service,
+                kind,
+                subject,
+                facts,
+            } => changes.amend(tx, &service, kind, &subject, facts)?,
         }
     }
     Ok(())

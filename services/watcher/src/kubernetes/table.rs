@@ -18,10 +18,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use obs_model::IssueKind;
+use serde_json::Value;
 
 use super::detect::{self, Place};
 use super::pod;
+use super::pod_events::{Signal, Target};
 use crate::issues::Detection;
+
+/// An OOM kill the node reported and one the pod status shows are the same kill when this
+/// close in time (the kubelet notices a little after the kernel).
+const SAME_OOM_KILL: chrono::Duration = chrono::Duration::seconds(60);
 
 /// The waiting reasons of an image that cannot be pulled.
 const IMAGE_PULL_REASONS: &[&str] = &["ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
@@ -50,6 +56,13 @@ pub enum Outcome {
     },
     /// Every open issue about the subject.
     ResolveAll { subject: String, why: &'static str },
+    /// Facts added to the open issue, if there is one; not a new occurrence.
+    Amend {
+        service: String,
+        kind: IssueKind,
+        subject: String,
+        facts: BTreeMap<String, Value>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +77,11 @@ struct ContainerTrack {
     troubled: bool,
     looping: bool,
     not_ready_since: Option<DateTime<Utc>>,
+    /// When its last OOM kill the pod status showed ended.
+    last_oom: Option<DateTime<Utc>>,
+    /// When the node last reported an OOM kill in it: the container may run on, but it is not
+    /// steady until a whole window after.
+    last_node_oom: Option<DateTime<Utc>>,
 }
 
 struct Tracked {
@@ -72,6 +90,9 @@ struct Tracked {
     containers: HashMap<String, ContainerTrack>,
     /// Conditions raised and not resolved: (subject, kind).
     held: BTreeSet<(String, IssueKind)>,
+    /// What the pod's Events said, per (subject, kind): added to the issue when it opens.
+    /// Bounded: a fixed set of keys per kind, each message at most 1 KiB.
+    event_facts: BTreeMap<(String, IssueKind), BTreeMap<String, Value>>,
 }
 
 #[derive(Default)]
@@ -129,6 +150,7 @@ impl PodTable {
             service: service.clone(),
             containers: HashMap::new(),
             held: BTreeSet::new(),
+            event_facts: BTreeMap::new(),
         });
         tracked.pod = pod;
         tracked.service = service;
@@ -173,6 +195,107 @@ impl PodTable {
             .collect()
     }
 
+    /// What an Event about one of the pods says: its facts go to the issues it concerns (open
+    /// ones at once, others when they open). An OOM kill the node saw and the pod status did
+    /// not is one more occurrence — only if it happened after the watcher started (`since`),
+    /// so a relist or a restart of the watcher does not count old events again.
+    pub fn event(&mut self, signal: Signal, since: DateTime<Utc>) -> Vec<Outcome> {
+        let (key, container) = match &signal.target {
+            Target::Pod { key, container } => (key.clone(), container.clone()),
+            Target::Uid { uid, container_id } => {
+                let Some((key, tracked)) = self
+                    .pods
+                    .iter()
+                    .find(|(_, t)| t.pod.metadata.uid.as_deref() == Some(uid.as_str()))
+                else {
+                    return Vec::new();
+                };
+                let container = container_id.as_ref().and_then(|id| {
+                    pod::container_statuses(&tracked.pod)
+                        .iter()
+                        .find(|s| s.container_id.as_deref().is_some_and(|c| c.contains(id)))
+                        .map(|s| s.name.clone())
+                });
+                (key.clone(), container)
+            }
+        };
+        // Only pods the watch shows: the namespaces and the label selector apply to events too.
+        let Some(tracked) = self.pods.get_mut(&key) else {
+            return Vec::new();
+        };
+        let container = container.or_else(|| match pod::container_statuses(&tracked.pod) {
+            [only] => Some(only.name.clone()),
+            _ => None,
+        });
+        let mut outcomes = Vec::new();
+        for &kind in signal.kinds {
+            let subject = match kind {
+                IssueKind::Unschedulable | IssueKind::Evicted => key.clone(),
+                _ => match &container {
+                    Some(container) => format!("{key}/{container}"),
+                    None => continue,
+                },
+            };
+            tracked
+                .event_facts
+                .entry((subject.clone(), kind))
+                .or_default()
+                .extend(signal.facts.clone());
+            // A crash and its restart loop are one issue: amended once.
+            let amended = outcomes.iter().any(|o| {
+                matches!(o, Outcome::Amend { kind: k, subject: s, .. }
+                    if *s == subject && k.family() == kind.family())
+            });
+            if amended {
+                continue;
+            }
+            outcomes.push(Outcome::Amend {
+                service: tracked.service.clone(),
+                kind,
+                subject,
+                facts: signal.facts.clone(),
+            });
+        }
+        if signal.oom_kill {
+            if let Some(name) = &container {
+                let track = tracked.containers.entry(name.clone()).or_default();
+                // The pod status showed this kill already, or this event was seen (a relist).
+                let counted = track
+                    .last_oom
+                    .is_some_and(|seen| (seen - signal.at).abs() <= SAME_OOM_KILL)
+                    || track.last_node_oom == Some(signal.at);
+                // core/v1 event times are whole seconds: one in the second the watcher
+                // started counts as after it.
+                let fresh = signal.at + chrono::Duration::seconds(1) > since;
+                if !counted && fresh {
+                    track.last_node_oom = Some(signal.at);
+                    track.troubled = true;
+                    let subject = format!("{key}/{name}");
+                    let place = Place {
+                        pod: &tracked.pod,
+                        service: &tracked.service,
+                        subject: &subject,
+                        container: Some(name),
+                    };
+                    let mut detection = detect::oom_killed_by_node(&place, signal.at);
+                    detection.facts.extend(signal.facts.clone());
+                    // The Amend above found nothing open yet: the raise carries the facts.
+                    outcomes.retain(|o| {
+                        !matches!(
+                            o,
+                            Outcome::Amend {
+                                kind: IssueKind::OomKilled,
+                                ..
+                            }
+                        )
+                    });
+                    outcomes.push(Outcome::Raise(detection));
+                }
+            }
+        }
+        outcomes
+    }
+
     /// Every pod judged again as of `now`: graces that ran out, runs that became steady.
     pub fn sweep(&mut self, now: DateTime<Utc>, settings: &Settings) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
@@ -188,7 +311,36 @@ pub fn in_scope(key: &str, scope: &str) -> bool {
     scope.is_empty() || key.split('/').next() == Some(scope)
 }
 
+/// [`judge`], with what the pod's Events said added to the issues that open, and forgotten for
+/// those that resolve.
 fn evaluate(
+    key: &str,
+    tracked: &mut Tracked,
+    first: bool,
+    now: DateTime<Utc>,
+    settings: &Settings,
+) -> Vec<Outcome> {
+    let mut outcomes = judge(key, tracked, first, now, settings);
+    for outcome in &mut outcomes {
+        match outcome {
+            Outcome::Raise(detection) | Outcome::RaiseIfNew(detection) => {
+                if let Some(facts) = tracked
+                    .event_facts
+                    .get(&(detection.subject.clone(), detection.kind))
+                {
+                    detection.facts.extend(facts.clone());
+                }
+            }
+            Outcome::Resolve { kind, subject, .. } => {
+                tracked.event_facts.remove(&(subject.clone(), *kind));
+            }
+            _ => {}
+        }
+    }
+    outcomes
+}
+
+fn judge(
     key: &str,
     tracked: &mut Tracked,
     first: bool,
@@ -400,7 +552,22 @@ fn container(
             if !first_container || recent {
                 if terminated.reason.as_deref() == Some("OOMKilled") {
                     track.troubled = true;
-                    outcomes.push(raise(detect::oom_killed(place, terminated)));
+                    let finished = terminated.finished_at.as_ref().map(pod::time);
+                    let counted = matches!((track.last_node_oom, finished),
+                        (Some(seen), Some(finished)) if (seen - finished).abs() <= SAME_OOM_KILL);
+                    track.last_oom = finished.or(Some(now));
+                    let detection = detect::oom_killed(place, terminated);
+                    outcomes.push(if counted {
+                        // The node's event counted this kill already: only its facts.
+                        Outcome::Amend {
+                            service: detection.service,
+                            kind: detection.kind,
+                            subject: detection.subject,
+                            facts: detection.facts,
+                        }
+                    } else {
+                        raise(detection)
+                    });
                 } else if terminated.exit_code != 0 {
                     track.troubled = true;
                     outcomes.push(raise(detect::crashed(place, terminated)));
@@ -444,7 +611,10 @@ fn container(
             .as_ref()
             .and_then(|s| s.running.as_ref())
             .and_then(|running| running.started_at.as_ref())
-            .is_some_and(|started| pod::time(started) + window <= now);
+            .is_some_and(|started| pod::time(started) + window <= now)
+        && track
+            .last_node_oom
+            .is_none_or(|killed| killed + window <= now);
     if steady && track.troubled {
         track.troubled = false;
         track.looping = false;

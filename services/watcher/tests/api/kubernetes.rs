@@ -701,3 +701,467 @@ async fn the_binary_watches_pods_as_its_environment_says() {
     }));
     api.stop().await;
 }
+
+// --- Events, logs, slow answers ---------------------------------------------------------------
+
+/// A core/v1 Event about `object` (`Pod` or `Node`), last seen `seconds_ago`, as the kubelet,
+/// the scheduler or the node problem detector write them.
+fn kube_event(
+    namespace: &str,
+    object: (&str, &str, Option<&str>),
+    reason: &str,
+    message: &str,
+    count: i32,
+    seconds_ago: i64,
+) -> k8s_openapi::api::core::v1::Event {
+    let (kind, name, field_path) = object;
+    k8s_openapi::api::core::v1::Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}.{}", reason.to_lowercase())),
+            namespace: Some(namespace.into()),
+            ..ObjectMeta::default()
+        },
+        involved_object: k8s_openapi::api::core::v1::ObjectReference {
+            kind: Some(kind.into()),
+            name: Some(name.into()),
+            namespace: (kind == "Pod").then(|| namespace.to_string()),
+            field_path: field_path.map(Into::into),
+            uid: Some(format!("uid-{name}")),
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        count: Some(count),
+        type_: Some("Warning".into()),
+        first_timestamp: Some(ago(seconds_ago + 60)),
+        last_timestamp: Some(ago(seconds_ago)),
+        ..Default::default()
+    }
+}
+
+async fn open_issue(app: &TestApp, kind: &str, subject: &str) -> Option<Value> {
+    let (_, body) = get(app, "/issues?state=open&limit=1000").await;
+    issue_of(body["issues"].as_array()?, kind, subject).cloned()
+}
+
+/// Wait until the open issue `kind` of `subject` has `fact`, and return it.
+async fn wait_for_fact(app: &TestApp, kind: &str, subject: &str, fact: &str) -> Value {
+    eventually(
+        &format!("{kind} of {subject} to have {fact}"),
+        Duration::from_secs(20),
+        || async {
+            open_issue(app, kind, subject)
+                .await
+                .filter(|issue| !issue["facts"][fact].is_null())
+        },
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn events_add_their_facts_to_the_same_issues_and_old_ones_open_nothing() {
+    let api = KubeApi::start().await;
+    let mut big = owned(pod("prod", "big-0"), "StatefulSet", "big");
+    big.spec.as_mut().unwrap().node_name = None;
+    let status = big.status.as_mut().unwrap();
+    status.phase = Some("Pending".into());
+    status.container_statuses = None;
+    status.conditions = Some(vec![condition(
+        "PodScheduled",
+        "False",
+        Some("Unschedulable"),
+        60,
+    )]);
+    api.apply(big);
+    api.apply(image_pull_pod("prod", "batch-e1"));
+    let mut slow = pod("prod", "slow-e");
+    container(&mut slow).ready = false;
+    slow.status.as_mut().unwrap().conditions = Some(vec![condition("Ready", "False", None, 60)]);
+    api.apply(slow);
+    let uid = "0c8f4a3e-1d2b-4c5d-9e8f-001122334455";
+    let mut worker = pod("prod", "worker-0");
+    worker.metadata.uid = Some(uid.into());
+    container(&mut worker).container_id = Some("containerd://3f2a9b8c7d6e5f4a3b2c".into());
+    api.apply(worker.clone());
+    api.apply(pod("staging", "elsewhere"));
+    let mut config = settings(&api);
+    config.kubernetes.namespaces = vec!["prod".into()];
+    let app = spawn(config).await;
+    wait_for_issue(&app, "open", "unschedulable", "big").await;
+    wait_for_issue(&app, "open", "image_pull_failed", "batch").await;
+    wait_for_issue(&app, "open", "unhealthy", "slow-e").await;
+    wait_connected(&app, 1.0).await;
+    eventually("the Event watch", Duration::from_secs(20), || async {
+        (api.event_watches() > 0).then_some(())
+    })
+    .await;
+    let before = open_issues(&app).await;
+
+    // The scheduler's, the kubelet's and the registry's words join the open issues: no new
+    // issue, no new occurrence.
+    api.event(kube_event(
+        "prod",
+        ("Pod", "big-0", None),
+        "FailedScheduling",
+        "0/3 nodes are available: 3 Insufficient memory. preemption: 0/3 nodes are available",
+        7,
+        1,
+    ));
+    let pending = wait_for_fact(&app, "unschedulable", "prod/big-0", "scheduler_message").await;
+    assert!(
+        pending["facts"]["scheduler_message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Insufficient memory"),
+        "{pending}"
+    );
+    assert_eq!(pending["facts"]["scheduling_failures"], 7);
+    api.event(kube_event(
+        "prod",
+        ("Pod", "batch-e1", Some("spec.containers{app}")),
+        "Failed",
+        "Failed to pull image \"registry.example/app:1.2\": not found",
+        2,
+        1,
+    ));
+    let pull = wait_for_fact(&app, "image_pull_failed", "prod/batch-e1/app", "pull_error").await;
+    assert!(pull["facts"]["pull_error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("not found"));
+    api.event(kube_event(
+        "prod",
+        ("Pod", "slow-e", Some("spec.containers{app}")),
+        "Unhealthy",
+        "Readiness probe failed: Get \"http://10.1.2.3:8080/ready?token=s3cr3t\": EOF",
+        12,
+        1,
+    ));
+    let unhealthy = wait_for_fact(&app, "unhealthy", "prod/slow-e/app", "readiness_probe").await;
+    let probe = unhealthy["facts"]["readiness_probe"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        probe.contains("token=***") && !probe.contains("s3cr3t"),
+        "redacted: {probe}"
+    );
+    assert_eq!(unhealthy["facts"]["readiness_failures"], 12);
+    api.event(kube_event(
+        "prod",
+        ("Pod", "slow-e", Some("spec.containers{app}")),
+        "Killing",
+        "Container app failed liveness probe, will be restarted",
+        3,
+        1,
+    ));
+    let killed = wait_for_fact(&app, "unhealthy", "prod/slow-e/app", "liveness_kills").await;
+    assert_eq!(killed["facts"]["liveness_kills"], 3);
+    assert_eq!(
+        open_issues(&app).await,
+        before,
+        "events opened and counted nothing"
+    );
+
+    // An OOM kill the node saw before the watcher started opens nothing; one after does, once,
+    // and the pod status showing the same kill later is not a second occurrence.
+    let oom_message = format!(
+        "Memory cgroup out of memory: Killed process 4242 (worker) \
+         oom_memcg=/kubepods/burstable/pod{uid}/3f2a9b8c7d6e5f4a3b2c"
+    );
+    api.event(kube_event(
+        "prod",
+        ("Node", "node-1", None),
+        "OOMKilling",
+        &oom_message,
+        1,
+        3600,
+    ));
+    // A marker after it: once its facts are in, the old OOM event was handled.
+    api.event(kube_event(
+        "prod",
+        ("Pod", "big-0", None),
+        "FailedScheduling",
+        "0/4 nodes are available: 4 Insufficient memory.",
+        8,
+        0,
+    ));
+    eventually("the marker event", Duration::from_secs(20), || async {
+        open_issue(&app, "unschedulable", "prod/big-0")
+            .await
+            .filter(|issue| issue["facts"]["scheduling_failures"] == 8)
+    })
+    .await;
+    assert!(
+        open_issue(&app, "oom_killed", "prod/worker-0/app")
+            .await
+            .is_none(),
+        "an event from before the start opens nothing"
+    );
+    let mut fresh = kube_event(
+        "prod",
+        ("Node", "node-1", None),
+        "OOMKilling",
+        &oom_message,
+        1,
+        0,
+    );
+    fresh.metadata.name = Some("node-1.oom-2".into());
+    api.event(fresh);
+    let oom = wait_for_issue(&app, "open", "oom_killed", "worker-0").await;
+    assert_eq!(oom["subject"], "prod/worker-0/app");
+    assert_eq!(oom["facts"]["signal"], "node_oom_event");
+    assert!(oom["facts"]["node_oom_message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Killed process 4242"));
+    let status = container(&mut worker);
+    status.restart_count = 1;
+    status.last_state = Some(terminated(137, "OOMKilled", 1));
+    status.state = Some(running(0));
+    api.apply(worker);
+    let amended = wait_for_fact(&app, "oom_killed", "prod/worker-0/app", "exit_code").await;
+    assert_eq!(
+        amended["count"], 1,
+        "the same kill, counted once: {amended}"
+    );
+    assert_eq!(amended["id"], oom["id"]);
+
+    // Events of pods outside the watched namespaces change nothing; the Event watch asked for
+    // the watched namespace only.
+    api.event(kube_event(
+        "staging",
+        ("Pod", "elsewhere", Some("spec.containers{app}")),
+        "Killing",
+        "Container app failed liveness probe, will be restarted",
+        1,
+        0,
+    ));
+    assert!(api
+        .event_requests()
+        .iter()
+        .all(|(_, namespace, _)| namespace.as_deref() == Some("prod")));
+    app.app.shutdown().await.expect("a clean stop");
+    api.stop().await;
+}
+
+#[actix_web::test]
+async fn a_dead_containers_last_log_lines_join_its_issue_once_per_restart() {
+    let api = KubeApi::start().await;
+    let mut previous: String = (1..=40).map(|i| format!("log line {i}\n")).collect();
+    previous.push_str("connecting with DATABASE_PASSWORD=hunter2\nfatal: out of memory\n");
+    api.set_logs(
+        "prod/api-7d9f-logs1/app",
+        "starting again\n",
+        Some(&previous),
+    );
+    api.apply(oom_killed_pod("prod", "api-7d9f-logs1"));
+    let app = spawn(settings(&api)).await;
+    let oom = wait_for_fact(
+        &app,
+        "oom_killed",
+        "prod/api-7d9f-logs1/app",
+        "last_log_lines",
+    )
+    .await;
+    let lines: Vec<&str> = oom["facts"]["last_log_lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(lines.len(), 20, "{lines:?}");
+    assert_eq!(lines.last(), Some(&"fatal: out of memory"));
+    assert!(
+        lines.contains(&"connecting with DATABASE_PASSWORD=***"),
+        "{lines:?}"
+    );
+    assert!(!oom.to_string().contains("hunter2"), "redacted: {oom}");
+    assert_eq!(oom["facts"]["last_log_source"], "previous container");
+    assert_eq!(oom["count"], 1, "the logs are facts, not an occurrence");
+    let asked = api.log_requests();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let (asked_pod, query) = &asked[0];
+    assert_eq!(asked_pod, "prod/api-7d9f-logs1");
+    for (parameter, want) in [
+        ("container", "app"),
+        ("previous", "true"),
+        ("tailLines", "20"),
+        ("limitBytes", "4096"),
+    ] {
+        assert_eq!(
+            query.get(parameter).map(String::as_str),
+            Some(want),
+            "{query:?}"
+        );
+    }
+
+    // A relist shows the same restart: not fetched again.
+    let lists = api.lists();
+    api.expire();
+    eventually("the relist", Duration::from_secs(20), || async {
+        (api.lists() > lists && api.open_watches() > 0).then_some(())
+    })
+    .await;
+    wait_connected(&app, 1.0).await;
+
+    // RBAC refusing pods/log: the issue says why there are no lines; the watch goes on.
+    api.forbid_only("pods/log", true);
+    let failures = metric(&app, "watcher_kubernetes_failures_total").await;
+    let mut crashed = pod("prod", "crashy");
+    let status = container(&mut crashed);
+    status.restart_count = 1;
+    status.last_state = Some(terminated(2, "Error", 1));
+    status.state = Some(running(1));
+    api.apply(crashed);
+    let refused = wait_for_fact(&app, "crashed", "prod/crashy/app", "logs_unavailable").await;
+    let why = refused["facts"]["logs_unavailable"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.starts_with("403 Forbidden"), "{why}");
+    assert!(metric(&app, "watcher_kubernetes_failures_total").await > failures);
+    // No previous container to read (the API server answers 400): said too.
+    api.forbid_only("pods/log", false);
+    let mut ghost = pod("prod", "ghost");
+    let status = container(&mut ghost);
+    status.restart_count = 3;
+    status.last_state = Some(terminated(1, "Error", 1));
+    status.state = Some(waiting("CrashLoopBackOff"));
+    api.apply(ghost);
+    let ghost = wait_for_fact(&app, "restart_loop", "prod/ghost/app", "logs_unavailable").await;
+    assert!(
+        ghost["facts"]["logs_unavailable"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("400 BadRequest"),
+        "{ghost}"
+    );
+    wait_connected(&app, 1.0).await;
+    assert_eq!(
+        api.log_requests()
+            .iter()
+            .filter(|(pod, _)| pod == "prod/api-7d9f-logs1")
+            .count(),
+        1,
+        "once per restart"
+    );
+    app.app.shutdown().await.expect("a clean stop");
+    api.stop().await;
+}
+
+#[actix_web::test]
+async fn hanging_lists_and_log_fetches_time_out_and_stall_nothing_else() {
+    let api = KubeApi::start().await;
+    api.apply(image_pull_pod("prod", "batch-h"));
+    api.hang(true);
+    let mut config = settings(&api);
+    config.kubernetes.timeout = Duration::from_secs(2);
+    let app = spawn(config).await;
+    // The list hangs mid-answer: given up after the timeout, counted, retried.
+    eventually(
+        "hung lists to time out and be counted",
+        Duration::from_secs(30),
+        || async {
+            (api.lists() >= 2 && metric(&app, "watcher_kubernetes_failures_total").await >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(metric(&app, "watcher_kubernetes_connected").await, 0.0);
+    // Meanwhile the HTTP API and the heartbeats answer at once.
+    let started = std::time::Instant::now();
+    crate::helpers::heartbeat(&app, serde_json::json!({"service": "during-hang"})).await;
+    let (status, _) = get(&app, "/status").await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(crate::helpers::service_status(&app, "during-hang")
+        .await
+        .is_some());
+    api.hang(false);
+    wait_for_issue(&app, "open", "image_pull_failed", "batch").await;
+    wait_connected(&app, 1.0).await;
+
+    // An idle watch is ended by the server (timeoutSeconds, under the read timeout) and
+    // resumed: no failure.
+    let failures = metric(&app, "watcher_kubernetes_failures_total").await;
+    let watches = api.watches();
+    let requested: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|(watch, _, _)| *watch)
+        .filter_map(|(_, _, query)| query.get("timeoutSeconds").cloned())
+        .collect();
+    assert!(
+        !requested.is_empty() && requested.iter().all(|seconds| seconds == "1"),
+        "{requested:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(api.watches() > watches, "watches ended and resumed");
+    assert_eq!(
+        metric(&app, "watcher_kubernetes_failures_total").await,
+        failures,
+        "an idle watch is no failure"
+    );
+    assert_eq!(metric(&app, "watcher_kubernetes_connected").await, 1.0);
+
+    // A log fetch that hangs: the issue says so after the timeout; the watch goes on.
+    api.hang(true);
+    let mut crashed = pod("prod", "crashy-h");
+    let status = container(&mut crashed);
+    status.restart_count = 1;
+    status.last_state = Some(terminated(2, "Error", 1));
+    status.state = Some(running(1));
+    api.apply(crashed);
+    eventually("the log fetch to hang", Duration::from_secs(20), || async {
+        (api.stalled() > 0).then_some(())
+    })
+    .await;
+    let crash = wait_for_fact(&app, "crashed", "prod/crashy-h/app", "logs_unavailable").await;
+    assert_eq!(crash["facts"]["logs_unavailable"], "no answer within 2 s");
+    api.apply(image_pull_pod("prod", "batch-h2"));
+    eventually("the watch to go on", Duration::from_secs(20), || async {
+        open_issue(&app, "image_pull_failed", "prod/batch-h2/app").await
+    })
+    .await;
+    api.hang(false);
+    app.app.shutdown().await.expect("a clean stop");
+    api.stop().await;
+}
+
+#[actix_web::test]
+async fn events_refused_by_rbac_are_counted_and_pods_are_still_watched() {
+    let api = KubeApi::start().await;
+    api.forbid_only("events", true);
+    api.apply(image_pull_pod("prod", "batch-rbac"));
+    let app = spawn(settings(&api)).await;
+    wait_for_issue(&app, "open", "image_pull_failed", "batch").await;
+    eventually(
+        "the refused Event watch to be counted",
+        Duration::from_secs(20),
+        || async { (metric(&app, "watcher_kubernetes_failures_total").await >= 2.0).then_some(()) },
+    )
+    .await;
+    // Pods are watched: connected is about them.
+    wait_connected(&app, 1.0).await;
+    api.forbid_only("events", false);
+    api.event(kube_event(
+        "prod",
+        ("Pod", "batch-rbac", Some("spec.containers{app}")),
+        "BackOff",
+        "Back-off pulling image \"registry.example/app:1.2\"",
+        4,
+        0,
+    ));
+    wait_for_fact(
+        &app,
+        "image_pull_failed",
+        "prod/batch-rbac/app",
+        "pull_back_off",
+    )
+    .await;
+    app.app.shutdown().await.expect("a clean stop");
+    api.stop().await;
+}

@@ -142,3 +142,57 @@ fn containers_stopped_with_their_deleted_pod_are_not_crashes() {
     let outcomes = table.observe(None, stopping, now, &settings());
     assert!(kinds(&outcomes).is_empty(), "{outcomes:?}");
 }
+
+#[test]
+fn a_node_oom_kill_counts_once_with_the_status_showing_it() {
+    let mut table = PodTable::default();
+    let now = Utc::now();
+    let started = now - chrono::Duration::seconds(600);
+    let mut running: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "api-1", "namespace": "prod",
+            "uid": "0c8f4a3e-1d2b-4c5d-9e8f-001122334455"},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "app", "image": "app:1", "imageID": "", "ready": true, "restartCount": 0,
+            "containerID": "containerd://3f2a9b8c7d6e5f4a3b2c",
+            "state": {"running": {"startedAt": started.to_rfc3339()}}}]}
+    }))
+    .expect("a pod");
+    assert!(kinds(&table.observe(None, running.clone(), now, &settings())).is_empty());
+    let event = |seconds_ago: i64| -> k8s_openapi::api::core::v1::Event {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "node-1.oom", "namespace": "default"},
+            "involvedObject": {"kind": "Node", "name": "node-1"},
+            "reason": "OOMKilling",
+            "message": "Memory cgroup out of memory: Killed process 4242 (worker) oom_memcg=/kubepods/burstable/pod0c8f4a3e-1d2b-4c5d-9e8f-001122334455/3f2a9b8c7d6e5f4a3b2c",
+            "lastTimestamp": (now - chrono::Duration::seconds(seconds_ago)).to_rfc3339()
+        }))
+        .expect("an event")
+    };
+    let signal =
+        |seconds_ago| super::super::pod_events::signal(&event(seconds_ago)).expect("a signal");
+    // From before the start: facts only.
+    assert!(kinds(&table.event(signal(3600), now - chrono::Duration::seconds(60))).is_empty());
+    let raised = table.event(signal(0), now - chrono::Duration::seconds(60));
+    assert_eq!(kinds(&raised), vec!["raise oom_killed"], "{raised:?}");
+    // The same event again (a relist): nothing.
+    assert!(kinds(&table.event(signal(0), now - chrono::Duration::seconds(60))).is_empty());
+    // Not steady right after the kill, though running for long.
+    assert!(table
+        .sweep(now, &settings())
+        .iter()
+        .all(|o| !matches!(o, Outcome::Resolve { .. })));
+    // The status showing the same kill: facts, not an occurrence.
+    running
+        .status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0]
+        .last_state = serde_json::from_value(serde_json::json!({"terminated": {"exitCode": 137,
+            "reason": "OOMKilled", "finishedAt": now.to_rfc3339()}}))
+    .ok();
+    let shown = table.observe(None, running, now, &settings());
+    assert!(kinds(&shown).is_empty(), "{shown:?}");
+    assert!(shown.iter().any(|o| matches!(o, Outcome::Amend { .. })));
+}
