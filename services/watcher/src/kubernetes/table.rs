@@ -236,11 +236,20 @@ impl PodTable {
                     None => continue,
                 },
             };
-            tracked
+            let known = tracked
                 .event_facts
                 .entry((subject.clone(), kind))
-                .or_default()
-                .extend(signal.facts.clone());
+                .or_default();
+            // An event repeated with nothing new (same message, same count) is not sent on
+            // again: kubelets repeat BackOff and probe events for as long as the trouble lasts.
+            let news = signal
+                .facts
+                .iter()
+                .any(|(name, value)| known.get(name) != Some(value));
+            if !news {
+                continue;
+            }
+            known.extend(signal.facts.clone());
             // A crash and its restart loop are one issue: amended once.
             let amended = outcomes.iter().any(|o| {
                 matches!(o, Outcome::Amend { kind: k, subject: s, .. }
