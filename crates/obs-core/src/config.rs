@@ -597,7 +597,8 @@ fn peer_url(variable: &str, value: Option<String>) -> Result<Option<String>, Con
             Ok(Some(value.trim().trim_end_matches('/').to_string()))
         }
         _ => Err(ConfigError::new(format!(
-            "{variable}: '{value}' is not an http(s) URL"
+            "{variable}: '{}' is not an http(s) URL",
+            crate::redact::url(&value)
         ))),
     }
 }

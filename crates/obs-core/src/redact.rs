@@ -10,6 +10,9 @@
 //! - [`text`]: free text someone else wrote (a container's log lines, an event's message):
 //!   every URL in it as [`url`] shows it, the values of `name=value` / `name: value` pairs
 //!   whose name is a credential's, and the word after `Bearer` / `Basic`.
+//! - [`reqwest_error`]: a reqwest error with its URL passed through [`url`]. reqwest's text
+//!   names the URL it failed on (`error sending request for url (http://user:pw@…)`), so every
+//!   error of a request to a peer goes through it before it is logged or kept.
 
 /// Shown in place of a secret.
 pub const MASK: &str = "***";
@@ -210,6 +213,24 @@ pub fn text(raw: &str) -> String {
     out
 }
 
+/// `error` with the URL it names redacted by [`url`]; its kind and cause are kept, so
+/// `is_connect()`/`is_timeout()` and the `{:#}` chain still read the same.
+pub fn reqwest_error(mut error: reqwest::Error) -> reqwest::Error {
+    let shown = error
+        .url()
+        .and_then(|named| reqwest::Url::parse(&url(named.as_str())).ok());
+    match shown {
+        Some(shown) => {
+            if let Some(named) = error.url_mut() {
+                *named = shown;
+            }
+            error
+        }
+        // No URL, or the redacted one would not parse again: better none than the secret.
+        None => error.without_url(),
+    }
+}
+
 fn mask_unparsed(raw: &str) -> String {
     let authority_end = raw.find("://").map(|scheme| scheme + 3).map(|start| {
         (
@@ -267,6 +288,27 @@ mod tests {
     fn unparsable_text_with_credentials_is_masked_too() {
         assert_eq!(url("http://admin:pw@[bad/x"), "http://***@[bad/x");
         assert_eq!(url("not a url"), "not a url");
+    }
+
+    #[tokio::test]
+    async fn reqwest_errors_name_their_url_redacted() {
+        // A closed port: the connection fails, and reqwest's text names the URL.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap();
+        let raw = format!("http://user:hunter2@127.0.0.1:{port}/x?token=hunter2&page=2");
+        let error = reqwest::Client::new().get(&raw).send().await.unwrap_err();
+        assert!(
+            format!("{error}").contains("hunter2"),
+            "reqwest names the URL: {error}"
+        );
+        let error = reqwest_error(error);
+        assert!(error.is_connect());
+        let shown = format!("{error} {error:?}");
+        let text = format!("{shown} {:#}", anyhow::Error::new(error));
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("page=2"), "{text}");
     }
 
     #[test]

@@ -744,11 +744,11 @@ pub struct PlanStep {
     pub title: String,
     /// Why this step, from the incident's facts.
     pub reason: String,
-    /// Only safe steps may run automatically (AUTO_REMEDIATE=1); today that is
-    /// `restart_container` with a container to restart.
+    /// Only safe steps may run automatically (AUTO_REMEDIATE=1): `restart_container` with a
+    /// container to restart, or `restart_pod` with a `namespace/pod` to restart.
     #[serde(default)]
     pub safe: bool,
-    /// The container (or other target) the step acts on, when it has one.
+    /// The container (or `namespace/pod`, or other target) the step acts on, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// The latest outcome, when the planner ran (or skipped) it itself.

@@ -178,12 +178,14 @@ pub async fn run(shared: Arc<Shared>, held: CancellationToken) {
         return;
     };
     let status_url = format!("{watcher_url}/status");
+    // For the logs: the URL may carry credentials.
+    let shown_url = obs_core::redact::url(&status_url);
     let mut failing = false;
     loop {
         match check_once(&shared, &status_url).await {
             Ok(()) => {
                 if failing {
-                    tracing::info!(url = %status_url, "goals: the watcher answers again");
+                    tracing::info!(url = %shown_url, "goals: the watcher answers again");
                 }
                 failing = false;
             }
@@ -195,7 +197,7 @@ pub async fn run(shared: Arc<Shared>, held: CancellationToken) {
             Err(error) => {
                 shared.metrics.goals_check_failures.inc();
                 if !failing {
-                    tracing::warn!(url = %status_url, error = format!("{error:#}"), "goals: cannot ask the watcher or store the verdict; keeping the last verdict");
+                    tracing::warn!(url = %shown_url, error = format!("{error:#}"), "goals: cannot ask the watcher or store the verdict; keeping the last verdict");
                 }
                 failing = true;
             }
@@ -219,7 +221,7 @@ async fn watcher_services(shared: &Shared, status_url: &str) -> anyhow::Result<V
     let mut after: Option<String> = None;
     for _ in 0..MAX_STATUS_PAGES {
         let mut url = reqwest::Url::parse(status_url)
-            .with_context(|| format!("WATCHER_URL: '{status_url}'"))?;
+            .with_context(|| format!("WATCHER_URL: '{}'", obs_core::redact::url(status_url)))?;
         url.query_pairs_mut()
             .append_pair("limit", &obs_model::page::MAX_PAGE.to_string());
         if let Some(after) = &after {
@@ -230,11 +232,14 @@ async fn watcher_services(shared: &Shared, status_url: &str) -> anyhow::Result<V
             .get(url)
             .send()
             .await
+            .map_err(obs_core::redact::reqwest_error)
             .context("GET /status")?
             .error_for_status()
+            .map_err(obs_core::redact::reqwest_error)
             .context("GET /status")?
             .json()
             .await
+            .map_err(obs_core::redact::reqwest_error)
             .context("reading the watcher's /status")?;
         services.extend(status.services.into_iter().map(|entry| entry.service));
         match status.services_next {

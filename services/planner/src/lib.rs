@@ -30,6 +30,7 @@ pub mod remediate;
 pub mod render;
 pub mod rules;
 pub mod store;
+pub mod target;
 pub mod validate;
 
 use std::sync::Arc;

@@ -12,7 +12,8 @@ use obs_model::{Incident, Plan, PlanState, PlanStep, Priority, StepOutcome};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::rules::{Rules, RESTART_CONTAINER};
+use crate::rules::Rules;
+use crate::target::Target;
 
 /// A plan and what the planner must remember about it that is not on the wire. Also the
 /// format of the plan files of earlier versions (imported once, see [`crate::legacy`]).
@@ -67,14 +68,14 @@ pub struct Filter {
     pub limit: usize,
 }
 
-/// A safe step that has not run: its index and target.
-pub fn next_safe_step(plan: &Plan) -> Option<(usize, String)> {
+/// A safe step that has not run: its index and what it acts on.
+pub fn next_safe_step(plan: &Plan) -> Option<(usize, Target)> {
     plan.steps.iter().enumerate().find_map(|(index, step)| {
-        let runnable = step.safe && step.action == RESTART_CONTAINER && step.outcome.is_none();
-        runnable
-            .then(|| step.target.clone())
-            .flatten()
-            .map(|target| (index, target))
+        if !step.safe || step.outcome.is_some() {
+            return None;
+        }
+        let target = Target::of(&step.action, step.target.as_deref()?, &plan.incident)?;
+        Some((index, target))
     })
 }
 
@@ -315,12 +316,12 @@ mod tests {
         assert!(record_outcome(
             current,
             index,
-            &target,
+            &target.text(),
             outcome.clone(),
             Utc::now()
         ));
         assert!(
-            !record_outcome(current, index, &target, outcome, Utc::now()),
+            !record_outcome(current, index, &target.text(), outcome, Utc::now()),
             "once only"
         );
         assert!(!is_remediable(current));

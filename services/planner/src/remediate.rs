@@ -1,21 +1,23 @@
 //! Auto-remediation (AUTO_REMEDIATE=1): a background job runs the safe steps of open plans
-//! — today only `restart_container` with a target — through the watcher
-//! (`POST <WATCHER_URL>/containers/{name}/restart`, with the API token when one is set),
-//! never on the request path.
+//! — a container restart or a pod restart (`crate::target`) — through the watcher
+//! (`POST <WATCHER_URL>/containers/{name}/restart`, or `POST
+//! <WATCHER_URL>/pods/{namespace}/{pod}/restart?how=delete|rollout`, with the API token when
+//! one is set), never on the request path. Containers and pods go the same way: the same
+//! opt-in, cooldown, attempt limit, metrics and outcome in the plan.
 //!
 //! The job is a singleton: it runs under the `planner-remediation` lease
 //! (`obs_core::db::Lease`), so of several replicas on one PostgreSQL database exactly one
-//! restarts containers, and another takes over if it dies. It finds its work in the
+//! restarts anything, and another takes over if it dies. It finds its work in the
 //! database (plans marked `remediable`: open, with a safe step waiting), woken at once by
 //! this replica's commits and polling for the others'.
 //!
 //! Each safe step runs at most once; its outcome (succeeded, failed, or skipped and why) is
 //! written into the plan, which is forwarded like any change. Two limits hold, both kept in
-//! the database so they survive restarts and hold across replicas: a cooldown per container
-//! (REMEDIATE_COOLDOWN_SECONDS: no second restart of the same container within it, whichever
-//! plan asks) and an attempt limit per plan (REMEDIATE_MAX_ATTEMPTS, over all its
+//! the database so they survive restarts and hold across replicas: a cooldown per target
+//! (REMEDIATE_COOLDOWN_SECONDS: no second restart of the same container, pod or rolled-out
+//! Deployment within it, whichever plan asks) and an attempt limit per plan (REMEDIATE_MAX_ATTEMPTS, over all its
 //! reopenings). Both are counted in the transaction that decides to restart, before the
-//! watcher is asked: a planner that dies mid-restart cannot restart the container again
+//! watcher is asked: a planner that dies mid-restart cannot restart the target again
 //! within the cooldown. A reopened plan has fresh steps, so it may restart again, within
 //! both limits.
 
@@ -30,9 +32,10 @@ use obs_model::{StepOutcome, StepStatus};
 use ulid::Ulid;
 
 use crate::store::Decision;
+use crate::target::Target;
 use crate::Shared;
 
-/// How long the watcher may take to restart a container (its stop grace is 10 s).
+/// How long the watcher may take to restart a container (its stop grace is 10 s) or a pod.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a dead holder keeps the job from running elsewhere.
 const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -121,7 +124,7 @@ async fn remediate(shared: &Shared, plan_id: Ulid) -> bool {
                 Ok(detail) => (StepStatus::Succeeded, detail),
                 Err(error) => (StepStatus::Failed, format!("{error:#}")),
             };
-            tracing::info!(plan = %plan_id, container = %target, ?status, %detail, "remediation");
+            tracing::info!(plan = %plan_id, target = %target.describe(), ?status, %detail, "remediation");
             shared.metrics.remediation(status);
             let outcome = StepOutcome {
                 status,
@@ -129,7 +132,11 @@ async fn remediate(shared: &Shared, plan_id: Ulid) -> bool {
                 attempt,
                 detail,
             };
-            match shared.store.record(plan_id, index, target, outcome).await {
+            match shared
+                .store
+                .record(plan_id, index, target.text(), outcome)
+                .await
+            {
                 Ok(Some(_)) => shared.store.forward().wake(),
                 Ok(None) => {}
                 Err(error) => {
@@ -144,17 +151,19 @@ async fn remediate(shared: &Shared, plan_id: Ulid) -> bool {
     true
 }
 
-/// Ask the watcher to restart `container`.
-async fn restart(shared: &Shared, container: &str) -> anyhow::Result<String> {
-    let base = shared
-        .watcher_url
-        .as_deref()
-        .context("WATCHER_URL is not set: the planner restarts containers through the watcher")?;
-    let mut url = reqwest::Url::parse(base).with_context(|| format!("WATCHER_URL '{base}'"))?;
+/// Ask the watcher to restart `target`.
+async fn restart(shared: &Shared, target: &Target) -> anyhow::Result<String> {
+    let base = shared.watcher_url.as_deref().context(
+        "WATCHER_URL is not set: the planner restarts containers and pods through the watcher",
+    )?;
+    let shown = obs_core::redact::url(base);
+    let mut url = reqwest::Url::parse(base).with_context(|| format!("WATCHER_URL '{shown}'"))?;
+    let (segments, query) = target.request();
     url.path_segments_mut()
-        .map_err(|()| anyhow::anyhow!("WATCHER_URL '{base}' cannot have a path"))?
+        .map_err(|()| anyhow::anyhow!("WATCHER_URL '{shown}' cannot have a path"))?
         .pop_if_empty()
-        .extend(["containers", container, "restart"]);
+        .extend(segments);
+    url.set_query(query);
     let mut request = shared.http.post(url).timeout(RESTART_TIMEOUT);
     if let Some(token) = &shared.api_token {
         request = request.bearer_auth(token);
@@ -162,12 +171,17 @@ async fn restart(shared: &Shared, container: &str) -> anyhow::Result<String> {
     let response = request
         .send()
         .await
+        .map_err(obs_core::redact::reqwest_error)
         .context("the watcher could not be reached")?;
     let status = response.status();
-    if status.is_success() {
-        return Ok(format!("the watcher restarted {container}"));
-    }
     let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if status.is_success() {
+        // The watcher says what it did to a pod (`Deployment prod/api restarted`).
+        return Ok(match body["done"].as_str() {
+            Some(done) => format!("the watcher: {done}"),
+            None => format!("the watcher restarted {}", target.describe()),
+        });
+    }
     let message = body["message"].as_str().unwrap_or("no message");
     anyhow::bail!("the watcher answered {}: {message}", status.as_u16())
 }

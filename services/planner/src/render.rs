@@ -28,6 +28,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "memory_limit",
     "memory_limit_suggested",
     "memory_limit_suggested_docker",
+    "pod_restart",
     "down_for",
     "down_since",
     // Alerts: from the facts or the labels and annotations.
@@ -97,6 +98,10 @@ impl<'a> Values<'a> {
         non_empty(self.incident.annotations.get(name).cloned())
     }
 
+    pub fn incident(&self) -> &'a Incident {
+        self.incident
+    }
+
     /// A fact's text, for rules that match on facts.
     pub fn raw_fact(&self, name: &str) -> Option<String> {
         self.fact(name)
@@ -137,6 +142,7 @@ impl<'a> Values<'a> {
             "memory_limit_suggested_docker" => self
                 .memory_limit()
                 .map(|limit| docker_bytes(limit.saturating_mul(2))),
+            "pod_restart" => self.pod_restart(),
             "down_since" => Some(self.down_since().to_rfc3339()),
             "down_for" => Some(human_duration(self.now - self.down_since())),
             "alertname" | "instance" | "job" | "pod" | "namespace" => {
@@ -163,6 +169,17 @@ impl<'a> Values<'a> {
                 );
                 (container_kind && !incident.subject.is_empty()).then(|| incident.subject.clone())
             })
+    }
+
+    /// The kubectl command for what auto-remediation would do to the incident's pod; none
+    /// when nothing would recreate it (`crate::target`).
+    fn pod_restart(&self) -> Option<String> {
+        let how = crate::target::incident_pod_restart(self.incident)?;
+        Some(crate::target::kubectl(
+            &self.fact("namespace")?,
+            &self.fact("pod")?,
+            &how,
+        ))
     }
 
     fn memory_limit(&self) -> Option<u64> {

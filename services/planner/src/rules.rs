@@ -4,11 +4,13 @@
 //! the curator produce. RULES_FILE, in the same format, replaces a built-in rule by using its
 //! name and adds rules under new names. Everything is checked at start: a file that does not
 //! parse, an unknown kind or placeholder, a duplicate name, or a `safe` step that is not a
-//! container restart is a configuration error naming the file and the field.
+//! container or pod restart is a configuration error naming the file and the field.
 //!
 //! Of the rules that match an incident, the most specific wins (each `service`, `severity`,
-//! label and fact condition counts one); on a tie a RULES_FILE rule beats a built-in one, and
-//! an earlier rule a later one.
+//! label and fact condition counts one); on a tie a RULES_FILE rule beats a built-in one, then
+//! a rule written for the incident's platform (a `platform` fact condition) beats one that is
+//! not — so a Kubernetes crash with exit code 137 never gets the Docker-worded SIGKILL plan
+//! because the two rules are equally specific — and then an earlier rule a later one.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,8 +24,8 @@ use crate::render::{self, Values};
 /// The built-in rules, in the RULES_FILE format.
 pub const BUILTIN: &str = include_str!("../rules/builtin.yaml");
 
-/// The only action that may run by itself (AUTO_REMEDIATE=1).
-pub const RESTART_CONTAINER: &str = "restart_container";
+use crate::target::Target;
+pub use crate::target::{RESTART_CONTAINER, RESTART_POD, SAFE_ACTIONS};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,7 +93,8 @@ pub struct StepSpec {
     pub action: String,
     pub title: String,
     pub reason: String,
-    /// May run by itself when AUTO_REMEDIATE=1; only `restart_container` with a `target`.
+    /// May run by itself when AUTO_REMEDIATE=1; only `restart_container` (target: the
+    /// container) or `restart_pod` (target: `namespace/pod`) with a `target`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub safe: bool,
     /// What the step acts on (a template: `{container}`).
@@ -192,6 +195,7 @@ impl Rules {
                 (
                     rule.specificity(),
                     rule.source == Source::RulesFile,
+                    rule.spec.matches.facts.contains_key("platform"),
                     std::cmp::Reverse(*index),
                 )
             })
@@ -249,11 +253,17 @@ impl Rule {
                     .target
                     .as_ref()
                     .and_then(|template| template.render_complete(values));
+                // Safe only if it can really run: a target, and for a pod an owner that
+                // recreates it.
+                let safe = spec.safe
+                    && target.as_deref().is_some_and(|target| {
+                        Target::of(&spec.action, target, values.incident()).is_some()
+                    });
                 obs_model::PlanStep {
                     action: spec.action.clone(),
                     title: compiled.title.render(values),
                     reason: compiled.reason.render(values),
-                    safe: spec.safe && target.is_some(),
+                    safe,
                     target,
                     outcome: None,
                 }
@@ -353,10 +363,12 @@ fn compile(spec: RuleSpec, source: Source) -> Result<Rule, (String, String)> {
     for (index, step) in spec.steps.iter().enumerate() {
         let at = |name: &str, why: String| (format!("steps[{index}].{name}"), why);
         machine_name(&step.action).map_err(|why| at("action", why))?;
-        if step.safe && (step.action != RESTART_CONTAINER || step.target.is_none()) {
+        if step.safe && (!SAFE_ACTIONS.contains(&step.action.as_str()) || step.target.is_none()) {
             return Err(at(
                 "safe",
-                format!("only a {RESTART_CONTAINER} step with a target may be safe"),
+                format!(
+                    "only a {RESTART_CONTAINER} or {RESTART_POD} step with a target may be safe"
+                ),
             ));
         }
         for (list, names) in [("when", &step.when), ("unless", &step.unless)] {

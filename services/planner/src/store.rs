@@ -6,7 +6,8 @@
 //!   as JSON and what the queries need beside it: `revision`, the incident's revision, state,
 //!   priority, service, `remediable` (open with a safe step waiting), the remediation
 //!   `attempts`, `updated_at` (µs, the list order) and `closed_at` (µs, the pruning order).
-//! - `planner_remediation_targets`: when each container was last restarted (or tried), so the
+//! - `planner_remediation_targets`: when each target was last restarted (or tried) — a
+//!   container, a pod, or the Deployment a rollout restarts (`target::Target::key`) — so the
 //!   cooldown holds across restarts and replicas.
 //!
 //! A change reads its row inside the transaction that writes it (`FOR UPDATE` on
@@ -32,6 +33,7 @@ use crate::plans::{
 };
 use crate::render::human_duration;
 use crate::rules::Rules;
+use crate::target::Target;
 
 pub const SCHEMA: Schema = Schema {
     component: "planner",
@@ -100,10 +102,10 @@ pub enum Decision {
     Nothing,
     /// Not run, and why: the outcome is committed and staged for forwarding.
     Skipped { detail: String },
-    /// Run it now: the attempt and the container's cooldown are already counted.
+    /// Run it now: the attempt and the target's cooldown are already counted.
     Run {
         index: usize,
-        target: String,
+        target: Target,
         attempt: u32,
     },
 }
@@ -454,7 +456,7 @@ impl Store {
                     detail: detail.clone(),
                 };
                 Ok(
-                    match self.record_in(tx, plan_id, index, &target, outcome)? {
+                    match self.record_in(tx, plan_id, index, &target.text(), outcome)? {
                         Some(_) => Decision::Skipped { detail },
                         None => Decision::Nothing,
                     },
@@ -464,7 +466,7 @@ impl Store {
                 tx.execute(
                     "INSERT INTO planner_remediation_targets (target, last_attempt_at) VALUES ($1, $2) \
                      ON CONFLICT (target) DO UPDATE SET last_attempt_at = excluded.last_attempt_at",
-                    &[target.as_str().into(), now_millis().into()],
+                    &[target.key().as_str().into(), now_millis().into()],
                 )?;
                 tx.execute(
                     "UPDATE planner_plans SET attempts = attempts + 1 WHERE id = $1",
@@ -483,21 +485,22 @@ impl Store {
     fn cooldown_in(
         &self,
         tx: &mut Tx<'_>,
-        target: &str,
+        target: &Target,
         cooldown: Duration,
     ) -> anyhow::Result<Option<String>> {
         let sql = format!(
             "SELECT last_attempt_at FROM planner_remediation_targets WHERE target = $1{}",
             for_update(tx)
         );
-        let Some(row) = tx.query_opt(&sql, &[target.into()])? else {
+        let Some(row) = tx.query_opt(&sql, &[target.key().as_str().into()])? else {
             return Ok(None);
         };
         let ago = chrono::Duration::milliseconds(now_millis().saturating_sub(row.int(0)?));
         let cooldown = chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX);
         Ok((ago < cooldown).then(|| {
             format!(
-                "not run: {target} was restarted {} ago, within the cooldown of {} (REMEDIATE_COOLDOWN_SECONDS)",
+                "not run: {} was restarted {} ago, within the cooldown of {} (REMEDIATE_COOLDOWN_SECONDS)",
+                target.describe(),
                 human_duration(ago),
                 human_duration(cooldown),
             )
@@ -548,7 +551,7 @@ impl Store {
     /// Returns how many were new.
     pub(crate) fn import_in(tx: &mut Tx<'_>, plans: &[Tracked]) -> anyhow::Result<usize> {
         let mut imported = 0;
-        let mut last: HashMap<&str, i64> = HashMap::new();
+        let mut last: HashMap<String, i64> = HashMap::new();
         for tracked in plans {
             if insert(tx, &tracked.plan, tracked.attempts.into())? {
                 imported += 1;
@@ -557,9 +560,12 @@ impl Store {
                 let (Some(target), Some(outcome)) = (&step.target, &step.outcome) else {
                     continue;
                 };
+                let Some(target) = Target::of(&step.action, target, &tracked.plan.incident) else {
+                    continue;
+                };
                 if matches!(outcome.status, StepStatus::Succeeded | StepStatus::Failed) {
                     let at = outcome.at.timestamp_millis();
-                    let entry = last.entry(target).or_insert(at);
+                    let entry = last.entry(target.key()).or_insert(at);
                     *entry = (*entry).max(at);
                 }
             }
@@ -569,7 +575,7 @@ impl Store {
                 "INSERT INTO planner_remediation_targets (target, last_attempt_at) VALUES ($1, $2) \
                  ON CONFLICT (target) DO UPDATE SET last_attempt_at = excluded.last_attempt_at \
                  WHERE planner_remediation_targets.last_attempt_at < excluded.last_attempt_at",
-                &[target.into(), at.into()],
+                &[target.as_str().into(), at.into()],
             )?;
         }
         Ok(imported)

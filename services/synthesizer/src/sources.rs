@@ -191,19 +191,22 @@ impl Sources {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> anyhow::Result<T> {
+        // Errors are shown on /sources and in the logs: the peer URL may carry credentials.
+        let shown = obs_core::redact::url(url);
         let response = self
             .http
             .get(url)
             .send()
             .await
-            .map_err(|error| anyhow::anyhow!(describe(&error)))
-            .with_context(|| format!("GET {url}"))?;
+            .map_err(|error| anyhow::anyhow!(describe(obs_core::redact::reqwest_error(error))))
+            .with_context(|| format!("GET {shown}"))?;
         let status = response.status();
-        anyhow::ensure!(status.is_success(), "GET {url}: answered {status}");
+        anyhow::ensure!(status.is_success(), "GET {shown}: answered {status}");
         response
             .json::<T>()
             .await
-            .with_context(|| format!("GET {url}: not the expected JSON"))
+            .map_err(obs_core::redact::reqwest_error)
+            .with_context(|| format!("GET {shown}: not the expected JSON"))
     }
 
     /// Issue records since `since`, page after page, up to a bound.
@@ -217,7 +220,7 @@ impl Sources {
         let mut after: Option<String> = None;
         for _ in 0..MAX_ARCHIVE_PAGES {
             let mut url = reqwest::Url::parse(&format!("{base}/v1/records"))
-                .with_context(|| format!("ARCHIVIST_URL '{base}'"))?;
+                .with_context(|| format!("ARCHIVIST_URL '{}'", obs_core::redact::url(base)))?;
             url.query_pairs_mut()
                 .append_pair("kind", "issue")
                 .append_pair("since", &since)
@@ -261,7 +264,7 @@ fn status_path(state: &str, limit: usize, after: Option<&Cursor>) -> String {
 
 /// A connection error in a few words ("connection refused", "timed out") rather than
 /// reqwest's nested chain.
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: reqwest::Error) -> String {
     if error.is_timeout() {
         "timed out".into()
     } else if error.is_connect() {

@@ -98,11 +98,11 @@ fn a_kubernetes_oom_plan_speaks_kubectl() {
         .collect();
     let all = text.join("\n");
     assert!(
-        all.contains("kubectl set resources deployment/api -n prod -c app --limits=memory=512Mi"),
+        all.contains("kubectl -n prod set resources deployment/api -c app --limits=memory=512Mi"),
         "{all}"
     );
     assert!(
-        all.contains("kubectl logs api-7d9f-x1 -n prod -c app --previous"),
+        all.contains("kubectl -n prod logs api-7d9f-x1 -c app --previous"),
         "{all}"
     );
     assert!(
@@ -118,10 +118,177 @@ fn a_kubernetes_oom_plan_speaks_kubectl() {
     assert_eq!(rendered.rule, "crashed_kubernetes");
     assert!(rendered.steps.iter().any(|step| step
         .title
-        .contains("kubectl rollout undo deployment/api -n prod")));
+        .contains("kubectl -n prod rollout undo deployment/api")));
     // A Docker crash keeps its own rule.
     let docker = incident(IssueKind::Crashed, json!({"exit_code": 1}));
     assert_eq!(rules.render(&docker, at(10)).rule, "crashed");
+}
+
+/// The facts the watcher gives a pod of Deployment `api` in `prod` (container `app`).
+fn pod_facts(extra: Value) -> Value {
+    let mut facts = json!({"platform": "kubernetes", "namespace": "prod", "pod": "api-7d9f-x1",
+        "container": "app", "node": "node-1", "owner_kind": "Deployment", "owner_name": "api",
+        "workload": "deployment/api", "memory_limit_bytes": 268435456,
+        "suggested_memory_limit": "512Mi", "restarts": 3, "image": "registry.example/api:2",
+        "reason": "Error", "detail": "the kubelet says so", "not_ready_seconds": 45});
+    for (name, value) in extra.as_object().unwrap() {
+        facts[name] = value.clone();
+    }
+    facts
+}
+
+fn plan_text(rendered: &Rendered) -> String {
+    let mut text = rendered.summary.clone();
+    for step in &rendered.steps {
+        text.push_str(&format!(
+            "\n{} | {} | {:?}",
+            step.title, step.reason, step.target
+        ));
+    }
+    text
+}
+
+/// Docker's words: its CLI, the watcher's container endpoints, restart policies.
+fn assert_no_docker_words(rule: &str, text: &str) {
+    for docker in [
+        "docker",
+        "Docker",
+        "/containers/",
+        "GET /logs",
+        "restart policy",
+        "HEALTHCHECK",
+    ] {
+        assert!(!text.contains(docker), "{rule} says '{docker}':\n{text}");
+    }
+}
+
+#[test]
+fn a_kubernetes_sigkill_gets_the_kubernetes_plan_not_the_docker_one() {
+    // The bug: `crashed_sigkill` (exit_code: 137) and `crashed_kubernetes` (platform:
+    // kubernetes) are equally specific, and the earlier Docker rule won the tie.
+    let rules = Rules::builtin().unwrap();
+    let kill = incident(IssueKind::Crashed, pod_facts(json!({"exit_code": 137})));
+    let rendered = rules.render(&kill, at(10));
+    assert_eq!(rendered.rule, "crashed_sigkill_kubernetes");
+    let text = plan_text(&rendered);
+    assert_no_docker_words(&rendered.rule, &text);
+    assert!(
+        text.contains("kubectl -n prod describe pod api-7d9f-x1"),
+        "{text}"
+    );
+    assert!(text.contains("liveness"), "{text}");
+    // Exit 139 has only the Docker segfault rule besides the Kubernetes one: the platform's
+    // rule wins the tie, whatever the order.
+    let segfault = incident(IssueKind::Crashed, pod_facts(json!({"exit_code": 139})));
+    assert_eq!(rules.render(&segfault, at(10)).rule, "crashed_kubernetes");
+    // Docker's own crashes keep their rules.
+    for (code, rule) in [(137, "crashed_sigkill"), (139, "crashed_segfault")] {
+        let docker = incident(IssueKind::Crashed, json!({"exit_code": code}));
+        assert_eq!(rules.render(&docker, at(10)).rule, rule);
+    }
+    // A RULES_FILE rule still wins a tie against a built-in one for the platform.
+    let own = file(
+        "rules:\n  - name: api_crash\n    match: {kind: crashed, service: api}\n    priority: P2\n    summary: api crashed\n    steps:\n      - {action: call_team, title: call, reason: ours}\n",
+    )
+    .unwrap();
+    let segfault = incident(IssueKind::Crashed, pod_facts(json!({"exit_code": 1})));
+    assert_eq!(own.render(&segfault, at(10)).rule, "api_crash");
+}
+
+#[test]
+fn no_kubernetes_plan_speaks_docker() {
+    let rules = Rules::builtin().unwrap();
+    let owners = [
+        json!({}),
+        json!({"owner_kind": "StatefulSet", "owner_name": "api", "workload": "statefulset/api"}),
+        json!({"owner_kind": "Job", "owner_name": "api", "workload": null}),
+        json!({"owner_kind": "KnativeService", "owner_name": "api", "workload": "ksvc/api",
+               "knative_service": "api"}),
+        json!({"owner_kind": null, "owner_name": null, "workload": null}),
+        json!({"memory_limit_bytes": null, "suggested_memory_limit": null}),
+    ];
+    let kinds = [
+        IssueKind::OomKilled,
+        IssueKind::Crashed,
+        IssueKind::RestartLoop,
+        IssueKind::Unhealthy,
+        IssueKind::ImagePullFailed,
+        IssueKind::Evicted,
+        IssueKind::Unschedulable,
+    ];
+    for kind in kinds {
+        for code in [1, 2, 127, 134, 137, 139, 143] {
+            for owner in &owners {
+                let mut extra = owner.clone();
+                extra["exit_code"] = json!(code);
+                let rendered = rules.render(&incident(kind, pod_facts(extra)), at(10));
+                let text = plan_text(&rendered);
+                assert_no_docker_words(&rendered.rule, &text);
+                assert!(!text.contains(render::UNKNOWN), "{}: {text}", rendered.rule);
+                if owner.get("knative_service").is_some() {
+                    // Knative owns the Deployment and the revisions: kubectl cannot roll a
+                    // ksvc back or resize it.
+                    assert!(!text.contains("rollout undo ksvc"), "{text}");
+                    assert!(!text.contains("set resources ksvc"), "{text}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_kubernetes_oom_plan_raises_the_limit_where_the_owner_keeps_it() {
+    let rules = Rules::builtin().unwrap();
+    let knative = incident(
+        IssueKind::OomKilled,
+        pod_facts(json!({"owner_kind": "KnativeService", "owner_name": "api",
+            "workload": "ksvc/api", "knative_service": "api"})),
+    );
+    let text = plan_text(&rules.render(&knative, at(10)));
+    assert!(
+        text.contains("kn service update api -n prod --limit memory=512Mi"),
+        "{text}"
+    );
+    let job = incident(
+        IssueKind::OomKilled,
+        pod_facts(json!({"owner_kind": "Job", "owner_name": "nightly", "workload": null})),
+    );
+    let text = plan_text(&rules.render(&job, at(10)));
+    assert!(text.contains("in the spec of Job nightly"), "{text}");
+}
+
+#[test]
+fn an_unready_pod_is_restarted_the_way_its_owner_recreates_it() {
+    let rules = Rules::builtin().unwrap();
+    let restart = |facts: Value| {
+        let rendered = rules.render(&incident(IssueKind::Unhealthy, pod_facts(facts)), at(10));
+        rendered
+            .steps
+            .into_iter()
+            .find(|step| step.action == RESTART_POD)
+    };
+    let step = restart(json!({})).expect("a Deployment's pod is restarted");
+    assert!(step.safe);
+    assert_eq!(step.target.as_deref(), Some("prod/api-7d9f-x1"));
+    assert!(
+        step.title
+            .contains("kubectl -n prod rollout restart deployment/api"),
+        "{}",
+        step.title
+    );
+    let step = restart(json!({"owner_kind": "StatefulSet", "owner_name": "db",
+        "workload": "statefulset/db"}))
+    .expect("a StatefulSet's pod is restarted");
+    assert!(step.safe);
+    assert!(
+        step.title
+            .contains("kubectl -n prod delete pod api-7d9f-x1")
+            && step.title.contains("StatefulSet db"),
+        "{}",
+        step.title
+    );
+    // Nothing would bring a bare pod back: no restart step at all.
+    assert!(restart(json!({"owner_kind": null, "owner_name": null, "workload": null})).is_none());
 }
 
 #[test]

@@ -33,9 +33,15 @@ fn saved_plan(incident: &Value, restarted_ago: Option<chrono::Duration>) -> Trac
             status: StepStatus::Succeeded,
             at: now - ago,
             attempt: 1,
-            detail: format!("the watcher restarted {target}"),
+            detail: format!("the watcher restarted {}", target.describe()),
         };
-        assert!(record_outcome(&mut plan, index, &target, outcome, now));
+        assert!(record_outcome(
+            &mut plan,
+            index,
+            &target.text(),
+            outcome,
+            now
+        ));
         attempts = 1;
     }
     Tracked { plan, attempts }
