@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 pub mod dead_letters;
 pub mod limits;
+pub mod matcher;
 pub mod page;
 pub mod units;
 

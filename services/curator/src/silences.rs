@@ -12,125 +12,17 @@ pub use obs_model::limits::{
     MAX_COMMENT_CHARS, MAX_MATCHERS, MAX_MATCHER_VALUE_CHARS as MAX_VALUE_CHARS, MAX_REGEX_BYTES,
     MAX_REGEX_CACHE_BYTES, MAX_SILENCE_REGEX_BYTES,
 };
+use obs_model::matcher::{self, Compiled as CompiledMatcher};
 use obs_model::{Incident, Matcher, Silence, SilenceIn, SilenceState};
-use regex_automata::meta::{self, Regex};
 use ulid::Ulid;
 
 use crate::validate::{self, FieldError};
 /// A silence longer than a year is a mistake, not a plan.
 const MAX_SILENCE_DAYS: i64 = 366;
 
-/// A matcher ready to test.
-#[derive(Debug, Clone)]
-enum Test {
-    Equal(String),
-    Regex(Regex),
-}
-
-#[derive(Debug, Clone)]
-struct CompiledMatcher {
-    name: String,
-    test: Test,
-    equal: bool,
-}
-
-/// "1.1 MiB", "275 KiB": sizes in refusals, for people.
-fn size(bytes: usize) -> String {
-    if bytes >= 1 << 20 {
-        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
-    } else {
-        format!("{} KiB", bytes.div_ceil(1024))
-    }
-}
-
-/// Compile an anchored regular expression within [`MAX_REGEX_BYTES`]. The NFA is bounded
-/// while it is built (a pattern like `\w{1000}` never gets to allocate its megabytes), and
-/// the lazy DFA's cache cannot grow past [`MAX_REGEX_CACHE_BYTES`].
-fn compile_regex(pattern: &str, field: &str) -> Result<Regex, FieldError> {
-    let field = format!("{field}.value");
-    let anchored = format!("^(?:{pattern})$");
-    let config = meta::Config::new()
-        .nfa_size_limit(Some(MAX_REGEX_BYTES))
-        .onepass_size_limit(Some(MAX_REGEX_BYTES))
-        .dfa_size_limit(Some(MAX_REGEX_BYTES))
-        .hybrid_cache_capacity(MAX_REGEX_CACHE_BYTES)
-        // The bounded backtracker keeps a visited set of up to 256 KiB per expression and
-        // thread; the PikeVM's state is proportional to the (bounded) NFA instead, and a
-        // value to match is at most a label's length.
-        .backtrack(false);
-    let regex = meta::Builder::new()
-        .configure(config)
-        .build(&anchored)
-        .map_err(|error| {
-            if error.size_limit().is_some() {
-                FieldError::new(
-                    &field,
-                    format!(
-                        "the regular expression compiles to more than {} (MAX_REGEX_BYTES); \
-                         write it with fewer repetitions or ASCII classes ([A-Za-z0-9_] rather than \\w)",
-                        size(MAX_REGEX_BYTES)
-                    ),
-                )
-            } else {
-                FieldError::new(&field, format!("is not a valid regular expression: {error}"))
-            }
-        })?;
-    let bytes = regex.memory_usage();
-    if bytes > MAX_REGEX_BYTES {
-        return Err(FieldError::new(
-            &field,
-            format!(
-                "the regular expression takes {} compiled; at most {} are allowed (MAX_REGEX_BYTES)",
-                size(bytes),
-                size(MAX_REGEX_BYTES)
-            ),
-        ));
-    }
-    Ok(regex)
-}
-
-impl CompiledMatcher {
-    fn compile(matcher: &Matcher, field: &str) -> Result<Self, FieldError> {
-        let test = if matcher.is_regex {
-            Test::Regex(compile_regex(&matcher.value, field)?)
-        } else {
-            Test::Equal(matcher.value.clone())
-        };
-        Ok(CompiledMatcher {
-            name: matcher.name.clone(),
-            test,
-            equal: matcher.is_equal,
-        })
-    }
-
-    /// Heap taken by the compiled regular expression, if any.
-    fn regex_bytes(&self) -> usize {
-        match &self.test {
-            Test::Equal(_) => 0,
-            Test::Regex(regex) => regex.memory_usage(),
-        }
-    }
-
-    fn matches_value(&self, value: &str) -> bool {
-        let found = match &self.test {
-            Test::Equal(expected) => expected == value,
-            Test::Regex(regex) => regex.is_match(value),
-        };
-        found == self.equal
-    }
-
-    fn matches(&self, incident: &Incident) -> bool {
-        let value = match self.name.as_str() {
-            "service" => incident.service.as_str(),
-            "kind" => incident.kind.as_str(),
-            "subject" => incident.subject.as_str(),
-            "severity" => incident.severity.as_str(),
-            "source" => incident.source.as_str(),
-            "fingerprint" => incident.fingerprint.as_str(),
-            label => incident.labels.get(label).map(String::as_str).unwrap_or(""),
-        };
-        self.matches_value(value)
-    }
+/// The shared matcher (obs_model::matcher), its refusal naming `field.value`.
+fn compile_matcher(matcher: &Matcher, field: &str) -> Result<CompiledMatcher, FieldError> {
+    CompiledMatcher::new(matcher).map_err(|why| FieldError::new(format!("{field}.value"), why))
 }
 
 /// A validated silence with its matchers compiled.
@@ -216,7 +108,7 @@ impl Compiled {
                     ),
                 ));
             }
-            let compiled = CompiledMatcher::compile(matcher, &field)?;
+            let compiled = compile_matcher(matcher, &field)?;
             regex_bytes += compiled.regex_bytes();
             // Counted as they compile: the budget is checked before the next one is built.
             if regex_bytes > MAX_SILENCE_REGEX_BYTES {
@@ -225,8 +117,8 @@ impl Compiled {
                     format!(
                         "the regular expressions up to matchers[{index}] take {} compiled; at most \
                          {} are allowed in one silence (MAX_SILENCE_REGEX_BYTES)",
-                        size(regex_bytes),
-                        size(MAX_SILENCE_REGEX_BYTES)
+                        matcher::size(regex_bytes),
+                        matcher::size(MAX_SILENCE_REGEX_BYTES)
                     ),
                 ));
             }
@@ -461,9 +353,11 @@ mod tests {
     #[test]
     fn one_silence_s_regular_expressions_share_one_budget() {
         // Each fits MAX_REGEX_BYTES on its own (about 275 KiB); 32 of them do not fit a silence.
-        let one = compile_regex("\\w{5}", "matchers[0]").unwrap();
-        assert!(one.memory_usage() <= MAX_REGEX_BYTES);
-        let per_silence = MAX_SILENCE_REGEX_BYTES / one.memory_usage();
+        let one = compile_matcher(&matcher("service", "\\w{5}", true, true), "matchers[0]")
+            .unwrap()
+            .regex_bytes();
+        assert!(one <= MAX_REGEX_BYTES);
+        let per_silence = MAX_SILENCE_REGEX_BYTES / one;
         assert!(per_silence < MAX_MATCHERS);
         let many: Vec<Matcher> = (0..MAX_MATCHERS)
             .map(|_| matcher("service", "\\w{5}", true, true))
@@ -492,7 +386,10 @@ mod tests {
             "(?i)edge-cam.*",
             "warning|critical",
         ] {
-            assert!(compile_regex(common, "m").is_ok(), "{common}");
+            assert!(
+                compile_matcher(&matcher("m", common, true, true), "m").is_ok(),
+                "{common}"
+            );
         }
     }
 

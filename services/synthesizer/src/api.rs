@@ -37,13 +37,15 @@ pub fn routes(cfg: &mut web::ServiceConfig, shared: Arc<Shared>) {
                 .route(web::get().to(list_plans)),
         )
         .service(web::resource("/v1/plans/{id}").route(web::get().to(get_plan)))
-        .service(web::resource("/v1/report").route(web::get().to(report)));
+        .service(web::resource("/v1/report").route(web::get().to(report)))
+        .service(web::resource("/v1/notify/config").route(web::get().to(notify_config)));
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(status_page, post_plans, list_plans, get_plan, report),
+    paths(status_page, post_plans, list_plans, get_plan, report, notify_config),
     tags(
+        (name = "notify", description = "Where notifications go"),
         (name = "plans", description = "Plans (with their incidents) from the planner"),
         (name = "report", description = "What the fleet knows, for people: status page, report")
     )
@@ -145,6 +147,17 @@ async fn report(
         "html" => html_response(html::render(&report)),
         _ => HttpResponse::Ok().json(report),
     })
+}
+
+/// The effective notification routing: NOTIFY_CONFIG's tree with everything inherited filled
+/// in (or NOTIFY_WEBHOOKS as one route), its receivers and the warnings read at start.
+/// Webhook URLs are redacted and Slack's `api_url` is masked whole; still, with API_TOKEN set
+/// it needs the token, as other reads that may expose secrets do.
+#[utoipa::path(get, path = "/v1/notify/config", tag = "notify",
+    responses((status = 200, description = "{source, file, route: {path, receiver, matchers, continue, group_by, group_wait_seconds, group_interval_seconds, repeat_interval_seconds, routes}, receivers: [{name, webhook_configs, slack_configs, not_delivered}], warnings}", body = serde_json::Value),
+        (status = 401, body = obs_core::error::ErrorBody)))]
+async fn notify_config(_: obs_core::SensitiveRead, shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.routing().view())
 }
 
 /// A batch of plans from the planner: a JSON array of `obs_model::Plan`, each with its

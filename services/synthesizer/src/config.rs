@@ -11,6 +11,8 @@ use obs_core::config::{self, ConfigError, Seconds};
 use obs_model::Severity;
 use serde::Deserialize;
 
+use crate::notify::route::Routing;
+
 /// The range of each duration setting (docs/configuration.md lists them): no timer gets a
 /// period of nothing, none is longer than a year.
 pub mod bounds {
@@ -27,8 +29,10 @@ const GENERIC_PREFIX: &str = "generic:";
 
 #[derive(Debug, Clone)]
 pub struct SynthesizerConfig {
-    /// NOTIFY_WEBHOOKS: where notifications go.
+    /// NOTIFY_WEBHOOKS: where notifications go (one route), unless NOTIFY_CONFIG is set.
     pub webhooks: Vec<Webhook>,
+    /// NOTIFY_CONFIG: the routing tree read from its file; None: NOTIFY_WEBHOOKS.
+    pub notify_config: Option<Routing>,
     /// NOTIFY_MIN_SEVERITY: incidents below it are not notified.
     pub notify_min_severity: Severity,
     /// NOTIFY_GROUP_SECONDS: changes arriving within this long of the first one go out
@@ -78,6 +82,7 @@ pub struct Webhook {
 struct RawSynthesizerEnv {
     #[serde(default)]
     notify_webhooks: String,
+    notify_config: Option<String>,
     #[serde(default = "default_min_severity")]
     notify_min_severity: String,
     #[serde(default = "default_group_seconds")]
@@ -119,11 +124,15 @@ impl SynthesizerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let raw: RawSynthesizerEnv = config::from_env()?;
         let digest = raw.digest_interval.unwrap_or_else(default_digest_interval);
+        let notify_group =
+            bounds::NOTIFY_GROUP.setting("NOTIFY_GROUP_SECONDS", raw.notify_group_seconds)?;
+        let webhooks = webhooks(&raw.notify_webhooks)?;
+        let notify_config = notify_config(raw.notify_config.as_deref(), &webhooks, notify_group)?;
         Ok(SynthesizerConfig {
-            webhooks: webhooks(&raw.notify_webhooks)?,
+            webhooks,
+            notify_config,
             notify_min_severity: severity(&raw.notify_min_severity)?,
-            notify_group: bounds::NOTIFY_GROUP
-                .setting("NOTIFY_GROUP_SECONDS", raw.notify_group_seconds)?,
+            notify_group,
             digest_interval: if digest == 0.0 {
                 None
             } else {
@@ -142,6 +151,7 @@ impl SynthesizerConfig {
     pub fn for_tests() -> Self {
         SynthesizerConfig {
             webhooks: Vec::new(),
+            notify_config: None,
             notify_min_severity: Severity::Warning,
             notify_group: Duration::from_millis(200),
             digest_interval: None,
@@ -193,6 +203,28 @@ pub fn webhooks(text: &str) -> Result<Vec<Webhook>, ConfigError> {
         found.push(webhook);
     }
     Ok(found)
+}
+
+/// NOTIFY_CONFIG: the routing file, read and checked now (one line naming the file, the
+/// route and the field if anything is wrong). Setting NOTIFY_WEBHOOKS too is refused: two
+/// places saying where notifications go would be one too many.
+fn notify_config(
+    path: Option<&str>,
+    webhooks: &[Webhook],
+    group: Duration,
+) -> Result<Option<Routing>, ConfigError> {
+    let Some(path) = path.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    if !webhooks.is_empty() {
+        return Err(ConfigError::new(
+            "NOTIFY_CONFIG and NOTIFY_WEBHOOKS are both set: list the webhooks as receivers in \
+             NOTIFY_CONFIG's file and unset NOTIFY_WEBHOOKS",
+        ));
+    }
+    Routing::load(std::path::Path::new(path), group)
+        .map(Some)
+        .map_err(|why| ConfigError::new(format!("NOTIFY_CONFIG: {why}")))
 }
 
 fn severity(text: &str) -> Result<Severity, ConfigError> {
@@ -266,5 +298,26 @@ mod tests {
             }
         }
         assert!(within("STATUS_EVENTS", 0, 1, 1000).is_err());
+    }
+
+    #[test]
+    fn notify_config_is_refused_beside_webhooks_and_names_its_file() {
+        let group = Duration::from_secs(2);
+        let hooks = webhooks("http://a/x").unwrap();
+        let error = notify_config(Some("/etc/notify.yml"), &hooks, group)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("NOTIFY_CONFIG and NOTIFY_WEBHOOKS are both set"),
+            "{error}"
+        );
+        let error = notify_config(Some("/nonexistent/notify.yml"), &[], group)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("NOTIFY_CONFIG: /nonexistent/notify.yml: cannot be read"),
+            "{error}"
+        );
+        assert!(notify_config(Some(" "), &hooks, group).unwrap().is_none());
     }
 }

@@ -46,6 +46,7 @@ use tokio::sync::Notify;
 pub use config::SynthesizerConfig;
 
 use crate::metrics::SynthesizerMetrics;
+use crate::notify::route::Routing;
 use crate::notify::Notifier;
 use crate::plans::{Accepted, NotifyRules};
 use crate::report::Report;
@@ -75,6 +76,11 @@ impl Shared {
 
     pub fn db(&self) -> &Db {
         self.store.db()
+    }
+
+    /// Where notifications go: the routing tree and its channels.
+    pub fn routing(&self) -> &notify::route::Routing {
+        self.notifier.routing()
     }
 
     fn rules(&self) -> NotifyRules {
@@ -182,8 +188,18 @@ impl Synthesizer {
             config.peer_timeout,
             core.api_token.as_deref(),
         )?;
+        let routing = match &config.notify_config {
+            Some(routing) => routing.clone(),
+            None => Routing::webhooks(&config.webhooks, config.notify_group),
+        };
+        for warning in &routing.warnings {
+            tracing::warn!(
+                file = %routing.file.as_deref().unwrap_or(std::path::Path::new("")).display(),
+                "NOTIFY_CONFIG: {warning}"
+            );
+        }
         let shared = Arc::new(Shared {
-            notifier: Notifier::open(&db, service, &config.webhooks)?,
+            notifier: Notifier::open(&db, service, routing)?,
             notices_queued: Notify::new(),
             store,
             sources,

@@ -7,8 +7,10 @@
 //!   revision-checked, so a lower or equal copy changes nothing).
 //! - `synthesizer_owed`: per incident, the highest revision owed a notification: a
 //!   redelivered plan (even one pruned since) is not news twice.
-//! - `synthesizer_pending`: changes owed and waiting for their group window
-//!   (NOTIFY_GROUP_SECONDS), kept so a crash inside the window loses nothing.
+//! - `synthesizer_pending`: changes owed and waiting for their groups (kept so a crash
+//!   inside a group's wait loses nothing); `synthesizer_routed`: each routed change in the
+//!   group of each route it goes to (route path, `group_by` values); `synthesizer_groups`:
+//!   when each group last sent, for its `group_interval`.
 //! - `synthesizer_notified`: UNIQUE (webhook, incident, revision, open/resolve). A group's
 //!   message is staged in each webhook's outbox in the transaction that inserts these rows
 //!   and deletes the pending ones; a replica whose insert meets an existing row (another
@@ -29,6 +31,7 @@ use obs_model::{Plan, PlanState, Severity};
 use ulid::Ulid;
 
 use crate::config::WebhookKind;
+use crate::notify::route::Routing;
 use crate::notify::Notifier;
 use crate::plans::{
     self, decide, newest_copies, Accepted, Decision, Full, Held, Notice, NotifyRules, Saved, View,
@@ -47,13 +50,16 @@ const LOOKUP_CHUNK: usize = 500;
 /// Taken (PostgreSQL) by every batch of plans, so replicas deciding about the same plans
 /// take turns and each sees what the other committed. Released at commit.
 const BATCH_LOCK: i64 = 7_345_120_404;
+/// Taken (PostgreSQL) by every flush of the notification groups.
+const FLUSH_LOCK: i64 = 7_345_120_405;
 
 pub const SCHEMA: Schema = Schema {
     component: "synthesizer",
-    migrations: &[Migration::portable(
-        1,
-        "plans, owed revisions, pending and notified changes",
-        "
+    migrations: &[
+        Migration::portable(
+            1,
+            "plans, owed revisions, pending and notified changes",
+            "
 CREATE TABLE synthesizer_plans (
     id TEXT PRIMARY KEY,
     incident_id TEXT NOT NULL,
@@ -92,7 +98,30 @@ CREATE TABLE synthesizer_notified (
     UNIQUE (webhook, incident_id, revision, kind)
 );
 CREATE INDEX synthesizer_notified_by_age ON synthesizer_notified (notified_at);",
-    )],
+        ),
+        Migration::portable(
+            2,
+            "notification routes: each pending change in the groups of the routes it goes to",
+            "
+ALTER TABLE synthesizer_pending ADD COLUMN routed BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE synthesizer_routed (
+    route TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    revision BIGINT NOT NULL,
+    queued_at BIGINT NOT NULL,
+    PRIMARY KEY (route, grp, incident_id, revision)
+);
+CREATE INDEX synthesizer_routed_by_change ON synthesizer_routed (incident_id, revision);
+CREATE TABLE synthesizer_groups (
+    route TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    last_sent BIGINT NOT NULL,
+    PRIMARY KEY (route, grp)
+);
+CREATE INDEX synthesizer_groups_by_age ON synthesizer_groups (last_sent);",
+        ),
+    ],
 };
 
 /// What a committed batch did, and the open incidents by severity after it.
@@ -101,12 +130,100 @@ pub struct Committed {
     pub open: [(Severity, usize); 3],
 }
 
-/// What a committed group sent.
+/// What a flush sent.
 pub struct Sent {
-    /// Changes taken from the pending table.
+    /// Changes sent in a group (one change in two groups counts twice).
     pub changes: usize,
     /// The kind of each webhook a message was staged for.
     pub messages: Vec<WebhookKind>,
+    /// When the next group waiting is due, if one is.
+    pub next_due: Option<DateTime<Utc>>,
+    /// Changes no route delivers (their receiver has no channel).
+    pub dropped: usize,
+}
+
+/// What routing the pending changes did.
+struct Routed {
+    dropped: usize,
+}
+
+/// Put each pending change not routed yet in the group of each route it goes to.
+fn route_pending(tx: &mut Tx<'_>, routing: &Routing) -> anyhow::Result<Routed> {
+    let rows = tx.query(
+        "SELECT incident_id, revision, notice FROM synthesizer_pending WHERE routed = 0 \
+         ORDER BY queued_at, incident_id, revision",
+        &[],
+    )?;
+    let mut dropped = 0;
+    for row in &rows {
+        let (incident_id, revision) = (row.text(0)?.to_string(), row.int(1)?);
+        let notice: Notice = row.json(2).with_context(|| {
+            format!("the pending change of incident {incident_id} revision {revision}")
+        })?;
+        let incident = &notice.plan.incident;
+        let mut groups = 0;
+        for route in routing.pick(incident) {
+            let delivers = routing.receivers[route.receiver]
+                .targets
+                .iter()
+                .any(|target| target.wants(incident.change));
+            if !delivers {
+                continue;
+            }
+            groups += tx.execute(
+                "INSERT INTO synthesizer_routed (route, grp, incident_id, revision, queued_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    route.path.as_str().into(),
+                    route.group_key(incident).into(),
+                    incident_id.as_str().into(),
+                    revision.into(),
+                    notice.queued_at.timestamp_millis().into(),
+                ],
+            )?;
+        }
+        if groups == 0 {
+            dropped += 1;
+            tx.execute(
+                "DELETE FROM synthesizer_pending WHERE incident_id = $1 AND revision = $2",
+                &[incident_id.as_str().into(), revision.into()],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE synthesizer_pending SET routed = 1 WHERE incident_id = $1 AND revision = $2",
+                &[incident_id.as_str().into(), revision.into()],
+            )?;
+        }
+    }
+    Ok(Routed { dropped })
+}
+
+/// Insert the (webhook, incident, revision, open/resolve) key; false if it was there already
+/// (this webhook heard of it, through another group or from another replica).
+fn mark_notified(
+    tx: &mut Tx<'_>,
+    destination: &str,
+    notice: &Notice,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let incident = &notice.plan.incident;
+    let inserted = tx.execute(
+        "INSERT INTO synthesizer_notified \
+         (webhook, incident_id, revision, kind, notified_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        &[
+            destination.into(),
+            incident.id.to_string().into(),
+            incident.revision.into(),
+            notice.kind().into(),
+            now.timestamp_millis().into(),
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
+fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 /// The synthesizer's tables in the role's database. Cheap to clone.
@@ -223,94 +340,114 @@ impl Store {
             .await
     }
 
-    /// When the oldest change waiting for its group was queued, if any is.
-    pub async fn oldest_pending(&self) -> anyhow::Result<Option<DateTime<Utc>>> {
-        self.db
-            .read(|tx| {
-                let oldest = tx
-                    .query_opt("SELECT MIN(queued_at) FROM synthesizer_pending", &[])?
-                    .map(|row| row.opt_int(0))
-                    .transpose()?
-                    .flatten();
-                Ok(oldest.map(from_millis))
-            })
-            .await
-    }
-
-    /// Send every pending change as one message per webhook: in one transaction, insert
-    /// the `notified` keys, stage the message (of the changes whose key was new) in the
-    /// webhook's outbox, and delete the pending rows. The caller wakes the outboxes.
-    pub async fn send_group(&self, notifier: Notifier, now: DateTime<Utc>) -> anyhow::Result<Sent> {
+    /// Route what is pending and send every group that is due, in one transaction:
+    ///
+    /// 1. each change not routed yet is put in the group of every route it goes to
+    ///    (`synthesizer_routed`; a change no route delivers is dropped);
+    /// 2. a group is due at `max(oldest change + group_wait, last message + group_interval)`;
+    ///    a due group's changes go to each channel of its route's receiver: the `notified`
+    ///    keys inserted, one message staged (of the changes whose key was new) in the
+    ///    channel's outbox, the group's rows deleted;
+    /// 3. a change no group holds any more leaves `synthesizer_pending`.
+    ///
+    /// Returns what was sent and when the next group is due. The caller wakes the outboxes.
+    pub async fn flush(&self, notifier: Notifier, now: DateTime<Utc>) -> anyhow::Result<Sent> {
         self.db
             .write(move |tx| {
-                let lock = match tx.dialect() {
-                    // Another replica sending at the same moment waits for these rows and
-                    // then finds them gone, rather than splitting the group.
-                    Dialect::Postgres => " FOR UPDATE",
-                    Dialect::Sqlite => "",
-                };
-                let rows = tx.query(
-                    &format!(
-                        "SELECT incident_id, revision, notice FROM synthesizer_pending \
-                         ORDER BY queued_at, incident_id, revision{lock}"
-                    ),
+                if tx.dialect() == Dialect::Postgres {
+                    // Replicas flush in turn: one routes and sends, the next finds it done.
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[FLUSH_LOCK.into()])?;
+                }
+                let routing = notifier.routing();
+                let routed = route_pending(tx, routing)?;
+                let groups = tx.query(
+                    "SELECT route, grp, MIN(queued_at) FROM synthesizer_routed \
+                     GROUP BY route, grp ORDER BY MIN(queued_at), route, grp",
                     &[],
                 )?;
-                let mut notices: Vec<Notice> = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    notices.push(row.json(2).with_context(|| {
-                        format!(
-                            "the pending change of incident {} revision {}",
-                            row.text(0).unwrap_or("?"),
-                            row.int(1).unwrap_or_default()
-                        )
-                    })?);
-                }
-                let mut messages = Vec::new();
-                for hook in notifier.hooks() {
-                    let mut fresh: Vec<Notice> = Vec::with_capacity(notices.len());
-                    for notice in &notices {
-                        let incident = &notice.plan.incident;
-                        let inserted = tx.execute(
-                            "INSERT INTO synthesizer_notified \
-                             (webhook, incident_id, revision, kind, notified_at) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                            &[
-                                hook.destination().into(),
-                                incident.id.to_string().into(),
-                                incident.revision.into(),
-                                notice.kind().into(),
-                                now.timestamp_millis().into(),
-                            ],
-                        )?;
-                        if inserted == 1 {
-                            fresh.push(notice.clone());
+                let mut sent = Sent {
+                    changes: 0,
+                    messages: Vec::new(),
+                    next_due: None,
+                    dropped: routed.dropped,
+                };
+                for group in &groups {
+                    let (path, key) = (group.text(0)?.to_string(), group.text(1)?.to_string());
+                    let oldest = from_millis(group.int(2)?);
+                    let last_sent = tx
+                        .query_opt(
+                            "SELECT last_sent FROM synthesizer_groups WHERE route = $1 AND grp = $2",
+                            &[path.as_str().into(), key.as_str().into()],
+                        )?
+                        .map(|row| row.int(0))
+                        .transpose()?
+                        .map(from_millis);
+                    // A route gone since (the file changed) sends at once, to the root's
+                    // receiver: nothing owed is lost.
+                    let route = routing.route(&path).unwrap_or(&routing.root);
+                    let mut due = oldest + chrono_duration(route.group_wait);
+                    if let Some(last) = last_sent {
+                        due = due.max(last + chrono_duration(route.group_interval));
+                    }
+                    if due > now && routing.route(&path).is_some() {
+                        sent.next_due = Some(sent.next_due.map_or(due, |next: DateTime<Utc>| next.min(due)));
+                        continue;
+                    }
+                    let rows = tx.query(
+                        "SELECT p.notice FROM synthesizer_routed r JOIN synthesizer_pending p \
+                         ON p.incident_id = r.incident_id AND p.revision = r.revision \
+                         WHERE r.route = $1 AND r.grp = $2 \
+                         ORDER BY r.queued_at, r.incident_id, r.revision",
+                        &[path.as_str().into(), key.as_str().into()],
+                    )?;
+                    let notices = rows
+                        .iter()
+                        .map(|row| row.json::<Notice>(0).context("a pending change"))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let mut staged = false;
+                    for target in &routing.receivers[route.receiver].targets {
+                        let hook = &notifier.hooks()[target.channel];
+                        let mut fresh: Vec<Notice> = Vec::with_capacity(notices.len());
+                        for notice in notices
+                            .iter()
+                            .filter(|n| target.wants(n.plan.incident.change))
+                        {
+                            if mark_notified(tx, hook.destination(), notice, now)? {
+                                fresh.push(notice.clone());
+                            }
+                        }
+                        if !fresh.is_empty() {
+                            hook.stage(tx, &fresh, now)?;
+                            sent.messages.push(hook.kind());
+                            staged = true;
                         }
                     }
-                    if !fresh.is_empty() {
-                        hook.stage(tx, &fresh, now)?;
-                        messages.push(hook.kind());
+                    sent.changes += notices.len();
+                    tx.execute(
+                        "DELETE FROM synthesizer_routed WHERE route = $1 AND grp = $2",
+                        &[path.as_str().into(), key.as_str().into()],
+                    )?;
+                    if staged {
+                        tx.execute(
+                            "INSERT INTO synthesizer_groups (route, grp, last_sent) \
+                             VALUES ($1, $2, $3) ON CONFLICT (route, grp) \
+                             DO UPDATE SET last_sent = excluded.last_sent",
+                            &[path.as_str().into(), key.as_str().into(), now.timestamp_millis().into()],
+                        )?;
                     }
                 }
-                for row in &rows {
-                    tx.execute(
-                        "DELETE FROM synthesizer_pending WHERE incident_id = $1 AND revision = $2",
-                        &[row.text(0)?.into(), row.int(1)?.into()],
-                    )?;
-                }
+                tx.execute(
+                    "DELETE FROM synthesizer_pending WHERE routed = 1 AND NOT EXISTS (\
+                        SELECT 1 FROM synthesizer_routed r \
+                        WHERE r.incident_id = synthesizer_pending.incident_id \
+                        AND r.revision = synthesizer_pending.revision)",
+                    &[],
+                )?;
                 let cutoff = now.timestamp_millis() - REMEMBER_MILLIS;
-                tx.execute(
-                    "DELETE FROM synthesizer_notified WHERE notified_at < $1",
-                    &[cutoff.into()],
-                )?;
-                tx.execute(
-                    "DELETE FROM synthesizer_owed WHERE owed_at < $1",
-                    &[cutoff.into()],
-                )?;
-                Ok(Sent {
-                    changes: rows.len(),
-                    messages,
-                })
+                for table in ["synthesizer_notified WHERE notified_at", "synthesizer_owed WHERE owed_at", "synthesizer_groups WHERE last_sent"] {
+                    tx.execute(&format!("DELETE FROM {table} < $1"), &[cutoff.into()])?;
+                }
+                Ok(sent)
             })
             .await
             .context("handing the notifications to the webhooks' outboxes")

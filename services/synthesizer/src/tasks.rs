@@ -24,43 +24,16 @@ const POLL: Duration = Duration::from_secs(1);
 /// How long a dead digest holder keeps the other replicas waiting.
 const DIGEST_LEASE: Duration = Duration::from_secs(30);
 
-/// Wait until the oldest owed notification is NOTIFY_GROUP_SECONDS old, then send
-/// everything owed by then as one message per webhook.
+/// Route owed notifications into their routes' groups and send each group when it is due
+/// (its route's group_wait after its first change, and at least group_interval after its
+/// previous message), one message per channel of the route's receiver.
 pub async fn notify(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let group = shared.config.notify_group;
     // Only PostgreSQL has other writers; on SQLite every change queued here wakes this task.
     let poll = (shared.db().dialect() == Dialect::Postgres).then_some(POLL);
     loop {
-        let oldest = match shared.store().oldest_pending().await {
-            Ok(oldest) => oldest,
-            Err(error) => {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    "could not read the pending notifications; retrying"
-                );
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(RETRY) => continue,
-                }
-            }
-        };
-        let Some(oldest) = oldest else {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = shared.notices_queued.notified() => continue,
-                _ = sleep_or_forever(poll) => continue,
-            }
-        };
-        let waited = (Utc::now() - oldest).to_std().unwrap_or_default();
-        if let Some(remaining) = group.checked_sub(waited).filter(|d| !d.is_zero()) {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(remaining) => {}
-            }
-        }
-        match shared
+        let wait = match shared
             .store()
-            .send_group(shared.notifier.clone(), Utc::now())
+            .flush(shared.notifier.clone(), Utc::now())
             .await
         {
             Ok(sent) => {
@@ -75,9 +48,23 @@ pub async fn notify(shared: Arc<Shared>, shutdown: CancellationToken) {
                 if !sent.messages.is_empty() {
                     tracing::info!(
                         changes = sent.changes,
+                        messages = sent.messages.len(),
                         "notification queued for the webhooks"
                     );
                 }
+                if sent.dropped > 0 {
+                    tracing::debug!(
+                        changes = sent.dropped,
+                        "changes routed to receivers without a channel"
+                    );
+                }
+                sent.next_due.map(|due| {
+                    (due - Utc::now())
+                        .to_std()
+                        .unwrap_or_default()
+                        // At most a poll apart on PostgreSQL: other replicas queue too.
+                        .min(poll.unwrap_or(Duration::MAX))
+                })
             }
             Err(error) => {
                 for hook in shared.notifier.hooks() {
@@ -91,11 +78,13 @@ pub async fn notify(shared: Arc<Shared>, shutdown: CancellationToken) {
                     error = format!("{error:#}"),
                     "notification not queued; retrying"
                 );
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(RETRY) => {}
-                }
+                Some(RETRY)
             }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = shared.notices_queued.notified() => {}
+            _ = sleep_or_forever(wait.or(poll)) => {}
         }
     }
 }

@@ -3,66 +3,11 @@
 
 use std::time::Duration;
 
-use obs_model::Matcher;
-
 /// The longest `--for` accepted here; the curator has its own, shorter, limit.
 const MAX_DURATION_SECONDS: u64 = 10 * 366 * 86_400;
 
-/// `name=value`, `name!=value`, `name=~regex`, `name!~regex` (amtool's syntax); the value may
-/// be wrapped in double quotes.
-pub fn parse_matcher(text: &str) -> Result<Matcher, String> {
-    let Some(at) = text.find(['=', '!', '~']) else {
-        return Err(
-            "no operator; write name=value, name!=value, name=~regex or name!~regex".into(),
-        );
-    };
-    let name = text[..at].trim();
-    let rest = &text[at..];
-    let (operator, is_equal, is_regex) = [
-        ("=~", true, true),
-        ("!~", false, true),
-        ("!=", false, false),
-        ("=", true, false),
-    ]
-    .into_iter()
-    .find(|(operator, _, _)| rest.starts_with(operator))
-    .ok_or_else(|| "the operator must be one of = != =~ !~".to_string())?;
-    if name.is_empty() {
-        return Err(format!("no name before {operator}"));
-    }
-    let mut chars = name.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(format!(
-            "`{name}` is not a matcher name (letters, digits and _, not starting with a digit)"
-        ));
-    }
-    let value = rest[operator.len()..].trim();
-    let value = value
-        .strip_prefix('"')
-        .and_then(|inner| inner.strip_suffix('"'))
-        .unwrap_or(value);
-    Ok(Matcher {
-        name: name.to_string(),
-        value: value.to_string(),
-        is_regex,
-        is_equal,
-    })
-}
-
-/// How a matcher reads on the command line, the inverse of [`parse_matcher`].
-pub fn matcher_text(matcher: &Matcher) -> String {
-    let operator = match (matcher.is_equal, matcher.is_regex) {
-        (true, false) => "=",
-        (false, false) => "!=",
-        (true, true) => "=~",
-        (false, true) => "!~",
-    };
-    format!("{}{operator}\"{}\"", matcher.name, matcher.value)
-}
+// Matchers in amtool's syntax are obs-model's, shared with the curator and the synthesizer.
+pub use obs_model::matcher::{parse as parse_matcher, text as matcher_text};
 
 /// `90s`, `15m`, `2h`, `1h30m`, `3d`, `1w`: whole numbers, each with its unit.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -121,6 +66,7 @@ pub fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use obs_model::Matcher;
 
     fn matcher(name: &str, value: &str, is_equal: bool, is_regex: bool) -> Matcher {
         Matcher {

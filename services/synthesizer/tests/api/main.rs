@@ -10,4 +10,5 @@ mod notify;
 mod page;
 mod plans;
 mod report;
+mod routing;
 mod storage;

@@ -1,9 +1,10 @@
-//! Notifications: incident changes people should hear of, grouped briefly, one message per
-//! webhook per group, each webhook behind its own `obs_core::Outbox` (rows of the role's
+//! Notifications: incident changes people should hear of, routed ([`route`]: NOTIFY_CONFIG's
+//! tree, or NOTIFY_WEBHOOKS as one route), grouped per route, one message per webhook per
+//! group, each webhook behind its own `obs_core::Outbox` (rows of the role's
 //! database, retried with backoff while the receiver is down, delivered by any replica),
 //! posting one JSON object per request and never the fleet's API token. A group's message
 //! is staged in the same transaction that records which (webhook, incident, revision) it
-//! carries ([`crate::store::Store::send_group`]), so it goes out once or not at all.
+//! carries ([`crate::store::Store::flush`]), so it goes out once or not at all.
 //!
 //! Message shapes (docs/synthesizer.md): Slack-compatible `{"text": "…"}` in Slack's mrkdwn,
 //! or the generic JSON with every change, its incident and its plan. A message's `id` is
@@ -19,17 +20,21 @@ use serde_json::{json, Value};
 use crate::config::{Webhook, WebhookKind};
 use crate::plans::Notice;
 
-/// One webhook and its outbox.
+pub mod route;
+
+use route::{Channel, Routing};
+
+/// One webhook (a channel of the routing) and its outbox.
 #[derive(Clone)]
 pub struct Hook {
-    webhook: Webhook,
+    channel: Channel,
     destination: String,
     outbox: Outbox,
 }
 
 impl Hook {
     pub fn kind(&self) -> WebhookKind {
-        self.webhook.kind
+        self.channel.webhook.kind
     }
 
     /// The webhook's outbox name, also its key in `synthesizer_notified`.
@@ -44,8 +49,17 @@ impl Hook {
         notices: &[Notice],
         now: DateTime<Utc>,
     ) -> anyhow::Result<()> {
-        let message = match self.webhook.kind {
-            WebhookKind::Slack => slack_message(notices),
+        let message = match self.kind() {
+            WebhookKind::Slack => {
+                let mut message = slack_message(notices);
+                if let (Some(object), Ok(Value::Object(fields))) = (
+                    message.as_object_mut(),
+                    serde_json::to_value(&self.channel.slack),
+                ) {
+                    object.extend(fields);
+                }
+                message
+            }
             WebhookKind::Generic => generic_message(notices, now),
         };
         self.outbox
@@ -54,18 +68,22 @@ impl Hook {
     }
 }
 
-/// The webhooks' outboxes. Cheap to clone.
+/// The routing and one outbox per channel (`hooks()[i]` is `routing().channels[i]`'s). Cheap
+/// to clone.
 #[derive(Clone)]
 pub struct Notifier {
     hooks: std::sync::Arc<[Hook]>,
+    routing: std::sync::Arc<Routing>,
 }
 
 impl Notifier {
-    pub fn open(db: &Db, service: &Service, webhooks: &[Webhook]) -> anyhow::Result<Notifier> {
-        let hooks = webhooks
+    pub fn open(db: &Db, service: &Service, routing: Routing) -> anyhow::Result<Notifier> {
+        let hooks = routing
+            .channels
             .iter()
-            .map(|webhook| {
-                let destination = destination(webhook);
+            .map(|channel| {
+                let webhook = &channel.webhook;
+                let destination = channel_destination(channel);
                 let outbox = Outbox::open_with(
                     db,
                     service,
@@ -80,7 +98,7 @@ impl Notifier {
                     )
                 })?;
                 Ok(Hook {
-                    webhook: webhook.clone(),
+                    channel: channel.clone(),
                     destination,
                     outbox,
                 })
@@ -88,15 +106,21 @@ impl Notifier {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Notifier {
             hooks: hooks.into(),
+            routing: std::sync::Arc::new(routing),
         })
     }
 
+    /// Whether any receiver has a channel: without one nothing is owed.
     pub fn is_enabled(&self) -> bool {
-        !self.hooks.is_empty()
+        self.routing.delivers()
     }
 
     pub fn hooks(&self) -> &[Hook] {
         &self.hooks
+    }
+
+    pub fn routing(&self) -> &Routing {
+        &self.routing
     }
 
     pub fn start(&self, context: &RoleContext) {
@@ -118,13 +142,37 @@ impl Notifier {
 /// was reordered, and the URL (which may hold a secret, as Slack's do) never appears in
 /// metrics or in the database.
 pub fn destination(webhook: &Webhook) -> String {
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    format!(
+        "webhook-{}-{:08x}",
+        webhook.kind.as_str(),
+        fnv(webhook.url.bytes()) as u32
+    )
+}
+
+/// A channel's outbox name: its webhook's (so a URL moved from NOTIFY_WEBHOOKS into
+/// NOTIFY_CONFIG keeps its queue and notified keys), or, when Slack fields make its messages
+/// differ, one that hashes those too.
+pub fn channel_destination(channel: &Channel) -> String {
+    if channel.slack.is_empty() {
+        return destination(&channel.webhook);
+    }
+    let fields = serde_json::to_string(&channel.slack).unwrap_or_default();
+    let bytes = channel.webhook.url.bytes().chain([0]).chain(fields.bytes());
+    format!(
+        "webhook-{}-{:08x}",
+        channel.webhook.kind.as_str(),
+        fnv(bytes) as u32
+    )
+}
+
+/// FNV-1a: stable across builds and platforms, unlike std's hasher.
+fn fnv(bytes: impl Iterator<Item = u8>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in webhook.url.bytes() {
+    for byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("webhook-{}-{:08x}", webhook.kind.as_str(), hash as u32)
+    hash
 }
 
 /// Stable for the same notices: the first change's incident and revision, and how many.
