@@ -10,6 +10,7 @@
 //! - [`outbox`]: persisted, retried, bounded delivery of records to another role.
 //! - [`db`]: the one commit path: state, outbox and seen ids in SQLite or PostgreSQL.
 //! - [`heartbeat`]: the client that reports a role alive to the watcher.
+//! - [`render`]: heavy reads (`/metrics` of 100,000 services) on one low-priority thread.
 //! - [`runtime`]: a role binary's whole `main`.
 
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod outbox;
 pub mod pg_connect;
 pub mod probes;
 pub mod redact;
+pub mod render;
 pub mod runtime;
 mod series;
 pub mod server;

@@ -53,10 +53,10 @@ pub async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "probes",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
-    // A role with 100,000 services renders 13 MB for hundreds of ms: on the blocking pool, so
-    // the HTTP worker this connection is on keeps answering the requests that write.
+    // A role with 100,000 services renders 13 MB for tens of ms: on the render thread, at the
+    // lowest priority, so the HTTP workers keep answering the requests that write.
     let metrics = metrics.into_inner();
-    match web::block(move || metrics.render()).await {
+    match crate::render::render(move || metrics.render()).await {
         Ok(body) => HttpResponse::Ok().content_type(CONTENT_TYPE).body(body),
         Err(_) => crate::error::ApiError::Unavailable("the metrics could not be rendered".into())
             .into_response(),

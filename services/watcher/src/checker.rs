@@ -60,7 +60,7 @@ fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
 /// Write the beats heard since the last write-behind, in one transaction. On failure they
 /// stay pending (and are counted in `watcher_state_save_failures_total`).
 pub async fn flush_beats(shared: &Shared) -> anyhow::Result<()> {
-    let rows = shared.tracker().take_dirty();
+    let rows = crate::heartbeats::take_dirty(&shared.tracker);
     if rows.is_empty() {
         return Ok(());
     }
