@@ -230,21 +230,23 @@ impl Shared {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Applied> {
         let _turn = self.turn.lock().await;
+        if !self.shared_db() {
+            // A batch that only repeats what is open (every issue one the book knows) changes
+            // what is saved behind: applied in place, under one turn of the book's lock.
+            let mut book = self.book();
+            if book.only_repeats(&signals) {
+                let mut applied = Applied::default();
+                for signal in signals {
+                    book.apply(signal, now, &mut applied);
+                }
+                drop(book);
+                self.metrics.record(&applied);
+                return Ok(applied);
+            }
+        }
         if !self.shared_db() && self.book().unknown_issues(&signals).is_empty() {
             // Every issue is one the book knows: nothing to look up in the database, and
-            // if the batch only repeats what is open, nothing to write either.
-            {
-                let mut book = self.book();
-                if book.only_repeats(&signals) {
-                    let mut applied = Applied::default();
-                    for signal in signals {
-                        book.apply(signal, now, &mut applied);
-                    }
-                    drop(book);
-                    self.metrics.record(&applied);
-                    return Ok(applied);
-                }
-            }
+            // if the batch changes nothing durable, nothing to write either.
             let prepared = self.compute(|book, applied| {
                 for signal in signals {
                     book.apply(signal, now, applied);
